@@ -1,0 +1,343 @@
+"""``@ematix.pipeline`` and ``ematix.target``: a SQL-returning function becomes a Pipeline.
+
+Everything is validated here, at import time, before any database is touched: unknown columns,
+missing keys, modes that need options they lack. A bad declaration fails the import with a
+``ConfigError`` that names the pipeline and the field.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ematix_engine import registry
+from ematix_engine.api.table import table_spec
+from ematix_engine.errors import ConfigError, closest_match
+from ematix_engine.specs import Deletes, LoadMode, PipelineSpec, RetryPolicy, TargetSpec
+
+if TYPE_CHECKING:
+    from ematix_engine.batch.result import PreviewResult, RunResult
+    from ematix_engine.runlog.base import RunLog
+
+__all__ = ["Pipeline", "TargetDeclaration", "pipeline", "target"]
+
+
+class TargetDeclaration:
+    """What ``ematix.target(Table, mode=...)`` returns; completed into a TargetSpec later."""
+
+    __slots__ = ("options", "table")
+
+    def __init__(self, table: Any, options: dict[str, Any]) -> None:
+        self.table = table
+        self.options = options
+
+    def __repr__(self) -> str:
+        return f"target({table_spec(self.table).qualified_name}, {self.options})"
+
+
+def target(table: Any, **options: Any) -> TargetDeclaration:
+    """Declare one target of a fan-out pipeline.
+
+    Args:
+        table: a class declared with ``@ematix.table``.
+        **options: per-target load options: ``mode``, ``keys``, ``compare_columns``,
+            ``event_timestamp_column``, ``deletes``, ``ttl_seconds``, ``connection``,
+            ``asset_key``. Options not given fall back to the pipeline's.
+
+    Returns:
+        A declaration to pass in ``@ematix.pipeline(targets=[...])``.
+    """
+    unknown = set(options) - set(_TARGET_OPTIONS)
+    if unknown:
+        key = sorted(unknown)[0]
+        hint = closest_match(key, _TARGET_OPTIONS)
+        raise ConfigError(
+            f"ematix.target({table_spec(table).qualified_name}): unknown option {key!r}"
+            + (f"; did you mean {hint!r}?" if hint else "")
+        )
+    return TargetDeclaration(table, options)
+
+
+_TARGET_OPTIONS = (
+    "mode",
+    "keys",
+    "compare_columns",
+    "event_timestamp_column",
+    "deletes",
+    "ttl_seconds",
+    "connection",
+    "asset_key",
+)
+
+
+class Pipeline:
+    """A declared batch pipeline: call ``run()``, ``preview()`` or ``dry_run()``.
+
+    Attributes:
+        spec: the frozen :class:`PipelineSpec` every layer reads.
+    """
+
+    def __init__(self, spec: PipelineSpec) -> None:
+        self.spec = spec
+        self.__doc__ = spec.description or None
+        self.__name__ = spec.name
+
+    @property
+    def name(self) -> str:
+        """The pipeline's unique name."""
+        return self.spec.name
+
+    def __call__(self, connection: Any) -> str:
+        """Return the source SQL for ``connection`` (calls the decorated function)."""
+        return self.spec.source(connection)
+
+    def __repr__(self) -> str:
+        targets = ", ".join(f"{t.label} ({t.mode})" for t in self.spec.targets)
+        return f"<Pipeline {self.name!r} → {targets}>"
+
+    def run(self, run_log: RunLog | None = None, *, batch_size: int = 100_000) -> RunResult:
+        """Load every target once and return the counts.
+
+        Args:
+            run_log: where to record the firing (nothing is recorded when None).
+            batch_size: rows per Arrow batch on cross-database loads.
+
+        Raises:
+            EmatixError: the load failed; the target and its watermark are unchanged.
+        """
+        from ematix_engine.batch.runner import run_pipeline
+
+        return run_pipeline(self, run_log=run_log, batch_size=batch_size)
+
+    def preview(self) -> PreviewResult:
+        """Plan the load and return the SQL it would run, without touching any table."""
+        from ematix_engine.batch.runner import preview_pipeline
+
+        return preview_pipeline(self)
+
+    def dry_run(self) -> RunResult:
+        """Run the real SQL inside a transaction that is rolled back; report the counts."""
+        from ematix_engine.batch.runner import run_pipeline
+
+        return run_pipeline(self, dry_run=True)
+
+
+def _complete_target(
+    name: str, declared: TargetDeclaration, defaults: dict[str, Any]
+) -> TargetSpec:
+    spec_table = table_spec(declared.table)
+    options = {**{k: v for k, v in defaults.items() if v is not None}, **declared.options}
+    where = f"pipeline {name!r}, target {spec_table.qualified_name}"
+    try:
+        mode = LoadMode(options.get("mode", "append"))
+    except ValueError:
+        raise ConfigError(
+            f"{where}: mode must be one of {', '.join(m.value for m in LoadMode)}, "
+            f"got {options.get('mode')!r}"
+        ) from None
+    try:
+        deletes = Deletes(options.get("deletes", "ignore"))
+    except ValueError:
+        raise ConfigError(
+            f"{where}: deletes must be one of {', '.join(d.value for d in Deletes)}, "
+            f"got {options.get('deletes')!r}"
+        ) from None
+
+    def columns(option: str) -> tuple[str, ...]:
+        value = options.get(option) or ()
+        if isinstance(value, str):
+            value = (value,)
+        for column in value:
+            try:
+                spec_table.column(column)
+            except ConfigError as error:
+                raise ConfigError(f"{where}: {option}: {error}") from None
+        return tuple(value)
+
+    keys = columns("keys") or spec_table.primary_key or spec_table.natural_key()
+    compare = columns("compare_columns")
+    event_ts = options.get("event_timestamp_column")
+    if event_ts is not None:
+        columns_checked = columns("event_timestamp_column")
+        event_ts = columns_checked[0]
+    if mode in (LoadMode.MERGE, LoadMode.SCD2) and not keys:
+        raise ConfigError(
+            f"{where}: mode={mode.value!r} needs keys; mark key columns with pk() or pass keys=[...]"
+        )
+    if mode is not LoadMode.SCD2 and options.get("ttl_seconds") is not None:
+        raise ConfigError(f"{where}: ttl_seconds only applies to mode='scd2'")
+    if mode in (LoadMode.APPEND, LoadMode.REPLACE) and deletes is not Deletes.IGNORE:
+        raise ConfigError(f"{where}: deletes={deletes.value!r} needs mode 'merge' or 'scd2'")
+    if mode is LoadMode.MERGE and deletes is Deletes.NEW_RECORD:
+        raise ConfigError(f"{where}: deletes='new_record' only applies to mode='scd2'")
+    ttl = options.get("ttl_seconds")
+    if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
+        raise ConfigError(f"{where}: ttl_seconds must be a positive integer, got {ttl!r}")
+    if compare and set(compare) & set(keys):
+        raise ConfigError(
+            f"{where}: compare_columns must not repeat key columns {sorted(set(compare) & set(keys))}"
+        )
+    if mode is LoadMode.SCD2:
+        clash = {"valid_from", "valid_to", "is_current", "row_hash", "is_deleted"} & set(
+            spec_table.column_names
+        )
+        if clash:
+            raise ConfigError(
+                f"{where}: columns {sorted(clash)} are managed by scd2; rename them in the table"
+            )
+    asset_key = options.get("asset_key")
+    if isinstance(asset_key, str):
+        asset_key = tuple(asset_key.split("/"))
+    return TargetSpec(
+        table=spec_table,
+        mode=mode,
+        keys=tuple(keys),
+        compare_columns=compare,
+        event_timestamp_column=event_ts,
+        deletes=deletes,
+        ttl_seconds=ttl,
+        connection=options.get("connection") or spec_table.connection,
+        asset_key=tuple(asset_key) if asset_key else None,
+    )
+
+
+def pipeline(
+    fn: Callable[[Any], str] | None = None,
+    *,
+    target: Any = None,
+    targets: Sequence[TargetDeclaration | Any] | None = None,
+    schedule: str | None = None,
+    mode: str | None = None,
+    keys: Sequence[str] | None = None,
+    compare_columns: Sequence[str] | None = None,
+    event_timestamp_column: str | None = None,
+    ttl_seconds: int | None = None,
+    deletes: str | None = None,
+    incremental_column: str | None = None,
+    source_connection: Any = None,
+    target_connection: Any = None,
+    depends_on: Sequence[str] = (),
+    retry: dict | RetryPolicy | None = None,
+    name: str | None = None,
+    asset_key: str | Sequence[str] | None = None,
+    group: str | None = None,
+    owners: Sequence[str] = (),
+    tags: dict[str, str] | None = None,
+    checks: Sequence[Any] = (),
+):
+    """Declare a batch pipeline on a function that returns the source SQL.
+
+    Args:
+        fn: the function (when used without parentheses); it receives the source connection.
+        target: the target table class (single target).
+        targets: several targets (``ematix.target(T, mode=...)`` or table classes) for fan-out.
+        schedule: cron expression for ``ematix run-due`` and Dagster schedules.
+        mode: ``append`` (default), ``merge``, ``scd2`` or ``replace``.
+        keys: business key columns; default: the table's ``pk()`` columns.
+        compare_columns: columns whose change counts (merge/scd2); default: all non-key ones.
+        event_timestamp_column: source column that sets ``valid_from`` (scd2) or picks the
+            newest duplicate (merge).
+        ttl_seconds: scd2: close current versions older than this that the batch does not have.
+        deletes: ``ignore`` (default), ``close`` or ``new_record`` for full-snapshot sources.
+        incremental_column: column whose maximum becomes the watermark; the SQL may use
+            ``$watermark`` (loads rows strictly greater than it).
+        source_connection: where the SQL runs (name or typed connection); default: the target's.
+        target_connection: where the target lives; default: the table's, else ``default``.
+        depends_on: upstream pipeline names (must succeed first, today).
+        retry: ``{max_attempts, backoff_seconds, backoff_factor, max_backoff_seconds, jitter}``.
+        name: pipeline name; default: the function name.
+        asset_key: Dagster asset key override (``"a/b"`` or a sequence) for a single target.
+        group: Dagster asset group.
+        owners: Dagster asset owners.
+        tags: tags passed through to Dagster.
+        checks: data checks for the Dagster layer.
+
+    Returns:
+        A :class:`Pipeline`, registered in ``ematix_engine.registry``.
+
+    Raises:
+        ConfigError: the declaration is invalid (names the pipeline and the field).
+        CycleError: ``depends_on`` closes a ring.
+    """
+
+    def decorate(function: Callable[[Any], str]) -> Pipeline:
+        pipeline_name = name or function.__name__
+        declared: list[TargetDeclaration] = []
+        if target is not None and targets:
+            raise ConfigError(f"pipeline {pipeline_name!r}: pass target= or targets=, not both")
+        for item in [target] if target is not None else list(targets or ()):
+            declared.append(
+                item if isinstance(item, TargetDeclaration) else TargetDeclaration(item, {})
+            )
+        if not declared:
+            raise ConfigError(f"pipeline {pipeline_name!r}: needs target= or targets=[...]")
+        if asset_key is not None and len(declared) > 1:
+            raise ConfigError(
+                f"pipeline {pipeline_name!r}: asset_key= applies to one target; "
+                f"use ematix.target(T, asset_key=...) per target"
+            )
+        defaults = {
+            "mode": mode,
+            "keys": keys,
+            "compare_columns": compare_columns,
+            "event_timestamp_column": event_timestamp_column,
+            "ttl_seconds": ttl_seconds,
+            "deletes": deletes,
+            "connection": target_connection,
+            "asset_key": asset_key,
+        }
+        target_specs = tuple(_complete_target(pipeline_name, d, defaults) for d in declared)
+        labels = [t.label for t in target_specs]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"pipeline {pipeline_name!r}: a table appears twice in targets")
+        if incremental_column is not None:
+            for t in target_specs:
+                try:
+                    t.table.column(incremental_column)
+                except ConfigError as error:
+                    raise ConfigError(
+                        f"pipeline {pipeline_name!r}: incremental_column: {error}"
+                    ) from None
+        if schedule is not None:
+            _validate_cron(pipeline_name, schedule)
+        if isinstance(depends_on, str):
+            raise ConfigError(f"pipeline {pipeline_name!r}: depends_on must be a list of names")
+        try:
+            source_file = inspect.getsourcefile(function) or ""
+            source_line = inspect.getsourcelines(function)[1]
+        except (OSError, TypeError):
+            source_file, source_line = "", 0
+        spec = PipelineSpec(
+            name=pipeline_name,
+            targets=target_specs,
+            source=function,
+            schedule=schedule,
+            incremental_column=incremental_column,
+            source_connection=source_connection,
+            depends_on=tuple(depends_on),
+            retry=RetryPolicy.from_value(retry, pipeline_name),
+            description=inspect.cleandoc(function.__doc__ or ""),
+            module=function.__module__,
+            source_file=source_file,
+            source_line=source_line,
+            group=group,
+            owners=tuple(owners),
+            tags=dict(tags or {}),
+            checks=tuple(checks),
+        )
+        built = Pipeline(spec)
+        registry.register(built)
+        return built
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def _validate_cron(pipeline_name: str, schedule: str) -> None:
+    from croniter import croniter
+
+    if not croniter.is_valid(schedule):
+        raise ConfigError(
+            f"pipeline {pipeline_name!r}: schedule {schedule!r} is not a valid cron expression "
+            f"(five fields: minute hour day-of-month month day-of-week)"
+        )

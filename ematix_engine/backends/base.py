@@ -1,0 +1,155 @@
+"""What every SQL backend offers the batch engine.
+
+A backend wraps one open database session. The planner (``ematix_engine.batch``) asks it to
+quote names, map column types, run statements inside one transaction, stream query results out
+as Arrow, and stage Arrow batches into a temporary table. Differences between systems are data:
+capability flags and a type map on each subclass (``backends/<system>.py``), in the manner of
+sqlglot's dialect classes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from sqlglot import exp
+
+from ematix_engine.schema.types import ColumnType
+
+__all__ = ["SqlBackend"]
+
+log = logging.getLogger("ematix.backends")
+
+
+class SqlBackend(ABC):
+    """A database session the batch engine can plan against.
+
+    Subclasses set the class attributes and implement the abstract methods.
+    """
+
+    #: Short system name used in messages and Dagster kinds.
+    name: ClassVar[str] = ""
+    #: sqlglot dialect name.
+    dialect: ClassVar[str] = ""
+    #: Whether ``schema.table`` names are real namespaces (SQLite: no, everything in main).
+    SUPPORTS_SCHEMAS: ClassVar[bool] = True
+    #: Whether targets get a PRIMARY KEY constraint (DuckDB: no; its ART index slows bulk
+    #: loads and rejects some UPDATEs of indexed tables).
+    CREATES_PRIMARY_KEY: ClassVar[bool] = True
+    #: DDL type overrides by ``ColumnType.sql_name``; others render through sqlglot.
+    TYPE_MAP: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    # ----------------------------------------------------------------- naming and types
+    def quote(self, name: str) -> str:
+        """Quote an identifier for this dialect (always quoted, whatever the characters)."""
+        return exp.to_identifier(name, quoted=True).sql(self.dialect)
+
+    def table_sql(self, schema: str | None, name: str) -> str:
+        """Quoted, qualified table name (schema dropped where schemas are not supported)."""
+        if schema and self.SUPPORTS_SCHEMAS:
+            return f"{self.quote(schema)}.{self.quote(name)}"
+        return self.quote(name)
+
+    def column_type_sql(self, column_type: type[ColumnType]) -> str:
+        """DDL type of ``column_type`` on this backend."""
+        override = self.TYPE_MAP.get(column_type.sql_name)
+        if override is not None:
+            return override
+        return column_type.sql_type().sql(self.dialect)
+
+    def literal_sql(self, value: str) -> str:
+        """A string literal, escaped by sqlglot."""
+        return exp.Literal.string(value).sql(self.dialect)
+
+    # --------------------------------------------------------------- statements and data
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> int:
+        """Run one statement; return the affected row count (-1 when unknown)."""
+
+    @abstractmethod
+    def query(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple]:
+        """Run a query and return every row."""
+
+    @abstractmethod
+    def read_arrow(
+        self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 100_000
+    ) -> pa.RecordBatchReader:
+        """Stream a query's result as Arrow record batches."""
+
+    @abstractmethod
+    def stage_arrow(self, table: str, reader: pa.RecordBatchReader) -> int:
+        """Create temporary table ``table`` shaped like ``reader`` and load every batch into it.
+
+        Returns:
+            The number of rows staged.
+        """
+
+    @abstractmethod
+    def begin(self) -> None:
+        """Open a transaction."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Commit the open transaction."""
+
+    @abstractmethod
+    def rollback(self) -> None:
+        """Roll the open transaction back."""
+
+    @abstractmethod
+    def table_columns(self, schema: str | None, name: str) -> dict[str, str] | None:
+        """Existing columns of a table as ``{name: lower-case type}``, or None when absent."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the session."""
+
+    # ------------------------------------------------------------------------ helpers
+    def param_placeholder(self, index: int) -> str:
+        """Positional parameter marker for source queries (``?`` unless overridden)."""
+        return "?"
+
+    def escape_user_sql(self, sql: str) -> str:
+        """Make user SQL safe to send together with parameters (psycopg doubles ``%``)."""
+        return sql
+
+    def prepare_load_session(self) -> None:  # noqa: B027 - optional hook
+        """Session settings a load needs (e.g. float rendering for ``row_hash``)."""
+
+    def create_schema(self, schema: str) -> None:
+        """Create ``schema`` if it does not exist (no-op without schema support)."""
+        if schema and self.SUPPORTS_SCHEMAS:
+            self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+
+    def drop_temp(self, table: str) -> None:
+        """Drop a temporary table if it exists."""
+        self.execute(f"DROP TABLE IF EXISTS {self.quote(table)}")
+
+    @contextlib.contextmanager
+    def transaction(self, *, rollback: bool = False) -> Iterator[None]:
+        """Run the block in one transaction; roll back on error or when ``rollback``."""
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        if rollback:
+            self.rollback()
+        else:
+            self.commit()
+
+    def __enter__(self) -> SqlBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

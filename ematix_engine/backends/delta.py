@@ -1,0 +1,244 @@
+"""Delta Lake (local path, delta-rs): target and source, with DuckDB as the compute engine.
+
+Delta has no SQL engine of its own, so a load runs the ordinary set-based plan in an in-memory
+DuckDB session and then commits the *difference* to the Delta table in **one** commit:
+
+* append  → the new rows, ``mode="append"``;
+* replace → the new table, ``mode="overwrite"``;
+* merge / scd2 → one Delta ``MERGE`` keyed on the version key (keys, plus ``valid_from`` for
+  SCD2) whose source is every row the plan inserted or changed, plus the keys it deleted.
+
+The watermark of an incremental pipeline rides in that commit's metadata
+(``ematix.watermark.<pipeline>``), so it advances exactly when the rows do. Tables live at
+``<root>/<schema>/<table>``; as a source, every table under the root is visible to the SQL as
+``schema.table``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+
+from ematix_engine.backends.duckdb import DuckDBBackend
+
+if TYPE_CHECKING:
+    from ematix_engine.batch.result import TargetResult
+    from ematix_engine.specs import PipelineSpec, TargetSpec
+
+__all__ = ["DeltaBackend"]
+
+_WATERMARK_KEY = "ematix.watermark."
+_ORIGINAL = "_ematix_original"
+
+
+class DeltaBackend:
+    """Delta tables under one root folder."""
+
+    name = "delta"
+    dialect = "duckdb"
+
+    def __init__(self, root: str, *, connection: Any = None) -> None:
+        self.root = Path(root)
+        self.connection = connection
+
+    # --------------------------------------------------------------------------- paths
+    def table_path(self, schema: str, table: str) -> Path:
+        """Folder of ``schema.table``."""
+        return self.root / schema / table
+
+    def tables(self) -> list[tuple[str, str]]:
+        """Every Delta table under the root as ``(schema, table)``."""
+        found = []
+        if self.root.is_dir():
+            for schema_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+                for table_dir in sorted(p for p in schema_dir.iterdir() if p.is_dir()):
+                    if (table_dir / "_delta_log").is_dir():
+                        found.append((schema_dir.name, table_dir.name))
+        return found
+
+    def compute_session(self) -> DuckDBBackend:
+        """An in-memory DuckDB session with every table under the root as ``schema.table``."""
+        duck = DuckDBBackend(":memory:")
+        for schema, table in self.tables():
+            duck.create_schema(schema)
+            dataset = DeltaTable(str(self.table_path(schema, table))).to_pyarrow_dataset()
+            view = f"_ematix_delta_{len(schema)}_{schema}_{table}"
+            duck.register_arrow(view, dataset)
+            duck.execute(
+                f"CREATE VIEW {duck.table_sql(schema, table)} AS SELECT * FROM {duck.quote(view)}"
+            )
+        return duck
+
+    # --------------------------------------------------------------------------- source
+    def read_arrow(
+        self, sql: str, params: Any = None, batch_size: int = 100_000
+    ) -> pa.RecordBatchReader:
+        """Run ``sql`` over the tables under the root (DuckDB dialect) as Arrow batches."""
+        duck = self.compute_session()
+        table = duck.con.sql(sql, params=params).to_arrow_table()
+        duck.close()
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(batch_size))
+
+    def param_placeholder(self, index: int) -> str:
+        """Positional parameter marker (DuckDB)."""
+        return "?"
+
+    def escape_user_sql(self, sql: str) -> str:
+        """Nothing to escape for DuckDB."""
+        return sql
+
+    def close(self) -> None:
+        """Nothing is held open between loads."""
+
+    # --------------------------------------------------------------------------- target
+    def read_watermark(self, spec_name: str, schema: str, table: str) -> str | None:
+        """Latest watermark recorded for ``spec_name`` in the table's commit metadata."""
+        path = self.table_path(schema, table)
+        if not (path / "_delta_log").is_dir():
+            return None
+        for commit in DeltaTable(str(path)).history(200):
+            value = commit.get(_WATERMARK_KEY + spec_name)
+            if value is not None:
+                return value
+        return None
+
+    def load(
+        self,
+        spec: PipelineSpec,
+        target: TargetSpec,
+        *,
+        batch_id: str,
+        dry_run: bool = False,
+        batch_size: int = 100_000,
+    ) -> TargetResult:
+        """Load one target: plan in DuckDB, then commit the difference to Delta."""
+        from dataclasses import replace
+
+        from ematix_engine.backends import same_database
+        from ematix_engine.batch.runner import run_sql_target
+        from ematix_engine.batch.watermarks import read_watermark, write_watermark
+        from ematix_engine.specs import LoadMode
+
+        schema, name = target.table.schema, target.table.name
+        path = self.table_path(schema, name)
+        exists = (path / "_delta_log").is_dir()
+        duck = self.compute_session()
+        try:
+            table_sql = duck.table_sql(schema, name)
+            duck.create_schema(schema)
+            if exists:
+                duck.execute(f"DROP VIEW IF EXISTS {table_sql}")
+                duck.execute(
+                    f"CREATE TABLE {table_sql} AS SELECT * FROM "
+                    f"{duck.quote(f'_ematix_delta_{len(schema)}_{schema}_{name}')}"
+                )
+                duck.execute(f"CREATE TABLE {duck.quote(_ORIGINAL)} AS SELECT * FROM {table_sql}")
+            stored = self.read_watermark(spec.name, schema, name)
+            if stored is not None:
+                write_watermark(duck, spec.name, target.label, stored)
+            source_conn = spec.source_connection or target.connection
+            same_db = spec.source_connection is None or same_database(
+                spec.source_connection, target.connection
+            )
+            result = run_sql_target(
+                duck,
+                spec,
+                target,
+                batch_id=batch_id,
+                dry_run=dry_run,
+                batch_size=batch_size,
+                same_db=same_db,
+                source_connection=source_conn,
+            )
+            if dry_run:
+                return replace(result, backend=self.name)
+            watermark = (
+                read_watermark(duck, spec.name, target.label) if spec.incremental_column else None
+            )
+            metadata = {"ematix.batch_id": batch_id, "ematix.pipeline": spec.name}
+            if watermark is not None:
+                metadata[_WATERMARK_KEY + spec.name] = watermark
+            commit = CommitProperties(custom_metadata=metadata)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not exists or target.mode is LoadMode.REPLACE:
+                table = duck.con.sql(f"SELECT * FROM {table_sql}").to_arrow_table()
+                write_deltalake(
+                    str(path),
+                    table,
+                    mode="overwrite",
+                    schema_mode="overwrite",
+                    commit_properties=commit,
+                )
+            elif target.mode is LoadMode.APPEND:
+                new_rows = duck.con.sql(
+                    f"SELECT * FROM {table_sql} WHERE {duck.quote('_batch_id')} = ?",
+                    params=[batch_id],
+                ).to_arrow_table()
+                write_deltalake(
+                    str(path),
+                    new_rows,
+                    mode="append",
+                    schema_mode="merge",
+                    commit_properties=commit,
+                )
+            else:
+                self._merge_difference(duck, path, target, commit)
+            return replace(result, backend=self.name)
+        finally:
+            duck.close()
+
+    def _merge_difference(
+        self, duck: DuckDBBackend, path: Path, target: TargetSpec, commit: CommitProperties
+    ) -> None:
+        from ematix_engine.specs import LoadMode
+
+        table_sql = duck.table_sql(target.table.schema, target.table.name)
+        original = duck.quote(_ORIGINAL)
+        version_key = list(target.keys) + (["valid_from"] if target.mode is LoadMode.SCD2 else [])
+        key_match = " AND ".join(f"o.{duck.quote(k)} = n.{duck.quote(k)}" for k in version_key)
+        op = duck.quote("_ematix_op")
+        changes = duck.con.sql(
+            f"SELECT *, 'upsert' AS {op} FROM (SELECT * FROM {table_sql} EXCEPT "
+            f"SELECT * FROM {original}) "
+            f"UNION ALL BY NAME "
+            f"SELECT o.*, 'delete' AS {op} FROM {original} AS o WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {table_sql} AS n WHERE {key_match})"
+        ).to_arrow_table()
+        if changes.num_rows == 0:
+            return
+        current = DeltaTable(str(path))
+        new_columns = [
+            f
+            for f in changes.schema
+            if f.name != "_ematix_op" and f.name not in current.schema().to_arrow().names
+        ]
+        if new_columns:  # schema drift: add the columns with an empty append first
+            empty = pa.Table.from_batches(
+                [], schema=pa.schema([*current.schema().to_arrow(), *new_columns])
+            )
+            write_deltalake(str(path), empty, mode="append", schema_mode="merge")
+            current = DeltaTable(str(path))
+        quote = _datafusion_quote
+        predicate = " AND ".join(f"target.{quote(k)} = source.{quote(k)}" for k in version_key)
+        columns = [n for n in changes.schema.names if n != "_ematix_op"]
+        assignments = {quote(c): f"source.{quote(c)}" for c in columns}
+        (
+            current.merge(
+                changes,
+                predicate=predicate,
+                source_alias="source",
+                target_alias="target",
+                commit_properties=commit,
+            )
+            .when_matched_update(updates=assignments, predicate="source._ematix_op = 'upsert'")
+            .when_matched_delete(predicate="source._ematix_op = 'delete'")
+            .when_not_matched_insert(updates=assignments, predicate="source._ematix_op = 'upsert'")
+            .execute()
+        )
+
+
+def _datafusion_quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

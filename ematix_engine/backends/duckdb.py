@@ -1,0 +1,96 @@
+"""DuckDB: an embedded target and source; also the compute engine behind Delta loads."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import duckdb
+import pyarrow as pa
+from typing_extensions import override
+
+from ematix_engine.backends.base import SqlBackend
+
+__all__ = ["DuckDBBackend"]
+
+_DML = ("INSERT", "UPDATE", "DELETE")
+
+
+class DuckDBBackend(SqlBackend):
+    """A DuckDB database file (or ``:memory:``)."""
+
+    name = "duckdb"
+    dialect = "duckdb"
+    CREATES_PRIMARY_KEY = False
+    TYPE_MAP: ClassVar[Mapping[str, str]] = {"VARBINARY": "BLOB", "JSON": "JSON"}
+
+    def __init__(self, path: str = ":memory:", *, connection: Any = None) -> None:
+        super().__init__(connection)
+        self.path = path
+        self.con = duckdb.connect(path)
+
+    @override
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> int:
+        result = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+        if sql.lstrip()[:6].upper() in _DML:
+            row = result.fetchone()
+            return int(row[0]) if row else -1
+        return -1
+
+    @override
+    def query(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple]:
+        return (
+            self.con.execute(sql, params).fetchall()
+            if params is not None
+            else self.con.execute(sql).fetchall()
+        )
+
+    @override
+    def read_arrow(
+        self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 100_000
+    ) -> pa.RecordBatchReader:
+        return self.con.sql(sql, params=params).to_arrow_reader(batch_size)
+
+    @override
+    def stage_arrow(self, table: str, reader: pa.RecordBatchReader) -> int:
+        view = f"_ematix_arrow_{uuid.uuid4().hex[:12]}"
+        self.con.register(view, reader)
+        try:
+            self.execute(
+                f"CREATE TEMP TABLE {self.quote(table)} AS SELECT * FROM {self.quote(view)}"
+            )
+        finally:
+            self.con.unregister(view)
+        return int(self.query(f"SELECT COUNT(*) FROM {self.quote(table)}")[0][0])
+
+    def register_arrow(self, name: str, data: Any) -> None:
+        """Expose an Arrow table, dataset or reader as a view named ``name``."""
+        self.con.register(name, data)
+
+    @override
+    def begin(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+
+    @override
+    def commit(self) -> None:
+        self.con.execute("COMMIT")
+
+    @override
+    def rollback(self) -> None:
+        self.con.execute("ROLLBACK")
+
+    @override
+    def table_columns(self, schema: str | None, name: str) -> dict[str, str] | None:
+        rows = self.query(
+            "SELECT column_name, lower(data_type) FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema or "main", name],
+        )
+        return dict(rows) if rows else None
+
+    @override
+    def close(self) -> None:
+        self.con.close()

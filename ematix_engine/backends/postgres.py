@@ -1,0 +1,195 @@
+"""PostgreSQL (psycopg 3): target and source.
+
+Staging uses ``COPY … FROM STDIN (FORMAT csv)`` fed with the bytes ``pyarrow.csv`` writes for
+each record batch, so no Python loop touches rows. Loads run in one transaction with
+``extra_float_digits = 0`` and ``TimeZone = UTC`` so ``row_hash`` text matches other backends.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from typing_extensions import override
+
+from ematix_engine.backends.base import SqlBackend
+from ematix_engine.schema.types import column_type_from_arrow
+
+__all__ = ["PostgresBackend"]
+
+_CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, batch_size=65_536)
+
+# PostgreSQL type OIDs → Arrow types for reading query results.
+_OID_ARROW: dict[int, pa.DataType] = {
+    16: pa.bool_(),
+    17: pa.binary(),
+    20: pa.int64(),
+    21: pa.int16(),
+    23: pa.int32(),
+    25: pa.string(),
+    1043: pa.string(),
+    1042: pa.string(),
+    700: pa.float32(),
+    701: pa.float64(),
+    1082: pa.date32(),
+    1114: pa.timestamp("us"),
+    1184: pa.timestamp("us", tz="UTC"),
+    114: pa.string(),
+    3802: pa.string(),
+    2950: pa.string(),
+}
+
+
+class PostgresBackend(SqlBackend):
+    """A PostgreSQL session."""
+
+    name = "postgres"
+    dialect = "postgres"
+    TYPE_MAP: ClassVar[Mapping[str, str]] = {
+        "JSON": "JSONB",
+        "VARBINARY": "BYTEA",
+        "DOUBLE": "DOUBLE PRECISION",
+        "TIMESTAMPTZ": "TIMESTAMPTZ",
+    }
+
+    def __init__(self, dsn: str, *, connection: Any = None) -> None:
+        super().__init__(connection)
+        self.con = psycopg.connect(dsn, autocommit=True)
+
+    @override
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> int:
+        with self.con.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+
+    @override
+    def query(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple]:
+        with self.con.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    @override
+    def read_arrow(
+        self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 100_000
+    ) -> pa.RecordBatchReader:
+        cursor = self.con.cursor(name=None)
+        cursor.execute(sql, params)
+        names = [d.name for d in cursor.description]
+        types = [_OID_ARROW.get(d.type_code) for d in cursor.description]
+
+        def to_batch(rows: list[tuple]) -> pa.RecordBatch:
+            columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+            arrays = []
+            for values, arrow_type in zip(columns, types, strict=True):
+                arrays.append(pa.array(list(values), type=arrow_type))
+            return pa.RecordBatch.from_arrays(arrays, names=names)
+
+        first = to_batch(cursor.fetchmany(batch_size))
+        schema = first.schema
+
+        def batches():
+            try:
+                yield first
+                while rows := cursor.fetchmany(batch_size):
+                    yield to_batch(rows).cast(schema)
+            finally:
+                cursor.close()
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    @override
+    def stage_arrow(self, table: str, reader: pa.RecordBatchReader) -> int:
+        schema = reader.schema
+        columns = ", ".join(
+            f"{self.quote(f.name)} {self.column_type_sql(column_type_from_arrow(f.type))}"
+            for f in schema
+        )
+        self.execute(f"CREATE TEMP TABLE {self.quote(table)} ({columns})")
+        return self.copy_arrow(self.quote(table), reader)
+
+    def copy_arrow(
+        self, table_sql: str, reader: pa.RecordBatchReader, columns: Sequence[str] | None = None
+    ) -> int:
+        """``COPY`` every batch of ``reader`` into ``table_sql`` as CSV produced by Arrow."""
+        names = columns or reader.schema.names
+        column_list = ", ".join(self.quote(n) for n in names)
+        total = 0
+        with (
+            self.con.cursor() as cursor,
+            cursor.copy(f"COPY {table_sql} ({column_list}) FROM STDIN (FORMAT csv)") as copy,
+        ):
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                sink = io.BytesIO()
+                pa_csv.write_csv(_csv_ready(batch), sink, _CSV_OPTIONS)
+                copy.write(sink.getbuffer())
+                total += batch.num_rows
+        return total
+
+    @override
+    def begin(self) -> None:
+        self.con.execute("BEGIN")
+
+    @override
+    def commit(self) -> None:
+        self.con.execute("COMMIT")
+
+    @override
+    def rollback(self) -> None:
+        if self.con.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self.con.execute("ROLLBACK")
+
+    @override
+    def prepare_load_session(self) -> None:
+        self.con.execute("SET extra_float_digits = 0")
+        self.con.execute("SET TimeZone = 'UTC'")
+
+    @override
+    def param_placeholder(self, index: int) -> str:
+        return "%s"
+
+    @override
+    def escape_user_sql(self, sql: str) -> str:
+        return sql.replace("%", "%%")
+
+    @override
+    def table_columns(self, schema: str | None, name: str) -> dict[str, str] | None:
+        rows = self.query(
+            "SELECT column_name, lower(format_type(a.atttypid, a.atttypmod)) "
+            "FROM information_schema.columns c "
+            "JOIN pg_attribute a ON a.attrelid = format('%%I.%%I', c.table_schema, c.table_name)::regclass "
+            "AND a.attname = c.column_name "
+            "WHERE c.table_schema = %s AND c.table_name = %s ORDER BY c.ordinal_position",
+            (schema or "public", name),
+        )
+        return dict(rows) if rows else None
+
+    @override
+    def close(self) -> None:
+        self.con.close()
+
+
+def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Rewrite columns the CSV writer cannot express the way PostgreSQL reads them."""
+    arrays = []
+    changed = False
+    for column in batch.columns:
+        t = column.type
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            hexed = [None if v is None else "\\x" + v.hex() for v in column.to_pylist()]
+            arrays.append(pa.array(hexed, type=pa.string()))
+            changed = True
+        elif pa.types.is_dictionary(t):
+            arrays.append(pc.cast(column, t.value_type))
+            changed = True
+        else:
+            arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names) if changed else batch

@@ -1,0 +1,138 @@
+"""The state one target load carries: backend, columns, batch constants, statement log.
+
+Batch constants (``batch_id``, ``batch_ts``, the watermark, the TTL cut-off) live in a one-row
+temporary table ``_ematix_batch`` written with bound parameters; every generated statement reads
+them from there. Generated SQL therefore carries no values at all, and identifiers are always
+quoted by sqlglot (``SqlBackend.quote``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ematix_engine.backends.base import SqlBackend
+from ematix_engine.schema.ddl import TableColumn
+from ematix_engine.specs import TargetSpec
+
+__all__ = ["BATCH", "CHANGES", "RAW", "SOURCE", "Counts", "LoadContext"]
+
+log = logging.getLogger("ematix.batch")
+
+RAW = "_ematix_raw"
+SOURCE = "_ematix_src"
+BATCH = "_ematix_batch"
+CHANGES = "_ematix_chg"
+
+
+@dataclass(slots=True, kw_only=True)
+class LoadContext:
+    """Everything a mode planner needs to write one target.
+
+    Attributes:
+        backend: the target session, inside the load transaction.
+        pipeline: pipeline name (for messages).
+        target: the target spec.
+        columns: data columns the load writes (declared, then extra source columns).
+        physical_columns: every column of the target table (data + managed columns).
+        batch_id: this load's id (stored in ``_batch_id``).
+        batch_ts: this load's timestamp (``_loaded_at``, snapshot ``valid_from``).
+        execute_writes: False for preview: statements are recorded, not run.
+        statements: every statement, in order (for preview and debugging).
+    """
+
+    backend: SqlBackend
+    pipeline: str
+    target: TargetSpec
+    columns: tuple[TableColumn, ...]
+    physical_columns: tuple[TableColumn, ...]
+    batch_id: str
+    batch_ts: datetime
+    execute_writes: bool = True
+    statements: list[str] = field(default_factory=list)
+
+    # ---------------------------------------------------------------- running SQL
+    def run(self, sql: str) -> int:
+        """Record and (unless previewing) execute ``sql``; return its row count."""
+        self.statements.append(sql)
+        if not self.execute_writes:
+            return 0
+        log.debug("%s: %s", self.pipeline, sql)
+        return self.backend.execute(sql)
+
+    def scalar(self, sql: str) -> int:
+        """Run a counting query and return its single integer (0 in preview)."""
+        if not self.execute_writes:
+            return 0
+        rows = self.backend.query(sql)
+        return int(rows[0][0] or 0) if rows else 0
+
+    def rows(self, sql: str) -> list[tuple]:
+        """Run a query and return its rows (none in preview)."""
+        if not self.execute_writes:
+            return []
+        return self.backend.query(sql)
+
+    # ---------------------------------------------------------------- naming helpers
+    def q(self, name: str) -> str:
+        """Quote one identifier."""
+        return self.backend.quote(name)
+
+    @property
+    def table(self) -> str:
+        """Quoted target table."""
+        return self.backend.table_sql(self.target.table.schema, self.target.table.name)
+
+    def const(self, name: str) -> str:
+        """Scalar subquery reading batch constant ``name`` from ``_ematix_batch``."""
+        return f"(SELECT {self.q(name)} FROM {self.q(BATCH)})"
+
+    def cols(self, names: Sequence[str], alias: str | None = None) -> str:
+        """Comma-separated quoted columns, optionally qualified by ``alias``."""
+        prefix = f"{alias}." if alias else ""
+        return ", ".join(f"{prefix}{self.q(n)}" for n in names)
+
+    def match(self, left: str, right: str, names: Sequence[str] | None = None) -> str:
+        """``left.k = right.k AND …`` over the keys (or ``names``)."""
+        keys = names if names is not None else self.target.keys
+        return " AND ".join(f"{left}.{self.q(k)} = {right}.{self.q(k)}" for k in keys)
+
+    def distinct(self, left: str, right: str, names: Sequence[str]) -> str:
+        """True when any of ``names`` differs between ``left`` and ``right`` (NULL-safe)."""
+        op = "IS NOT" if self.backend.dialect == "sqlite" else "IS DISTINCT FROM"
+        if not names:
+            return "FALSE"
+        return (
+            "(" + " OR ".join(f"{left}.{self.q(n)} {op} {right}.{self.q(n)}" for n in names) + ")"
+        )
+
+    @property
+    def data_columns(self) -> tuple[str, ...]:
+        """Names of the data columns."""
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def non_key_columns(self) -> tuple[str, ...]:
+        """Data columns that are not keys."""
+        keys = set(self.target.keys)
+        return tuple(n for n in self.data_columns if n not in keys)
+
+    @property
+    def compare_columns(self) -> tuple[str, ...]:
+        """Declared compare columns, else every non-key column except the event time."""
+        if self.target.compare_columns:
+            return self.target.compare_columns
+        return tuple(n for n in self.non_key_columns if n != self.target.event_timestamp_column)
+
+
+@dataclass(slots=True)
+class Counts:
+    """Row counts a mode planner reports."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    closed: int = 0
+    deleted: int = 0

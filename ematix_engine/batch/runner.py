@@ -1,0 +1,344 @@
+"""Run a pipeline: for each target, one transaction that stages, plans, writes and commits.
+
+Per target: open the target session → begin → batch constants → raw rows (same database:
+``INSERT … SELECT`` path; else staged Arrow) → ``ensure_table`` → prepared source → mode plan →
+watermark → commit. Any error rolls the whole target back: rows and watermark stay as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ematix_engine.backends import open_backend, same_database
+from ematix_engine.backends.base import SqlBackend
+from ematix_engine.batch.append import load_append
+from ematix_engine.batch.context import BATCH, RAW, SOURCE, Counts, LoadContext
+from ematix_engine.batch.merge import load_merge
+from ematix_engine.batch.prepare import (
+    create_batch_table,
+    managed_columns,
+    prepare_source,
+    raw_schema,
+    resolve_columns,
+    stage_cross_database,
+    stage_same_database,
+    target_primary_key,
+)
+from ematix_engine.batch.replace import load_replace
+from ematix_engine.batch.result import PreviewResult, RunResult, TargetPreview, TargetResult
+from ematix_engine.batch.scd2 import load_scd2
+from ematix_engine.batch.watermarks import read_watermark, sentinel_for, write_watermark
+from ematix_engine.errors import EmatixError, LoadError, SourceError
+from ematix_engine.schema.ddl import ensure_table
+from ematix_engine.specs import LoadMode, PipelineSpec, TargetSpec
+
+if TYPE_CHECKING:
+    from ematix_engine.api.pipeline import Pipeline
+    from ematix_engine.runlog.base import RunLog
+
+__all__ = ["load_target", "preview_pipeline", "run_pipeline", "run_sql_target"]
+
+log = logging.getLogger("ematix.batch")
+
+_MODES = {
+    LoadMode.APPEND: load_append,
+    LoadMode.MERGE: load_merge,
+    LoadMode.SCD2: load_scd2,
+    LoadMode.REPLACE: load_replace,
+}
+DEFAULT_CONNECTION = "default"
+
+
+def _target_connection(target: TargetSpec) -> Any:
+    return target.connection or DEFAULT_CONNECTION
+
+
+def _source_connection(spec: PipelineSpec, target: TargetSpec) -> Any:
+    return spec.source_connection or _target_connection(target)
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    run_log: RunLog | None = None,
+    dry_run: bool = False,
+    batch_size: int = 100_000,
+    attempt: int | None = None,
+) -> RunResult:
+    """Load every target of ``pipeline`` once.
+
+    Args:
+        pipeline: the declared pipeline.
+        run_log: records the firing (start and finish) when given.
+        dry_run: run the real SQL, then roll every target back.
+        batch_size: rows per Arrow batch on cross-database loads.
+        attempt: attempt number to record (default: 1 + consecutive failures in the RunLog).
+
+    Returns:
+        The counts per target and in total.
+
+    Raises:
+        EmatixError: a target failed (after the RunLog records the failure).
+    """
+    spec = pipeline.spec
+    run_id = uuid.uuid4().hex
+    started = time.perf_counter()
+    record = None
+    if run_log is not None and not dry_run:
+        if attempt is None:
+            attempt = run_log.attempt_state(spec.name).consecutive_failures + 1
+        record = run_log.record_start(spec.name, attempt, run_id=run_id)
+    results: list[TargetResult] = []
+    try:
+        for target in spec.targets:
+            results.append(
+                load_target(spec, target, batch_id=run_id, dry_run=dry_run, batch_size=batch_size)
+            )
+    except BaseException as error:
+        if record is not None:
+            run_log.record_finish(
+                replace(
+                    record,
+                    status="failed",
+                    error=str(error) or type(error).__name__,
+                    finished_at=datetime.now(UTC),
+                    metrics={"duration_s": time.perf_counter() - started},
+                )
+            )
+        raise
+    result = RunResult(
+        pipeline=spec.name,
+        run_id=run_id,
+        status="success",
+        duration_s=time.perf_counter() - started,
+        targets=tuple(results),
+        dry_run=dry_run,
+    )
+    if record is not None:
+        run_log.record_finish(
+            replace(
+                record,
+                status="success",
+                rows_inserted=result.rows_inserted,
+                rows_updated=result.rows_updated,
+                rows_unchanged=result.rows_unchanged,
+                rows_closed=result.rows_closed,
+                rows_deleted=result.rows_deleted,
+                watermark=result.watermark,
+                finished_at=datetime.now(UTC),
+                metrics={"duration_s": result.duration_s},
+            )
+        )
+    return result
+
+
+def load_target(
+    spec: PipelineSpec,
+    target: TargetSpec,
+    *,
+    batch_id: str,
+    dry_run: bool = False,
+    batch_size: int = 100_000,
+) -> TargetResult:
+    """Load one target in one transaction (see the module docstring)."""
+    backend = open_backend(_target_connection(target))
+    try:
+        if backend.name == "delta":
+            return backend.load(
+                spec, target, batch_id=batch_id, dry_run=dry_run, batch_size=batch_size
+            )
+        return run_sql_target(
+            backend, spec, target, batch_id=batch_id, dry_run=dry_run, batch_size=batch_size
+        )
+    finally:
+        backend.close()
+
+
+def _incremental_type(spec: PipelineSpec, target: TargetSpec):
+    if spec.incremental_column is None:
+        return None
+    return target.table.column(spec.incremental_column).type
+
+
+def run_sql_target(
+    backend: SqlBackend,
+    spec: PipelineSpec,
+    target: TargetSpec,
+    *,
+    batch_id: str,
+    dry_run: bool = False,
+    batch_size: int = 100_000,
+    same_db: bool | None = None,
+    source_connection: Any = None,
+) -> TargetResult:
+    """Load one target through a SQL session (also the compute step of Delta loads).
+
+    Args:
+        backend: the target session.
+        spec: the pipeline.
+        target: the target.
+        batch_id: the run's id.
+        dry_run: roll back at the end.
+        batch_size: rows per Arrow batch when staging across databases.
+        same_db: force the same-database (or staged) path; default: compare connections.
+        source_connection: the connection the SQL runs on; default: the pipeline's.
+    """
+    batch_ts = datetime.now(UTC)
+    ttl_cutoff = batch_ts - timedelta(seconds=target.ttl_seconds or 0)
+    sqlite = backend.dialect == "sqlite"
+    fmt = "%Y-%m-%d %H:%M:%S.%f"
+    source_conn = source_connection or _source_connection(spec, target)
+    if same_db is None:
+        same_db = same_database(source_conn, _target_connection(target))
+    wm_type = _incremental_type(spec, target)
+    backend.prepare_load_session()
+    with backend.transaction(rollback=dry_run):
+        stored = read_watermark(backend, spec.name, target.label) if wm_type else None
+        watermark = (
+            stored
+            if stored is not None
+            else (sentinel_for(wm_type.hash_family) if wm_type else None)
+        )
+        create_batch_table(
+            backend,
+            batch_id=batch_id,
+            batch_ts_value=batch_ts.strftime(fmt) if sqlite else batch_ts,
+            watermark=watermark,
+            watermark_type=wm_type,
+            ttl_cutoff_value=ttl_cutoff.strftime(fmt) if sqlite else ttl_cutoff,
+        )
+        from ematix_engine.connections import get_connection
+
+        user_sql = spec.source(get_connection(source_conn))
+        if not isinstance(user_sql, str) or not user_sql.strip():
+            raise SourceError(spec.name, "the pipeline function must return a SQL string")
+        try:
+            if same_db:
+                stage_same_database(backend, user_sql, spec.incremental_column)
+            else:
+                source = open_backend(source_conn)
+                try:
+                    stage_cross_database(
+                        source, backend, user_sql, spec.incremental_column, watermark, batch_size
+                    )
+                finally:
+                    source.close()
+        except EmatixError:
+            raise
+        except Exception as error:
+            raise SourceError(spec.name, _redact(error, source_conn)) from error
+        columns, mapping = resolve_columns(spec.name, target, raw_schema(backend))
+        physical = columns + managed_columns(target)
+        ddl = ensure_table(
+            backend,
+            target.table.schema,
+            target.table.name,
+            physical,
+            primary_key=target_primary_key(target),
+        )
+        ctx = LoadContext(
+            backend=backend,
+            pipeline=spec.name,
+            target=target,
+            columns=columns,
+            physical_columns=physical,
+            batch_id=batch_id,
+            batch_ts=batch_ts,
+        )
+        ctx.statements.extend(ddl)
+        try:
+            prepare_source(ctx, mapping)
+            counts: Counts = _MODES[target.mode](ctx)
+        except EmatixError:
+            raise
+        except Exception as error:
+            raise LoadError(
+                spec.name, target.label, _redact(error, _target_connection(target))
+            ) from error
+        new_watermark = None
+        if spec.incremental_column:
+            rows = backend.query(
+                f"SELECT CAST(MAX({backend.quote(spec.incremental_column)}) AS TEXT) "
+                f"FROM {backend.quote(SOURCE)}"
+            )
+            new_watermark = rows[0][0] if rows and rows[0][0] is not None else stored
+            if new_watermark is not None and new_watermark != stored:
+                write_watermark(backend, spec.name, target.label, new_watermark)
+        row_count = int(backend.query(f"SELECT COUNT(*) FROM {ctx.table}")[0][0])
+        for temp in (SOURCE, RAW, BATCH):
+            backend.drop_temp(temp)
+    log.info(
+        "%s → %s: %d inserted, %d updated, %d unchanged, %d closed, %d deleted%s",
+        spec.name,
+        target.label,
+        counts.inserted,
+        counts.updated,
+        counts.unchanged,
+        counts.closed,
+        counts.deleted,
+        " (dry run, rolled back)" if dry_run else "",
+    )
+    return TargetResult(
+        target=target.label,
+        mode=target.mode.value,
+        backend=backend.name,
+        rows_inserted=counts.inserted,
+        rows_updated=counts.updated,
+        rows_unchanged=counts.unchanged,
+        rows_closed=counts.closed,
+        rows_deleted=counts.deleted,
+        watermark=new_watermark,
+        row_count=row_count,
+    )
+
+
+def _redact(error: BaseException, connection: Any) -> str:
+    text = str(error).strip() or type(error).__name__
+    try:
+        from ematix_engine.connections import get_connection, redact
+
+        return redact(text, get_connection(connection))
+    except Exception:  # redaction must never hide the original failure
+        return text
+
+
+def preview_pipeline(pipeline: Pipeline) -> PreviewResult:
+    """Describe what ``run()`` would do, without writing anything.
+
+    The source SQL is rendered for the source connection; each target's plan lists its mode and
+    whether it runs inside one database or stages across databases. (Use ``dry_run()`` to run
+    the real statements and roll them back.)
+    """
+    from ematix_engine.connections import get_connection
+
+    spec = pipeline.spec
+    previews = []
+    source_sql = ""
+    for target in spec.targets:
+        source_conn = _source_connection(spec, target)
+        source_sql = spec.source(get_connection(source_conn))
+        same = same_database(source_conn, _target_connection(target))
+        kind = get_connection(_target_connection(target)).kind
+        steps = [
+            f"stage source into {RAW} ({'CREATE TEMP TABLE AS SELECT' if same else 'Arrow batches'})",
+            "ensure_table (create / add columns)",
+            f"prepare {SOURCE}: normalize, cast, row_hash, dedupe",
+            f"{target.mode.value} into {target.label}",
+        ]
+        if spec.incremental_column:
+            steps.append(f"advance watermark on {spec.incremental_column} in the same transaction")
+        previews.append(
+            TargetPreview(
+                target=target.label,
+                mode=target.mode.value,
+                backend={"delta_local": "delta"}.get(kind, kind),
+                same_database=same,
+                statements=tuple(steps),
+            )
+        )
+    return PreviewResult(pipeline=spec.name, source_sql=source_sql, targets=tuple(previews))

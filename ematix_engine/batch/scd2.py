@@ -1,0 +1,192 @@
+"""SCD2 (type-2 history), set-based, with out-of-order events stitched into history.
+
+Target columns added: ``valid_from``, ``valid_to`` (NULL while current), ``is_current``,
+``row_hash`` (see ``schema.hashing``) and ``is_deleted`` (tombstones of ``deletes="new_record"``).
+A version's key is the business key plus ``valid_from``.
+
+Two plans share the delete and TTL steps:
+
+* **Snapshot** (no ``event_timestamp_column``): every source row is an event at the batch time.
+  Only the current version of each key matters: a key whose hash differs (or whose current
+  version is a tombstone) gets its current version closed at ``batch_ts`` and a new one opened.
+* **Event time**: the source may be a change log. For the keys in the batch, existing history
+  and new events are laid on one timeline per key, ordered by ``valid_from``. A new event equal
+  to the version before it adds nothing; every other new event becomes a version, and
+  ``valid_to`` is recomputed as the next version's ``valid_from`` (``LEAD``). Existing versions
+  whose ``valid_to`` changes are updated in place, so an event older than the current version
+  splits the interval it falls into and history stays gap-free and non-overlapping. An event at
+  an existing ``(key, valid_from)`` with other values corrects that version in place.
+"""
+
+from __future__ import annotations
+
+from ematix_engine.batch.context import CHANGES, SOURCE, Counts, LoadContext
+from ematix_engine.specs import Deletes
+
+__all__ = ["load_scd2"]
+
+_TIMELINE = "_ematix_tl"
+_GONE = "_ematix_gone"
+
+
+def load_scd2(ctx: LoadContext) -> Counts:
+    """Apply the prepared source as SCD2 history; return the counts."""
+    counts = Counts()
+    total = ctx.scalar(f"SELECT COUNT(*) FROM {ctx.q(SOURCE)}")
+    if ctx.target.event_timestamp_column is None:
+        _snapshot(ctx, counts)
+    else:
+        _event_time(ctx, counts)
+    counts.unchanged = max(total - counts.inserted - counts.updated, 0)
+    if ctx.target.deletes is not Deletes.IGNORE:
+        _deletes(ctx, counts)
+    if ctx.target.ttl_seconds is not None:
+        counts.closed += _expire(ctx)
+    return counts
+
+
+def _insert_versions(ctx: LoadContext, select_from: str, valid_to: str, where: str) -> int:
+    names = ctx.data_columns
+    q = ctx.q
+    return ctx.run(
+        f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {q('valid_from')}, {q('valid_to')}, "
+        f"{q('is_current')}, {q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, "
+        f"{q('_batch_id')}) "
+        f"SELECT {ctx.cols(names, 's')}, s.{q('valid_from')}, {valid_to}, {valid_to} IS NULL, "
+        f"s.{q('row_hash')}, FALSE, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
+        f"FROM {select_from} WHERE {where}"
+    )
+
+
+def _snapshot(ctx: LoadContext, counts: Counts) -> None:
+    q, src, chg = ctx.q, ctx.q(SOURCE), ctx.q(CHANGES)
+    keys = ctx.target.keys
+    ctx.run(
+        f"CREATE TEMP TABLE {chg} AS SELECT {ctx.cols(keys, 's')}, "
+        f"CASE WHEN t.{q(keys[0])} IS NULL THEN 0 ELSE 1 END AS {q('had_current')} "
+        f"FROM {src} AS s LEFT JOIN {ctx.table} AS t ON t.{q('is_current')} AND {ctx.match('t', 's')} "
+        f"WHERE t.{q(keys[0])} IS NULL OR t.{q('row_hash')} <> s.{q('row_hash')} "
+        f"OR t.{q('is_deleted')}"
+    )
+    counts.closed += ctx.run(
+        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = {ctx.const('batch_ts')}, "
+        f"{q('is_current')} = FALSE FROM {chg} AS c "
+        f"WHERE t.{q('is_current')} AND c.{q('had_current')} = 1 AND {ctx.match('t', 'c')}"
+    )
+    counts.inserted += _insert_versions(
+        ctx,
+        f"{src} AS s JOIN {chg} AS c ON {ctx.match('s', 'c')}",
+        "CAST(NULL AS " + ctx.backend.column_type_sql(_ts_type()) + ")",
+        "TRUE",
+    )
+    ctx.run(f"DROP TABLE {chg}")
+
+
+def _event_time(ctx: LoadContext, counts: Counts) -> None:
+    q, src, tl = ctx.q, ctx.q(SOURCE), ctx.q(_TIMELINE)
+    keys = ctx.target.keys
+    part = ctx.cols(keys)
+    vf, h = q("valid_from"), q("row_hash")
+    ctx.run(
+        f"CREATE TEMP TABLE {tl} AS "
+        f"WITH affected AS (SELECT DISTINCT {ctx.cols(keys)} FROM {src}), "
+        f"hist AS (SELECT {ctx.cols(keys, 't')}, t.{vf}, t.{q('valid_to')} AS old_valid_to, "
+        f"t.{h} AS old_hash, t.{q('is_deleted')} AS is_deleted "
+        f"FROM {ctx.table} AS t JOIN affected AS a ON {ctx.match('t', 'a')}), "
+        f"corr AS (SELECT hist.*, s.{h} AS new_hash FROM hist LEFT JOIN {src} AS s "
+        f"ON {ctx.match('hist', 's')} AND s.{vf} = hist.{vf}), "
+        f"timeline AS ("
+        f"SELECT {ctx.cols(keys)}, {vf}, old_valid_to, COALESCE(new_hash, old_hash) AS {h}, "
+        f"is_deleted, 0 AS is_new, "
+        f"CASE WHEN new_hash IS NOT NULL AND new_hash <> old_hash THEN 1 ELSE 0 END AS corrected "
+        f"FROM corr "
+        f"UNION ALL "
+        f"SELECT {ctx.cols(keys, 's')}, s.{vf}, NULL, s.{h}, FALSE, 1, 0 FROM {src} AS s "
+        f"WHERE NOT EXISTS (SELECT 1 FROM hist WHERE {ctx.match('hist', 's')} "
+        f"AND hist.{vf} = s.{vf})), "
+        f"marked AS (SELECT timeline.*, "
+        f"LAG({h}) OVER (PARTITION BY {part} ORDER BY {vf}) AS prev_hash, "
+        f"LAG(is_deleted) OVER (PARTITION BY {part} ORDER BY {vf}) AS prev_deleted "
+        f"FROM timeline), "
+        f"kept AS (SELECT * FROM marked WHERE is_new = 0 OR prev_hash IS NULL "
+        f"OR prev_hash <> {h} OR prev_deleted) "
+        f"SELECT kept.*, LEAD({vf}) OVER (PARTITION BY {part} ORDER BY {vf}) AS new_valid_to "
+        f"FROM kept"
+    )
+    op = "IS NOT" if ctx.backend.dialect == "sqlite" else "IS DISTINCT FROM"
+    moved = (
+        f"FROM {tl} AS c WHERE c.is_new = 0 AND {ctx.match('t', 'c')} AND t.{vf} = c.{vf} "
+        f"AND c.new_valid_to {op} c.old_valid_to"
+    )
+    counts.closed += ctx.scalar(
+        f"SELECT COUNT(*) FROM {tl} AS c WHERE c.is_new = 0 AND c.old_valid_to IS NULL "
+        f"AND c.new_valid_to IS NOT NULL"
+    )
+    relinked = ctx.run(
+        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = c.new_valid_to, "
+        f"{q('is_current')} = (c.new_valid_to IS NULL) {moved}"
+    )
+    counts.updated += max(relinked - counts.closed, 0)
+    updates = ctx.data_columns
+    assignments = ", ".join(f"{q(c)} = s.{q(c)}" for c in updates)
+    counts.updated += ctx.run(
+        f"UPDATE {ctx.table} AS t SET {assignments}, {h} = s.{h}, "
+        f"{q('_loaded_at')} = {ctx.const('batch_ts')}, {q('_batch_id')} = {ctx.const('batch_id')} "
+        f"FROM {src} AS s WHERE {ctx.match('t', 's')} AND t.{vf} = s.{vf} AND t.{h} <> s.{h}"
+    )
+    counts.inserted += _insert_versions(
+        ctx,
+        f"{src} AS s JOIN {tl} AS c ON {ctx.match('s', 'c')} AND s.{vf} = c.{vf}",
+        "c.new_valid_to",
+        "c.is_new = 1",
+    )
+    ctx.run(f"DROP TABLE {tl}")
+
+
+def _deletes(ctx: LoadContext, counts: Counts) -> None:
+    """Close (and, for new_record, tombstone) current keys the snapshot no longer has."""
+    q, src, gone = ctx.q, ctx.q(SOURCE), ctx.q(_GONE)
+    keys = ctx.target.keys
+    ctx.run(
+        f"CREATE TEMP TABLE {gone} AS SELECT {ctx.cols(keys, 't')} FROM {ctx.table} AS t "
+        f"WHERE t.{q('is_current')} AND NOT t.{q('is_deleted')} AND NOT EXISTS "
+        f"(SELECT 1 FROM {src} AS s WHERE {ctx.match('s', 't')})"
+    )
+    deleted = ctx.scalar(f"SELECT COUNT(*) FROM {gone}")
+    if ctx.target.deletes is Deletes.NEW_RECORD:
+        names = ctx.data_columns
+        ctx.run(
+            f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {q('valid_from')}, {q('valid_to')}, "
+            f"{q('is_current')}, {q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, "
+            f"{q('_batch_id')}) "
+            f"SELECT {ctx.cols(names, 't')}, {ctx.const('batch_ts')}, NULL, TRUE, t.{q('row_hash')}, "
+            f"TRUE, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
+            f"FROM {ctx.table} AS t JOIN {gone} AS g ON {ctx.match('t', 'g')} "
+            f"WHERE t.{q('is_current')}"
+        )
+    counts.closed += ctx.run(
+        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = {ctx.const('batch_ts')}, "
+        f"{q('is_current')} = FALSE FROM {gone} AS g WHERE t.{q('is_current')} "
+        f"AND NOT t.{q('is_deleted')} AND {ctx.match('t', 'g')}"
+    )
+    counts.deleted += deleted
+    if ctx.target.deletes is Deletes.NEW_RECORD:
+        counts.inserted += deleted
+    ctx.run(f"DROP TABLE {gone}")
+
+
+def _expire(ctx: LoadContext) -> int:
+    """Close current versions older than the TTL whose key the batch did not contain."""
+    q, src = ctx.q, ctx.q(SOURCE)
+    return ctx.run(
+        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = {ctx.const('batch_ts')}, "
+        f"{q('is_current')} = FALSE WHERE t.{q('is_current')} "
+        f"AND t.{q('valid_from')} < {ctx.const('ttl_cutoff')} AND NOT EXISTS "
+        f"(SELECT 1 FROM {src} AS s WHERE {ctx.match('s', 't')})"
+    )
+
+
+def _ts_type():
+    from ematix_engine.schema.types import TimestampTZ
+
+    return TimestampTZ

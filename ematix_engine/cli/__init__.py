@@ -1,0 +1,27 @@
+"""The ``ematix`` command line.
+
+Each command group lives in its own module and is attached to :data:`main` here.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ematix_engine import __version__
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ematix")
+def main() -> None:
+    """Ematix: declarative batch and streaming pipelines on Arrow."""
+
+
+def _attach_commands() -> None:
+    from ematix_engine.cli import connections as _connections
+
+    main.add_command(_connections.connections)
+
+
+_attach_commands()

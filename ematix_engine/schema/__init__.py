@@ -1,0 +1,1 @@
+"""Column types, normalizers, row hashing and DDL planning."""

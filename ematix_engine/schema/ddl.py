@@ -1,0 +1,111 @@
+"""Target-table DDL: create what is missing, add new columns, refuse incompatible changes.
+
+``ensure_table`` compares the columns a load will write with what the database has. Missing
+table → ``CREATE TABLE``; missing column → ``ALTER TABLE … ADD COLUMN`` (nullable, so existing
+rows stay valid); a column whose existing type cannot hold the declared one → ``SchemaDriftError``
+naming the column. Nothing is ever dropped or narrowed automatically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ematix_engine.backends.base import SqlBackend
+from ematix_engine.errors import SchemaDriftError
+from ematix_engine.schema.types import ColumnType
+
+__all__ = ["TableColumn", "ensure_table", "type_family"]
+
+
+@dataclass(frozen=True, slots=True)
+class TableColumn:
+    """A physical column a load writes: name, type, nullability."""
+
+    name: str
+    type: type[ColumnType]
+    nullable: bool = True
+
+
+# Families of physical type names that hold each hash family without loss.
+_COMPATIBLE: dict[str, tuple[str, ...]] = {
+    "int": ("int", "serial", "numeric", "decimal", "real", "double", "float", "hugeint"),
+    "text": ("char", "text", "string", "json", "clob"),
+    "json": ("json", "text", "char"),
+    "bool": ("bool", "int"),
+    "decimal": ("numeric", "decimal", "real", "double", "float", "text"),
+    "float": ("double", "float", "real", "numeric", "decimal"),
+    "date": ("date", "timestamp", "text"),
+    "timestamp": ("timestamp", "datetime", "text"),
+    "timestamptz": ("timestamp", "datetime", "text"),
+    "bytes": ("bytea", "blob", "binary"),
+}
+
+
+def type_family(existing_type: str) -> str:
+    """Lower-case physical type name, as given by the backend."""
+    return existing_type.lower()
+
+
+def _compatible(existing_type: str, column_type: type[ColumnType]) -> bool:
+    existing = existing_type.lower()
+    if existing == "" or existing == "null":  # SQLite columns without declared type
+        return True
+    return any(token in existing for token in _COMPATIBLE[column_type.hash_family])
+
+
+def ensure_table(
+    backend: SqlBackend,
+    schema: str,
+    name: str,
+    columns: Sequence[TableColumn],
+    *,
+    primary_key: Sequence[str] = (),
+) -> list[str]:
+    """Create or widen the target table so every column in ``columns`` exists.
+
+    Args:
+        backend: the target session (inside the load's transaction).
+        schema: schema name (ignored where the backend has none).
+        name: table name.
+        columns: columns the load writes, in order.
+        primary_key: columns of the PRIMARY KEY on a newly created table.
+
+    Returns:
+        The DDL statements that ran (empty when the table was already right).
+
+    Raises:
+        SchemaDriftError: an existing column's type cannot hold the declared type.
+    """
+    table_sql = backend.table_sql(schema, name)
+    existing = backend.table_columns(schema if backend.SUPPORTS_SCHEMAS else None, name)
+    statements: list[str] = []
+    if existing is None:
+        backend.create_schema(schema)
+        definitions = [
+            f"{backend.quote(c.name)} {backend.column_type_sql(c.type)}"
+            + ("" if c.nullable else " NOT NULL")
+            for c in columns
+        ]
+        if primary_key and backend.CREATES_PRIMARY_KEY:
+            definitions.append(f"PRIMARY KEY ({', '.join(backend.quote(k) for k in primary_key)})")
+        statements.append(f"CREATE TABLE {table_sql} ({', '.join(definitions)})")
+    else:
+        label = f"{schema}.{name}" if backend.SUPPORTS_SCHEMAS else name
+        for column in columns:
+            current = existing.get(column.name)
+            if current is None:
+                statements.append(
+                    f"ALTER TABLE {table_sql} ADD COLUMN {backend.quote(column.name)} "
+                    f"{backend.column_type_sql(column.type)}"
+                )
+            elif not _compatible(current, column.type):
+                raise SchemaDriftError(
+                    label,
+                    column.name,
+                    f"the table has type {current} but the load writes "
+                    f"{column.type.type_name()} ({backend.column_type_sql(column.type)})",
+                )
+    for statement in statements:
+        backend.execute(statement)
+    return statements
