@@ -177,13 +177,14 @@ class DeltaBackend:
                     f"SELECT * FROM {table_sql} WHERE {duck.quote('_batch_id')} = ?",
                     params=[batch_id],
                 ).to_arrow_table()
-                write_deltalake(
-                    str(path),
-                    new_rows,
-                    mode="append",
-                    schema_mode="merge",
-                    commit_properties=commit,
-                )
+                if new_rows.num_rows or watermark != stored:
+                    write_deltalake(
+                        str(path),
+                        new_rows,
+                        mode="append",
+                        schema_mode="merge",
+                        commit_properties=commit,
+                    )
             else:
                 self._merge_difference(duck, path, target, commit)
             return replace(result, backend=self.name)
