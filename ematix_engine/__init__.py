@@ -1,10 +1,121 @@
 """ematix_engine: declarative batch and streaming pipelines on Arrow, importable without Dagster.
 
-The names below are the public surface; everything else is internal and may change.
+The names below are the public surface (the reference guide's, with ``ematix_flow`` spelled
+``ematix_engine``); everything else is internal and may change.
+
+Example:
+    >>> from typing import Annotated
+    >>> from ematix_engine import ematix, pk
+    >>> from ematix_engine.types import BigInt, Text
+    >>> @ematix.table(schema="analytics")
+    ... class Events:
+    ...     event_id: Annotated[BigInt, pk()]
+    ...     name: Text | None
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from ematix_engine.api import ematix
+from ematix_engine.api.pipeline import Pipeline, pipeline, target
+from ematix_engine.api.table import natural_key, pk, table, table_spec
+from ematix_engine.batch.orchestrate import run_due
+from ematix_engine.batch.result import PreviewResult, RunResult, TargetResult
+from ematix_engine.connections import (
+    Connection,
+    DeltaLocalConnection,
+    DeltaS3Connection,
+    DuckDBConnection,
+    KafkaConnection,
+    MySQLConnection,
+    ObjectStoreLocalConnection,
+    ObjectStoreS3Connection,
+    PostgresConnection,
+    SchemaRegistryConnection,
+    SQLiteConnection,
+    check_connection,
+    connect,
+    format_from_path,
+    get_connection,
+    list_connections,
+    register_connection,
+)
+from ematix_engine.errors import (
+    ConfigError,
+    ConnectionFailedError,
+    CycleError,
+    DuplicateKeyError,
+    EmatixError,
+    LoadError,
+    SchemaDriftError,
+    SourceError,
+    UnsupportedError,
+)
+from ematix_engine.ops import open_alerter, open_alerters, open_metrics
+from ematix_engine.runlog import RunLog, RunRecord, RunStatus, open_run_log
+from ematix_engine.specs import (
+    ColumnSpec,
+    Deletes,
+    LoadMode,
+    PipelineSpec,
+    RetryPolicy,
+    TableSpec,
+    TargetSpec,
+)
+
+__all__ = [
+    "ColumnSpec",
+    "ConfigError",
+    "Connection",
+    "ConnectionFailedError",
+    "CycleError",
+    "Deletes",
+    "DeltaLocalConnection",
+    "DeltaS3Connection",
+    "DuckDBConnection",
+    "DuplicateKeyError",
+    "EmatixError",
+    "KafkaConnection",
+    "LoadError",
+    "LoadMode",
+    "MySQLConnection",
+    "ObjectStoreLocalConnection",
+    "ObjectStoreS3Connection",
+    "Pipeline",
+    "PipelineSpec",
+    "PostgresConnection",
+    "PreviewResult",
+    "RetryPolicy",
+    "RunLog",
+    "RunRecord",
+    "RunResult",
+    "RunStatus",
+    "SQLiteConnection",
+    "SchemaDriftError",
+    "SchemaRegistryConnection",
+    "SourceError",
+    "TableSpec",
+    "TargetResult",
+    "TargetSpec",
+    "UnsupportedError",
+    "__version__",
+    "check_connection",
+    "connect",
+    "ematix",
+    "format_from_path",
+    "get_connection",
+    "list_connections",
+    "natural_key",
+    "open_alerter",
+    "open_alerters",
+    "open_metrics",
+    "open_run_log",
+    "pipeline",
+    "pk",
+    "register_connection",
+    "run_due",
+    "table",
+    "table_spec",
+    "target",
+]

@@ -82,7 +82,15 @@ def get_pipeline(name: str) -> Pipeline:
 
 
 def load_module(module: str) -> list[Pipeline]:
-    """Import ``module`` (firing its decorators) and return the pipelines it declared."""
+    """Import ``module`` (firing its decorators) and return the pipelines it declared.
+
+    The working directory is importable, as with ``python -m``.
+    """
+    import os
+    import sys
+
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     imported = importlib.import_module(module)
     return [p for p in _PIPELINES.values() if p.spec.module == imported.__name__]
 

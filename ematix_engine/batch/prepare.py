@@ -265,7 +265,7 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
         ctx.run(f"ALTER TABLE {pre} RENAME TO {src}")
         return
     order = (
-        f"{q(target.event_timestamp_column)} DESC, {q('row_hash')}"
+        f"{q(target.event_timestamp_column)} DESC NULLS LAST, {q('row_hash')}"
         if needs_newest
         else q("row_hash")
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +76,8 @@ def run_pipeline(
         run_log: records the firing (start and finish) when given.
         dry_run: run the real SQL, then roll every target back.
         batch_size: rows per Arrow batch on cross-database loads.
-        attempt: attempt number to record (default: 1 + consecutive failures in the RunLog).
+        attempt: attempt number to record (default: the RunLog's next attempt). A failure on
+            the retry policy's last attempt is recorded as ``gave_up``.
 
     Returns:
         The counts per target and in total.
@@ -85,13 +85,15 @@ def run_pipeline(
     Raises:
         EmatixError: a target failed (after the RunLog records the failure).
     """
+    from ematix_engine.runlog.base import RunStatus
+
     spec = pipeline.spec
     run_id = uuid.uuid4().hex
     started = time.perf_counter()
     record = None
     if run_log is not None and not dry_run:
         if attempt is None:
-            attempt = run_log.attempt_state(spec.name).consecutive_failures + 1
+            attempt = run_log.attempt_state(spec.name).next_attempt
         record = run_log.record_start(spec.name, attempt, run_id=run_id)
     results: list[TargetResult] = []
     try:
@@ -101,12 +103,11 @@ def run_pipeline(
             )
     except BaseException as error:
         if record is not None:
+            final = record.attempt >= spec.retry.max_attempts
             run_log.record_finish(
-                replace(
-                    record,
-                    status="failed",
+                record.finished(
+                    RunStatus.GAVE_UP if final else RunStatus.FAILED,
                     error=str(error) or type(error).__name__,
-                    finished_at=datetime.now(UTC),
                     metrics={"duration_s": time.perf_counter() - started},
                 )
             )
@@ -121,17 +122,21 @@ def run_pipeline(
     )
     if record is not None:
         run_log.record_finish(
-            replace(
-                record,
-                status="success",
+            record.finished(
+                RunStatus.SUCCESS,
                 rows_inserted=result.rows_inserted,
                 rows_updated=result.rows_updated,
                 rows_unchanged=result.rows_unchanged,
                 rows_closed=result.rows_closed,
                 rows_deleted=result.rows_deleted,
                 watermark=result.watermark,
-                finished_at=datetime.now(UTC),
-                metrics={"duration_s": result.duration_s},
+                metrics={
+                    "duration_s": result.duration_s,
+                    "targets": [
+                        {"target": t.target, "backend": t.backend, "row_count": t.row_count}
+                        for t in result.targets
+                    ],
+                },
             )
         )
     return result

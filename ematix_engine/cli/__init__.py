@@ -19,9 +19,19 @@ def main() -> None:
 
 
 def _attach_commands() -> None:
+    from ematix_engine.cli import batch as _batch
     from ematix_engine.cli import connections as _connections
 
     main.add_command(_connections.connections)
+    for command in (
+        _batch.run,
+        _batch.run_due,
+        _batch.status,
+        _batch.preview,
+        _batch.validate,
+        _batch.runs,
+    ):
+        main.add_command(command)
 
 
 _attach_commands()

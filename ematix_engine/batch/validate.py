@@ -1,0 +1,65 @@
+"""``validate``: ask the source database to EXPLAIN a pipeline's SQL, writing nothing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ematix_engine.backends import open_backend
+from ematix_engine.batch.prepare import substitute_watermark
+from ematix_engine.batch.watermarks import sentinel_for
+from ematix_engine.errors import SourceError
+
+if TYPE_CHECKING:
+    from ematix_engine.api.pipeline import Pipeline
+
+__all__ = ["validate_pipeline"]
+
+
+def validate_pipeline(pipeline: Pipeline) -> list[str]:
+    """EXPLAIN the source SQL of every target on its source connection.
+
+    Returns:
+        The plan lines of the first target's source.
+
+    Raises:
+        SourceError: the database rejects the SQL (message names the pipeline).
+    """
+    from ematix_engine.batch.runner import _source_connection
+    from ematix_engine.connections import get_connection
+
+    spec = pipeline.spec
+    target = spec.targets[0]
+    connection = _source_connection(spec, target)
+    sql = spec.source(get_connection(connection))
+    backend = open_backend(connection)
+    try:
+        params = None
+        if "$watermark" in sql:
+            family = (
+                target.table.column(spec.incremental_column).type.hash_family
+                if spec.incremental_column
+                else "text"
+            )
+            count = sql.count("$watermark")
+            sql = substitute_watermark(backend.escape_user_sql(sql), backend.param_placeholder(0))
+            params = [sentinel_for(family)] * count
+        if backend.name == "delta":
+            session = backend.compute_session()
+            try:
+                rows = session.query(f"EXPLAIN {sql}", params)
+            finally:
+                session.close()
+        else:
+            keyword = "EXPLAIN QUERY PLAN" if backend.dialect == "sqlite" else "EXPLAIN"
+            rows = backend.query(f"{keyword} {sql}", params)
+    except SourceError:
+        raise
+    except Exception as error:
+        from ematix_engine.batch.runner import _redact
+
+        raise SourceError(
+            spec.name, f"the database rejected the SQL: {_redact(error, connection)}"
+        ) from error
+    finally:
+        backend.close()
+    return [" | ".join(str(v) for v in row) for row in rows]

@@ -1,0 +1,239 @@
+"""Batch commands: ``run``, ``run-due``, ``status``, ``preview``, ``validate``, ``runs list``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from ematix_engine.errors import EmatixError
+
+__all__ = ["preview", "run", "run_due", "runs", "status", "validate"]
+
+_DEFAULT_RUN_LOG = "sqlite://.ematix/run_log.db"
+
+
+def _load(module: str, names: Sequence[str] = ()):
+    from ematix_engine import registry
+
+    try:
+        declared = registry.load_module(module)
+    except EmatixError:
+        raise
+    except ModuleNotFoundError as error:
+        raise click.ClickException(f"cannot import module {module!r}: {error}") from error
+    if names:
+        return [registry.get_pipeline(n) for n in names]
+    return declared
+
+
+def _fail(error: Exception) -> None:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(1)
+
+
+module_option = click.option(
+    "--module", "-m", "module", required=True, help="Python module declaring the pipelines."
+)
+run_log_option = click.option(
+    "--run-log",
+    "run_log_url",
+    default=_DEFAULT_RUN_LOG,
+    show_default=True,
+    help="RunLog URL: sqlite://path, memory://, postgres://…, duckdb://path.",
+)
+
+
+def _open_run_log(url: str):
+    from ematix_engine.runlog import open_run_log
+
+    return open_run_log(url, fallback=True)
+
+
+@click.command()
+@module_option
+@click.argument("names", nargs=-1, required=True)
+@run_log_option
+@click.option("--dry-run", is_flag=True, help="Run the SQL, then roll everything back.")
+def run(module: str, names: tuple[str, ...], run_log_url: str, dry_run: bool) -> None:
+    """Run the named pipelines once, now."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    try:
+        pipelines = _load(module, names)
+        log = _open_run_log(run_log_url)
+        failed = False
+        for pipeline in pipelines:
+            with console.status(f"loading {pipeline.name} …", spinner="dots"):
+                try:
+                    result = pipeline.dry_run() if dry_run else pipeline.run(run_log=log)
+                except EmatixError as error:
+                    click.echo(f"FAILED {pipeline.name}: {error}", err=True)
+                    failed = True
+                    continue
+            for t in result.targets:
+                click.echo(
+                    f"{'DRY RUN' if dry_run else 'OK'} {pipeline.name} → {t.target} [{t.mode}]: "
+                    f"{t.rows_inserted} inserted, {t.rows_updated} updated, "
+                    f"{t.rows_unchanged} unchanged, {t.rows_closed} closed, "
+                    f"{t.rows_deleted} deleted ({result.duration_s:.2f}s)"
+                )
+        log.close()
+        if failed:
+            sys.exit(1)
+    except EmatixError as error:
+        _fail(error)
+
+
+@click.command(name="run-due")
+@module_option
+@run_log_option
+@click.option("--alerter", "alerters", multiple=True, help="stdout:// or slack://… (repeatable).")
+@click.option("--metrics", "metrics_url", default="null://", show_default=True)
+@click.option("--force", multiple=True, help="Fire this pipeline even if not due (repeatable).")
+def run_due(
+    module: str,
+    run_log_url: str,
+    alerters: tuple[str, ...],
+    metrics_url: str,
+    force: tuple[str, ...],
+) -> None:
+    """Fire every due pipeline once, in dependency order, with retries."""
+    from ematix_engine.batch.orchestrate import FiringStatus
+    from ematix_engine.batch.orchestrate import run_due as fire
+    from ematix_engine.ops.alerters import open_alerters
+    from ematix_engine.ops.metrics import open_metrics
+
+    try:
+        pipelines = _load(module)
+        log = _open_run_log(run_log_url)
+        metrics = open_metrics(metrics_url)
+        firings = fire(
+            pipelines,
+            run_log=log,
+            alerters=open_alerters(alerters),
+            metrics=metrics,
+            force=force,
+        )
+        for f in firings:
+            detail = f.error or f.reason or ""
+            click.echo(f"{f.status.value:18} {f.pipeline}" + (f"  {detail}" if detail else ""))
+        metrics.close()
+        log.close()
+        if any(f.status in (FiringStatus.FAILED, FiringStatus.GAVE_UP) for f in firings):
+            sys.exit(1)
+    except EmatixError as error:
+        _fail(error)
+
+
+@click.command()
+@module_option
+@run_log_option
+def status(module: str, run_log_url: str) -> None:
+    """Per-pipeline status: last run, attempts, next due, upstream waits."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ematix_engine.batch.orchestrate import pipeline_status
+
+    try:
+        pipelines = _load(module)
+        log = _open_run_log(run_log_url)
+        table = Table(
+            "pipeline", "schedule", "last", "started", "attempts", "next due", "waiting on"
+        )
+        for row in pipeline_status(pipelines, log):
+            table.add_row(
+                row.pipeline,
+                row.schedule or "-",
+                row.last_status or "never",
+                row.last_started_at.strftime("%Y-%m-%d %H:%M:%S") if row.last_started_at else "-",
+                str(row.attempts),
+                row.next_due.strftime("%Y-%m-%d %H:%M:%S") if row.next_due else "-",
+                row.waiting_on or "",
+            )
+        Console(width=160).print(table)
+        log.close()
+    except EmatixError as error:
+        _fail(error)
+
+
+@click.command()
+@module_option
+@click.argument("name")
+def preview(module: str, name: str) -> None:
+    """Show the plan for NAME without writing anything."""
+    try:
+        (pipeline,) = _load(module, [name])
+        click.echo(str(pipeline.preview()))
+    except EmatixError as error:
+        _fail(error)
+
+
+@click.command()
+@module_option
+@click.argument("names", nargs=-1)
+def validate(module: str, names: tuple[str, ...]) -> None:
+    """EXPLAIN each pipeline's SQL against its source database."""
+    from ematix_engine.batch.validate import validate_pipeline
+
+    try:
+        pipelines = _load(module, names)
+        bad = False
+        for pipeline in pipelines:
+            try:
+                plan = validate_pipeline(pipeline)
+                click.echo(f"OK {pipeline.name} ({len(plan)} plan lines)")
+            except EmatixError as error:
+                click.echo(f"INVALID {pipeline.name}: {error}", err=True)
+                bad = True
+        if bad:
+            sys.exit(1)
+    except EmatixError as error:
+        _fail(error)
+
+
+@click.group()
+def runs() -> None:
+    """Inspect the run history."""
+
+
+@runs.command(name="list")
+@run_log_option
+@click.option("--pipeline", default=None, help="Only this pipeline.")
+@click.option("--limit", default=20, show_default=True)
+def runs_list(run_log_url: str, pipeline: str | None, limit: int) -> None:
+    """List recent runs, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    log = _open_run_log(run_log_url)
+    table = Table(
+        "started",
+        "pipeline",
+        "status",
+        "attempt",
+        "ins",
+        "upd",
+        "unch",
+        "closed",
+        "del",
+        "error / reason",
+    )
+    for r in log.runs(pipeline, limit=limit):
+        table.add_row(
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.pipeline,
+            r.status.value,
+            str(r.attempt),
+            str(r.rows_inserted),
+            str(r.rows_updated),
+            str(r.rows_unchanged),
+            str(r.rows_closed),
+            str(r.rows_deleted),
+            (r.error or r.reason or "")[:80],
+        )
+    Console(width=180).print(table)
+    log.close()
