@@ -118,6 +118,18 @@ class SqlBackend(ABC):
         """Positional parameter marker for source queries (``?`` unless overridden)."""
         return "?"
 
+    def result_schema(self, sql: str) -> pa.Schema:
+        """Arrow schema of a query's result, computed in this session (sees temp tables)."""
+        return self.read_arrow(f"SELECT * FROM ({sql}) AS _ematix_q LIMIT 0").schema
+
+    def source_placeholder(self) -> str:
+        """Marker that replaces ``$watermark`` in SQL read with :meth:`read_arrow`."""
+        return self.param_placeholder(0)
+
+    def watermark_params(self, value: Any, occurrences: int) -> list[Any]:
+        """Parameters for a source query holding ``occurrences`` watermark markers."""
+        return [value] * occurrences
+
     def escape_user_sql(self, sql: str) -> str:
         """Make user SQL safe to send together with parameters (psycopg doubles ``%``)."""
         return sql

@@ -39,6 +39,7 @@ class DeltaBackend:
 
     name = "delta"
     dialect = "duckdb"
+    TYPE_MAP = DuckDBBackend.TYPE_MAP
 
     def __init__(self, root: str, *, connection: Any = None) -> None:
         self.root = Path(root)
@@ -85,6 +86,22 @@ class DeltaBackend:
     def param_placeholder(self, index: int) -> str:
         """Positional parameter marker (DuckDB)."""
         return "?"
+
+    def source_placeholder(self) -> str:
+        """Marker replacing ``$watermark`` in source SQL."""
+        return "?"
+
+    def watermark_params(self, value: Any, occurrences: int) -> list[Any]:
+        """One parameter per marker."""
+        return [value] * occurrences
+
+    def quote(self, name: str) -> str:
+        """Quote an identifier (DuckDB dialect)."""
+        return DuckDBBackend.quote(self, name)  # type: ignore[arg-type]
+
+    def column_type_sql(self, column_type: Any) -> str:
+        """DDL type on the DuckDB compute engine."""
+        return DuckDBBackend.column_type_sql(self, column_type)  # type: ignore[arg-type]
 
     def escape_user_sql(self, sql: str) -> str:
         """Nothing to escape for DuckDB."""

@@ -27,7 +27,6 @@ _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, batch_size=65_536)
 # PostgreSQL type OIDs → Arrow types for reading query results.
 _OID_ARROW: dict[int, pa.DataType] = {
     16: pa.bool_(),
-    17: pa.binary(),
     20: pa.int64(),
     21: pa.int16(),
     23: pa.int32(),
@@ -45,6 +44,30 @@ _OID_ARROW: dict[int, pa.DataType] = {
 }
 
 
+def _numeric_type(field: pa.Field) -> pa.DataType:
+    typmod = int((field.metadata or {}).get(b"POSTGRESQL:typmod", b"-1"))
+    if typmod >= 4:
+        precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
+        if 1 <= precision <= 38:
+            return pa.decimal128(precision, scale)
+    return pa.string()  # unconstrained numeric: keep every digit as text
+
+
+def _plain_field(field: pa.Field) -> pa.Field:
+    """Drop driver metadata and extension types: numeric → decimal, json → text."""
+    t = field.type
+    if isinstance(t, pa.ExtensionType):
+        name = (field.metadata or {}).get(b"POSTGRESQL:type", b"")
+        t = _numeric_type(field) if name == b"numeric" else t.storage_type
+    return pa.field(field.name, t)
+
+
+def _plain_array(array: pa.Array, target: pa.DataType) -> pa.Array:
+    if isinstance(array.type, pa.ExtensionType):
+        array = array.storage
+    return array if array.type == target else array.cast(target)
+
+
 class PostgresBackend(SqlBackend):
     """A PostgreSQL session."""
 
@@ -59,6 +82,7 @@ class PostgresBackend(SqlBackend):
 
     def __init__(self, dsn: str, *, connection: Any = None) -> None:
         super().__init__(connection)
+        self.conninfo = dsn
         self.con = psycopg.connect(dsn, autocommit=True)
 
     @override
@@ -79,30 +103,60 @@ class PostgresBackend(SqlBackend):
     def read_arrow(
         self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 100_000
     ) -> pa.RecordBatchReader:
-        cursor = self.con.cursor(name=None)
-        cursor.execute(sql, params)
-        names = [d.name for d in cursor.description]
-        types = [_OID_ARROW.get(d.type_code) for d in cursor.description]
+        """Stream ``sql`` as Arrow through the ADBC driver (binary COPY in C, no Python loop).
 
-        def to_batch(rows: list[tuple]) -> pa.RecordBatch:
-            columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-            arrays = []
-            for values, arrow_type in zip(columns, types, strict=True):
-                arrays.append(pa.array(list(values), type=arrow_type))
-            return pa.RecordBatch.from_arrays(arrays, names=names)
+        Parameters use ``$1`` (see :meth:`source_placeholder`). ``numeric`` columns arrive as
+        ``decimal128`` with the column's precision and scale; JSON as text.
+        """
+        import adbc_driver_postgresql.dbapi as adbc
 
-        first = to_batch(cursor.fetchmany(batch_size))
-        schema = first.schema
+        connection = adbc.connect(self.conninfo)
+        cursor = connection.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        cursor.execute(sql, parameters=tuple(params) if params else None)
+        reader = cursor.fetch_record_batch()
+        schema = pa.schema([_plain_field(f) for f in reader.schema])
 
         def batches():
             try:
-                yield first
-                while rows := cursor.fetchmany(batch_size):
-                    yield to_batch(rows).cast(schema)
+                for batch in reader:
+                    yield pa.RecordBatch.from_arrays(
+                        [
+                            _plain_array(c, f.type)
+                            for c, f in zip(batch.columns, schema, strict=True)
+                        ],
+                        schema=schema,
+                    )
             finally:
                 cursor.close()
+                connection.close()
 
         return pa.RecordBatchReader.from_batches(schema, batches())
+
+    @override
+    def result_schema(self, sql: str) -> pa.Schema:
+        with self.con.cursor() as cursor:
+            cursor.execute(f"SELECT * FROM ({sql}) AS _ematix_q LIMIT 0")
+            fields = []
+            for d in cursor.description:
+                if d.type_code == 1700:
+                    arrow_type = (
+                        pa.decimal128(min(d.precision, 38), d.scale or 0)
+                        if d.precision
+                        else pa.string()
+                    )
+                else:
+                    arrow_type = _OID_ARROW.get(d.type_code, pa.string())
+                fields.append(pa.field(d.name, arrow_type))
+        return pa.schema(fields)
+
+    def source_placeholder(self) -> str:
+        """Marker for the watermark in source SQL read through ADBC (used once, bound once)."""
+        return "$1"
+
+    def watermark_params(self, value: Any, occurrences: int) -> list[Any]:
+        """``$1`` may appear several times but is bound once."""
+        return [value]
 
     @override
     def stage_arrow(self, table: str, reader: pa.RecordBatchReader) -> int:
@@ -158,6 +212,7 @@ class PostgresBackend(SqlBackend):
 
     @override
     def escape_user_sql(self, sql: str) -> str:
+        """Double ``%`` for psycopg (statements sent with ``%s`` parameters)."""
         return sql.replace("%", "%%")
 
     @override

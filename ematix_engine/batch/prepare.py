@@ -101,22 +101,21 @@ def stage_cross_database(
     incremental_column: str | None,
     watermark_value: str | None,
     batch_size: int,
+    watermark_type: type[ColumnType] | None = None,
 ) -> int:
     """Stream the user's SQL from ``source`` into ``_ematix_raw`` on ``target``; return rows."""
     uses_watermark = bool(_WATERMARK.search(user_sql))
     params: list[object] = []
-    placeholder = source.param_placeholder(0)
+    placeholder = source.source_placeholder()
+    if watermark_type is not None:
+        placeholder = f"CAST({placeholder} AS {source.column_type_sql(watermark_type)})"
     needs_param = uses_watermark or incremental_column is not None
-    select = _filtered_sql(
-        source.escape_user_sql(user_sql) if needs_param else user_sql,
-        source,
-        incremental_column,
-        uses_watermark,
-        placeholder,
-    )
+    if needs_param and source.source_placeholder() == "%s":
+        user_sql = source.escape_user_sql(user_sql)
+    select = _filtered_sql(user_sql, source, incremental_column, uses_watermark, placeholder)
     if needs_param:
         occurrences = len(_WATERMARK.findall(user_sql)) if uses_watermark else 1
-        params = [watermark_value] * occurrences
+        params = source.watermark_params(watermark_value, occurrences)
     reader = source.read_arrow(select, params or None, batch_size=batch_size)
     target.drop_temp(RAW)
     return target.stage_arrow(RAW, reader)
@@ -124,7 +123,7 @@ def stage_cross_database(
 
 def raw_schema(backend: SqlBackend) -> pa.Schema:
     """Arrow schema of ``_ematix_raw``."""
-    return backend.read_arrow(f"SELECT * FROM {backend.quote(RAW)} LIMIT 0").schema
+    return backend.result_schema(f"SELECT * FROM {backend.quote(RAW)}")
 
 
 def resolve_columns(

@@ -229,7 +229,13 @@ def run_sql_target(
                 source = open_backend(source_conn)
                 try:
                     stage_cross_database(
-                        source, backend, user_sql, spec.incremental_column, watermark, batch_size
+                        source,
+                        backend,
+                        user_sql,
+                        spec.incremental_column,
+                        watermark,
+                        batch_size,
+                        watermark_type=wm_type,
                     )
                 finally:
                     source.close()

@@ -87,46 +87,61 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     keys = ctx.target.keys
     part = ctx.cols(keys)
     vf, h = q("valid_from"), q("row_hash")
+    # CTE names carry the _ematix_ prefix: on SQLite the target is not schema-qualified, so a
+    # CTE named like the target table (``hist``) would shadow it ("circular reference").
+    aff, hist, corr, allv, marked, kept = (
+        q(f"_ematix_{n}") for n in ("aff", "hist", "corr", "all", "marked", "kept")
+    )
     ctx.run(
         f"CREATE TEMP TABLE {tl} AS "
-        f"WITH affected AS (SELECT DISTINCT {ctx.cols(keys)} FROM {src}), "
-        f"hist AS (SELECT {ctx.cols(keys, 't')}, t.{vf}, t.{q('valid_to')} AS old_valid_to, "
+        f"WITH {aff} AS (SELECT DISTINCT {ctx.cols(keys)} FROM {src}), "
+        f"{hist} AS (SELECT {ctx.cols(keys, 't')}, t.{vf}, t.{q('valid_to')} AS old_valid_to, "
         f"t.{h} AS old_hash, t.{q('is_deleted')} AS is_deleted "
-        f"FROM {ctx.table} AS t JOIN affected AS a ON {ctx.match('t', 'a')}), "
-        f"corr AS (SELECT hist.*, s.{h} AS new_hash FROM hist LEFT JOIN {src} AS s "
-        f"ON {ctx.match('hist', 's')} AND s.{vf} = hist.{vf}), "
-        f"timeline AS ("
+        f"FROM {ctx.table} AS t JOIN {aff} AS a ON {ctx.match('t', 'a')}), "
+        f"{corr} AS (SELECT hh.*, s.{h} AS new_hash FROM {hist} AS hh LEFT JOIN {src} AS s "
+        f"ON {ctx.match('hh', 's')} AND s.{vf} = hh.{vf}), "
+        f"{allv} AS ("
         f"SELECT {ctx.cols(keys)}, {vf}, old_valid_to, COALESCE(new_hash, old_hash) AS {h}, "
         f"is_deleted, 0 AS is_new, "
         f"CASE WHEN new_hash IS NOT NULL AND new_hash <> old_hash THEN 1 ELSE 0 END AS corrected "
-        f"FROM corr "
+        f"FROM {corr} "
         f"UNION ALL "
         f"SELECT {ctx.cols(keys, 's')}, s.{vf}, NULL, s.{h}, FALSE, 1, 0 FROM {src} AS s "
-        f"WHERE NOT EXISTS (SELECT 1 FROM hist WHERE {ctx.match('hist', 's')} "
-        f"AND hist.{vf} = s.{vf})), "
-        f"marked AS (SELECT timeline.*, "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {hist} AS hh WHERE {ctx.match('hh', 's')} "
+        f"AND hh.{vf} = s.{vf})), "
+        f"{marked} AS (SELECT x.*, "
         f"LAG({h}) OVER (PARTITION BY {part} ORDER BY {vf}) AS prev_hash, "
-        f"LAG(is_deleted) OVER (PARTITION BY {part} ORDER BY {vf}) AS prev_deleted "
-        f"FROM timeline), "
-        f"kept AS (SELECT * FROM marked WHERE is_new = 0 OR prev_hash IS NULL "
-        f"OR prev_hash <> {h} OR prev_deleted) "
-        f"SELECT kept.*, LEAD({vf}) OVER (PARTITION BY {part} ORDER BY {vf}) AS new_valid_to "
-        f"FROM kept"
+        f"LAG(is_deleted) OVER (PARTITION BY {part} ORDER BY {vf}) AS prev_deleted, "
+        f"LAG(is_new) OVER (PARTITION BY {part} ORDER BY {vf}) AS prev_new "
+        f"FROM {allv} AS x), "
+        # A version equal to the one before it is redundant: a new event never becomes one,
+        # and an existing (non-tombstone) version that a late, equal event now precedes merges
+        # into that event, so history matches what loading every event at once would give.
+        f"{kept} AS (SELECT m.*, CASE WHEN prev_hash IS NOT NULL AND prev_hash = {h} "
+        f"AND NOT prev_deleted AND is_new = 1 "
+        f"THEN 1 ELSE 0 END AS dropped FROM {marked} AS m) "
+        f"SELECT k.*, LEAD({vf}) OVER (PARTITION BY {part} ORDER BY {vf}) AS new_valid_to "
+        f"FROM {kept} AS k WHERE dropped = 0 "
+        f"UNION ALL SELECT k.*, NULL FROM {kept} AS k WHERE dropped = 1"
     )
     op = "IS NOT" if ctx.backend.dialect == "sqlite" else "IS DISTINCT FROM"
     moved = (
-        f"FROM {tl} AS c WHERE c.is_new = 0 AND {ctx.match('t', 'c')} AND t.{vf} = c.{vf} "
-        f"AND c.new_valid_to {op} c.old_valid_to"
+        f"FROM {tl} AS c WHERE c.is_new = 0 AND c.dropped = 0 AND {ctx.match('t', 'c')} "
+        f"AND t.{vf} = c.{vf} AND c.new_valid_to {op} c.old_valid_to"
+    )
+    merged = ctx.run(
+        f"DELETE FROM {ctx.table} AS t WHERE EXISTS (SELECT 1 FROM {tl} AS c "
+        f"WHERE c.is_new = 0 AND c.dropped = 1 AND {ctx.match('t', 'c')} AND t.{vf} = c.{vf})"
     )
     counts.closed += ctx.scalar(
-        f"SELECT COUNT(*) FROM {tl} AS c WHERE c.is_new = 0 AND c.old_valid_to IS NULL "
-        f"AND c.new_valid_to IS NOT NULL"
+        f"SELECT COUNT(*) FROM {tl} AS c WHERE c.is_new = 0 AND c.dropped = 0 "
+        f"AND c.old_valid_to IS NULL AND c.new_valid_to IS NOT NULL"
     )
     relinked = ctx.run(
         f"UPDATE {ctx.table} AS t SET {q('valid_to')} = c.new_valid_to, "
         f"{q('is_current')} = (c.new_valid_to IS NULL) {moved}"
     )
-    counts.updated += max(relinked - counts.closed, 0)
+    counts.updated += max(relinked - counts.closed, 0) + max(merged, 0)
     updates = ctx.data_columns
     assignments = ", ".join(f"{q(c)} = s.{q(c)}" for c in updates)
     counts.updated += ctx.run(
@@ -138,7 +153,7 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
         ctx,
         f"{src} AS s JOIN {tl} AS c ON {ctx.match('s', 'c')} AND s.{vf} = c.{vf}",
         "c.new_valid_to",
-        "c.is_new = 1",
+        "c.is_new = 1 AND c.dropped = 0",
     )
     ctx.run(f"DROP TABLE {tl}")
 

@@ -1,0 +1,79 @@
+"""Constant SQL text shared by the SQL run-log backends.
+
+The tables are fixed, so their statements are fixed too: the text below is built once at import
+time from constant column names (double-quoted), and every value travels as a bind parameter.
+Only the Postgres backend has a variable identifier (its schema), which it composes with
+:mod:`psycopg.sql`. ``placeholder`` is ``?`` for SQLite/DuckDB and ``%s`` for psycopg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ematix_engine.runlog.base import ROW_COUNT_FIELDS, RunStatus
+
+__all__ = [
+    "COLUMNS",
+    "SELECT_COLUMNS",
+    "select_sql",
+    "upsert_sql",
+]
+
+COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "pipeline",
+    "status",
+    "attempt",
+    *ROW_COUNT_FIELDS,
+    "watermark",
+    "error",
+    "reason",
+    "metrics",
+    "started_at",
+    "finished_at",
+)
+"""Stored columns of a run record, in bind order (``seq`` is assigned by the store)."""
+
+SELECT_COLUMNS: tuple[str, ...] = (*COLUMNS, "seq")
+"""Columns read back: the record columns, then ``seq``."""
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def upsert_sql(table: str, placeholder: str) -> str:
+    """Return ``INSERT … ON CONFLICT ("run_id") DO UPDATE`` text for ``table`` (pre-quoted)."""
+    columns = ", ".join(_q(c) for c in COLUMNS)
+    values = ", ".join(placeholder for _ in COLUMNS)
+    updates = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in COLUMNS if c != "run_id")
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({values}) "
+        f'ON CONFLICT ("run_id") DO UPDATE SET {updates}'
+    )
+
+
+def select_sql(
+    table: str,
+    placeholder: str,
+    *,
+    pipeline: bool,
+    statuses: Sequence[RunStatus] | None,
+    before: bool,
+) -> str:
+    """Return the page query: newest first, with the filters switched on as placeholders.
+
+    Bind, in order: ``pipeline`` (if set), each status (if set), then for ``before`` the
+    cursor's ``started_at`` twice and its ``seq``, and finally the limit.
+    """
+    p = placeholder
+    where: list[str] = []
+    if pipeline:
+        where.append(f'"pipeline" = {p}')
+    if statuses:
+        where.append('"status" IN (' + ", ".join(p for _ in statuses) + ")")
+    if before:
+        where.append(f'("started_at" < {p} OR ("started_at" = {p} AND "seq" < {p}))')
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    columns = ", ".join(_q(c) for c in SELECT_COLUMNS)
+    return f'SELECT {columns} FROM {table}{clause} ORDER BY "started_at" DESC, "seq" DESC LIMIT {p}'
