@@ -172,9 +172,7 @@ class DeltaBackend:
             )
             if dry_run:
                 return replace(result, backend=self.name)
-            watermark = (
-                read_watermark(duck, spec.name, target.label) if spec.incremental_column else None
-            )
+            watermark = result.watermark or read_watermark(duck, spec.name, target.label)
             metadata = {"ematix.batch_id": batch_id, "ematix.pipeline": spec.name}
             if watermark is not None:
                 metadata[_WATERMARK_KEY + spec.name] = watermark

@@ -28,6 +28,7 @@ from ematix_engine.specs import LoadMode, TargetSpec
 
 __all__ = [
     "create_batch_table",
+    "infer_incremental_column",
     "prepare_source",
     "resolve_columns",
     "stage_cross_database",
@@ -37,6 +38,38 @@ __all__ = [
 
 _WATERMARK = re.compile(r"\$watermark\b")
 _PRE = "_ematix_pre"
+
+
+_COMPARED = re.compile(r'([A-Za-z_][\w$]*|"(?:[^"]|"")+")\s*>=?\s*\$watermark\b')
+
+
+def infer_incremental_column(pipeline: str, target: TargetSpec, sql: str) -> str | None:
+    """The incremental column of a pipeline whose SQL uses ``$watermark``.
+
+    The declared ``incremental_column`` wins; otherwise the column compared in
+    ``<column> > $watermark`` is used when the target declares it.
+
+    Raises:
+        ConfigError: the SQL uses ``$watermark`` and no column can be determined.
+    """
+    from ematix_engine.errors import ConfigError
+
+    if not _WATERMARK.search(sql):
+        return None
+    match = _COMPARED.search(sql)
+    if match:
+        name = match.group(1)
+        name = name[1:-1].replace('""', '"') if name.startswith('"') else name
+        declared = {c.lower(): c for c in target.table.column_names}
+        if name in target.table.column_names:
+            return name
+        if name.lower() in declared:
+            return declared[name.lower()]
+    raise ConfigError(
+        f"pipeline {pipeline!r}: its SQL uses $watermark but no incremental_column is set and "
+        f"none could be inferred from '<column> > $watermark'; pass incremental_column=... "
+        f"naming a column of {target.label}"
+    )
 
 
 def substitute_watermark(sql: str, replacement: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from ematix_engine.batch.context import BATCH, RAW, SOURCE, Counts, LoadContext
 from ematix_engine.batch.merge import load_merge
 from ematix_engine.batch.prepare import (
     create_batch_table,
+    infer_incremental_column,
     managed_columns,
     prepare_source,
     raw_schema,
@@ -198,6 +200,15 @@ def run_sql_target(
     sqlite = backend.dialect == "sqlite"
     fmt = "%Y-%m-%d %H:%M:%S.%f"
     source_conn = source_connection or _source_connection(spec, target)
+    from ematix_engine.connections import get_connection
+
+    user_sql = spec.source(get_connection(source_conn))
+    if not isinstance(user_sql, str) or not user_sql.strip():
+        raise SourceError(spec.name, "the pipeline function must return a SQL string")
+    if spec.incremental_column is None:
+        inferred = infer_incremental_column(spec.name, target, user_sql)
+        if inferred is not None:
+            spec = replace(spec, incremental_column=inferred)
     if same_db is None:
         same_db = same_database(source_conn, _target_connection(target))
     wm_type = _incremental_type(spec, target)
@@ -217,11 +228,6 @@ def run_sql_target(
             watermark_type=wm_type,
             ttl_cutoff_value=ttl_cutoff.strftime(fmt) if sqlite else ttl_cutoff,
         )
-        from ematix_engine.connections import get_connection
-
-        user_sql = spec.source(get_connection(source_conn))
-        if not isinstance(user_sql, str) or not user_sql.strip():
-            raise SourceError(spec.name, "the pipeline function must return a SQL string")
         try:
             if same_db:
                 stage_same_database(backend, user_sql, spec.incremental_column)

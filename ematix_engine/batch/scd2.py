@@ -118,7 +118,7 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
         # and an existing (non-tombstone) version that a late, equal event now precedes merges
         # into that event, so history matches what loading every event at once would give.
         f"{kept} AS (SELECT m.*, CASE WHEN prev_hash IS NOT NULL AND prev_hash = {h} "
-        f"AND NOT prev_deleted AND is_new = 1 "
+        f"AND NOT prev_deleted AND (is_new = 1 OR (prev_new = 1 AND NOT is_deleted)) "
         f"THEN 1 ELSE 0 END AS dropped FROM {marked} AS m) "
         f"SELECT k.*, LEAD({vf}) OVER (PARTITION BY {part} ORDER BY {vf}) AS new_valid_to "
         f"FROM {kept} AS k WHERE dropped = 0 "

@@ -35,11 +35,10 @@ def validate_pipeline(pipeline: Pipeline) -> list[str]:
     try:
         params = None
         if "$watermark" in sql:
-            family = (
-                target.table.column(spec.incremental_column).type.hash_family
-                if spec.incremental_column
-                else "text"
-            )
+            from ematix_engine.batch.prepare import infer_incremental_column
+
+            column = spec.incremental_column or infer_incremental_column(spec.name, target, sql)
+            family = target.table.column(column).type.hash_family
             count = sql.count("$watermark")
             sql = substitute_watermark(backend.escape_user_sql(sql), backend.param_placeholder(0))
             params = [sentinel_for(family)] * count
