@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -77,11 +78,21 @@ class SQLiteBackend(SqlBackend):
     def read_arrow(
         self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 100_000
     ) -> pa.RecordBatchReader:
+        declared = self._declared_types(sql, params)
         cursor = self.con.execute(sql, params if params is not None else ())
         names = [d[0] for d in cursor.description]
         first = cursor.fetchmany(batch_size)
-        first_batch = _rows_to_batch(names, first)
-        schema = first_batch.schema
+        # Column types come from the declared types where SQLite has them (a first batch that
+        # is all NULL, or BOOLEAN stored as 0/1, would otherwise fix the wrong Arrow type for
+        # the whole stream); expression columns without one keep the type of their values.
+        inferred = _rows_to_batch(names, first).schema
+        schema = pa.schema(
+            [
+                pa.field(name, _stream_type(decl, field.type))
+                for name, decl, field in zip(names, declared, inferred, strict=True)
+            ]
+        )
+        first_batch = _rows_to_batch(names, first, schema)
 
         def batches():
             yield first_batch
@@ -109,6 +120,37 @@ class SQLiteBackend(SqlBackend):
         return total
 
     @override
+    def result_schema(self, sql: str) -> pa.Schema:
+        # An empty SQLite result carries no types (every column would come back as Arrow null,
+        # i.e. Text); use the declared types SQLite gives the result's columns instead.
+        cursor = self.con.execute(f"SELECT * FROM ({sql}) LIMIT 0")
+        names = [d[0] for d in cursor.description]
+        declared = self._declared_types(sql)
+        return pa.schema(
+            [(n, _arrow_type_for_declared(d)) for n, d in zip(names, declared, strict=True)]
+        )
+
+    def _declared_types(self, sql: str, params: Sequence[Any] | None = None) -> list[str]:
+        """Declared type of each result column (upper case; "" for expressions)."""
+        probe = "_ematix_schema_probe"
+        self.drop_temp(probe)
+        self.execute(
+            f"CREATE TEMP TABLE {self.quote(probe)} AS SELECT * FROM ({sql}) LIMIT 0",
+            params,
+        )
+        try:
+            rows = self.con.execute(
+                "SELECT upper(type) FROM pragma_table_info(?) ORDER BY cid", (probe,)
+            ).fetchall()
+        finally:
+            self.drop_temp(probe)
+        return [declared for (declared,) in rows]
+
+    @override
+    def watermark_params(self, value: Any, occurrences: int) -> list[Any]:
+        return [_canonical_timestamp(value)] * occurrences
+
+    @override
     def begin(self) -> None:
         self.con.execute("BEGIN IMMEDIATE")
 
@@ -131,6 +173,51 @@ class SQLiteBackend(SqlBackend):
     @override
     def close(self) -> None:
         self.con.close()
+
+
+_TIMESTAMP_TEXT = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)?$"
+)
+
+
+def _canonical_timestamp(value: Any) -> Any:
+    """Render a timestamp watermark the way SQLite stores timestamps (UTC, microseconds).
+
+    Watermarks computed on another backend read like ``2024-01-01 03:00:00+00``; SQLite
+    compares text, and ``…00.000000`` sorts after ``…00+00``, so the row at the watermark
+    would load again.
+    """
+    if not isinstance(value, str) or not _TIMESTAMP_TEXT.match(value):
+        return value
+    text = value.replace("T", " ").replace("Z", "+00:00")
+    if re.search(r"[+-]\d{2}$", text):
+        text += ":00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _stream_type(declared: str, inferred: pa.DataType) -> pa.DataType:
+    """Arrow type of a streamed column: its affinity's type, else its first values' type."""
+    if declared in ("", "NUM"):  # no affinity, or NUMERIC (integers and reals mix)
+        if pa.types.is_null(inferred):
+            return pa.float64() if declared == "NUM" else pa.string()
+        return inferred
+    return _arrow_type_for_declared(declared)
+
+
+def _arrow_type_for_declared(declared: str) -> pa.DataType:
+    """Arrow type for a SQLite declared column type (affinity rules, plus BOOLEAN)."""
+    if "BOOL" in declared:
+        return pa.bool_()
+    if "INT" in declared:
+        return pa.int64()
+    if any(token in declared for token in ("REAL", "FLOA", "DOUB", "NUM", "DEC")):
+        return pa.float64()
+    if "BLOB" in declared:
+        return pa.binary()
+    return pa.string()
 
 
 def _column_for_sqlite(array: pa.Array | pa.ChunkedArray) -> list[Any]:

@@ -230,6 +230,9 @@ def _source_expression(
     if declared is not None:
         for normalizer in declared.normalizers:
             value = normalizer.apply(value, sql_type)
+    if backend.dialect == "postgres" and column.type.hash_family == "bool":
+        # PostgreSQL has no bigint/double → boolean cast; staged 0/1 (SQLite, MySQL) go via text.
+        return f"CAST(CAST({value.sql(backend.dialect)} AS TEXT) AS {type_sql})"
     return f"CAST({value.sql(backend.dialect)} AS {type_sql})"
 
 

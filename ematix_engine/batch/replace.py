@@ -24,7 +24,9 @@ def load_replace(ctx: LoadContext) -> Counts:
     columns = list(ctx.physical_columns)
     if ctx.execute_writes:
         ctx.statements.extend(
-            ensure_table(backend, spec.schema, new_name, columns, primary_key=ctx.target.keys)
+            # no PRIMARY KEY: like the first load (target_primary_key), replace adds no
+            # constraint a duplicate source key could trip over
+            ensure_table(backend, spec.schema, new_name, columns)
         )
     names = ctx.data_columns
     inserted = ctx.run(

@@ -12,7 +12,8 @@ Two plans share the delete and TTL steps:
 * **Event time**: the source may be a change log. For the keys in the batch, existing history
   and new events are laid on one timeline per key, ordered by ``valid_from``. A new event equal
   to the version before it adds nothing; every other new event becomes a version, and
-  ``valid_to`` is recomputed as the next version's ``valid_from`` (``LEAD``). Existing versions
+  ``valid_to`` is recomputed as the next version's ``valid_from`` (``LEAD``); an existing
+  version that a late event with equal values now precedes merges into that event. Existing versions
   whose ``valid_to`` changes are updated in place, so an event older than the current version
   splits the interval it falls into and history stays gap-free and non-overlapping. An event at
   an existing ``(key, valid_from)`` with other values corrects that version in place.

@@ -8,6 +8,7 @@ naming the column. Nothing is ever dropped or narrowed automatically.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,10 +48,16 @@ def type_family(existing_type: str) -> str:
     return existing_type.lower()
 
 
+# Type names that contain a family token ("int") but hold none of that family's values.
+_FALSE_FRIENDS = re.compile(r"interval|point")
+
+
 def _compatible(existing_type: str, column_type: type[ColumnType]) -> bool:
     existing = existing_type.lower()
     if existing == "" or existing == "null":  # SQLite columns without declared type
         return True
+    if _FALSE_FRIENDS.search(existing):
+        return False
     return any(token in existing for token in _COMPATIBLE[column_type.hash_family])
 
 

@@ -1,0 +1,15 @@
+"""Fixtures of the batch-engine suite: ``h`` is one backend of :data:`harness.BACKENDS`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.batch.harness import BACKENDS, Harness, make_harness
+
+
+@pytest.fixture(params=BACKENDS)
+def h(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    """A harness whose connection is registered as ``default`` (duckdb, sqlite or postgres)."""
+    return make_harness(request.param, request, tmp_path)

@@ -1,0 +1,391 @@
+"""Cross-backend harness for the batch-engine tests.
+
+One :class:`Harness` per backend id (``duckdb``, ``sqlite``, ``postgres``): it registers a target
+connection named ``default``, creates and modifies source tables in the same database, and
+queries the target so tests assert on what was really written. Values come back normalised
+(timestamps as UTC ``datetime``, booleans as ``bool``) so one expectation fits every backend.
+
+Tests get a harness from the ``h`` fixture (``tests/integration/batch/conftest.py``), which is
+parametrised over :data:`BACKENDS`; ``make_harness`` builds extra ones for cross-database tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pytest
+
+from ematix_engine.connections import (
+    Connection,
+    DuckDBConnection,
+    PostgresConnection,
+    SQLiteConnection,
+    register_connection,
+)
+
+__all__ = [
+    "BACKENDS",
+    "Harness",
+    "assert_scd2_invariants",
+    "at",
+    "history",
+    "make_harness",
+    "to_dt",
+]
+
+BACKENDS = ("duckdb", "sqlite", "postgres")
+
+#: Generic column types → DDL per backend (for source tables the tests create).
+_TYPES: dict[str, dict[str, str]] = {
+    "duckdb": {
+        "bigint": "BIGINT",
+        "text": "TEXT",
+        "double": "DOUBLE",
+        "numeric(12,2)": "DECIMAL(12,2)",
+        "timestamptz": "TIMESTAMPTZ",
+        "boolean": "BOOLEAN",
+        "date": "DATE",
+    },
+    "postgres": {
+        "bigint": "BIGINT",
+        "text": "TEXT",
+        "double": "DOUBLE PRECISION",
+        "numeric(12,2)": "NUMERIC(12,2)",
+        "timestamptz": "TIMESTAMPTZ",
+        "boolean": "BOOLEAN",
+        "date": "DATE",
+    },
+    "sqlite": {
+        "bigint": "INTEGER",
+        "text": "TEXT",
+        "double": "REAL",
+        "numeric(12,2)": "NUMERIC",
+        "timestamptz": "TEXT",
+        "boolean": "BOOLEAN",
+        "date": "TEXT",
+    },
+}
+
+_TS_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}")
+
+
+def at(hour: int, minute: int = 0, day: int = 1) -> datetime:
+    """A UTC instant on 2024-01-``day`` (short event times for tests)."""
+    return datetime(2024, 1, day, hour, minute, tzinfo=UTC)
+
+
+def to_dt(value: Any) -> datetime | None:
+    """Normalise a timestamp as any backend returns it to an aware UTC ``datetime``."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, str):
+        text = value.replace("T", " ")
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        elif re.search(r"[+-]\d{2}$", text):
+            text += ":00"
+        parsed = datetime.fromisoformat(text)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    raise TypeError(f"not a timestamp: {value!r}")
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        value = value.astimezone(UTC) if value.tzinfo else value
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+@dataclass
+class Harness:
+    """One backend: a registered target connection plus direct access to its database.
+
+    Attributes:
+        kind: backend id (duckdb, sqlite, postgres).
+        connection: the typed connection (registered under its name).
+        schema: schema for declared tables and source tables (SQLite ignores it).
+        dsn: PostgreSQL DSN (postgres only).
+        path: database file (duckdb, sqlite).
+    """
+
+    kind: str
+    connection: Connection
+    schema: str
+    dsn: str | None = None
+    path: str | None = None
+    _pg: psycopg.Connection | None = field(default=None, repr=False)
+    _duck: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ naming
+    @property
+    def name(self) -> str:
+        """Connection name the harness registered."""
+        return self.connection.name
+
+    def quote(self, name: str) -> str:
+        """Quote one identifier (double quotes, embedded quotes doubled)."""
+        return '"' + name.replace('"', '""') + '"'
+
+    def table(self, name: str) -> str:
+        """Quoted, qualified name of a table in the harness schema (source or target)."""
+        if self.kind == "sqlite":
+            return self.quote(name)
+        return f"{self.quote(self.schema)}.{self.quote(name)}"
+
+    def type_sql(self, generic: str) -> str:
+        """DDL type of a generic type name on this backend."""
+        return _TYPES[self.kind].get(generic, generic)
+
+    # ------------------------------------------------------------------ raw access
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        if self.kind == "postgres":
+            assert self._pg is not None
+            yield self._pg
+        elif self.kind == "duckdb":
+            # One connection for the harness's life: DuckDB shares the open database with the
+            # engine's sessions in this process, which keeps each load from re-opening the file.
+            if self._duck is None:
+                self._duck = duckdb.connect(self.path)
+            yield self._duck
+        else:
+            con = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run one statement directly on the database (autocommit)."""
+        with self._cursor() as con:
+            if self.kind == "postgres":
+                con.execute(sql, params)
+            elif self.kind == "sqlite":
+                con.execute(sql, [_sqlite_value(v) for v in params or ()])
+            else:
+                con.execute(sql, params) if params is not None else con.execute(sql)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        """Run a query directly on the database and return every row."""
+        with self._cursor() as con:
+            if self.kind == "postgres":
+                return con.execute(sql, params).fetchall()
+            if self.kind == "sqlite":
+                return con.execute(sql, [_sqlite_value(v) for v in params or ()]).fetchall()
+            cursor = con.execute(sql, params) if params is not None else con.execute(sql)
+            return cursor.fetchall()
+
+    def scalar(self, sql: str) -> Any:
+        """First column of the first row."""
+        return self.query(sql)[0][0]
+
+    # ------------------------------------------------------------------ source tables
+    def create_source(
+        self, name: str, columns: Mapping[str, str], rows: Sequence[Sequence[Any]] = ()
+    ) -> str:
+        """(Re)create source table ``name`` with generic ``columns`` and ``rows``.
+
+        Returns:
+            The quoted, qualified table name to use in pipeline SQL.
+        """
+        table = self.table(name)
+        definition = ", ".join(f"{self.quote(c)} {self.type_sql(t)}" for c, t in columns.items())
+        self.execute(f"DROP TABLE IF EXISTS {table}")
+        self.execute(f"CREATE TABLE {table} ({definition})")
+        self.insert(name, rows)
+        return table
+
+    def insert(self, name: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` into table ``name`` (values bound as parameters)."""
+        if not rows:
+            return
+        marker = "%s" if self.kind == "postgres" else "?"
+        sql = f"INSERT INTO {self.table(name)} VALUES ({', '.join(marker for _ in rows[0])})"
+        with self._cursor() as con:
+            for row in rows:
+                values = [_sqlite_value(v) for v in row] if self.kind == "sqlite" else list(row)
+                con.execute(sql, values)
+
+    def set_rows(self, name: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Replace the contents of source table ``name``."""
+        self.execute(f"DELETE FROM {self.table(name)}")
+        self.insert(name, rows)
+
+    # ------------------------------------------------------------------ target inspection
+    def exists(self, name: str) -> bool:
+        """Whether table ``name`` exists in the harness schema."""
+        return self.columns(name) is not None
+
+    def columns(self, name: str) -> dict[str, str] | None:
+        """``{column: lower-case type}`` of table ``name``, or None when it does not exist."""
+        if self.kind == "sqlite":
+            rows = self.query("SELECT name, lower(type) FROM pragma_table_info(?)", (name,))
+        else:
+            marker = "%s" if self.kind == "postgres" else "?"
+            rows = self.query(
+                "SELECT column_name, lower(data_type) FROM information_schema.columns "
+                f"WHERE table_schema = {marker} AND table_name = {marker} "
+                "ORDER BY ordinal_position",
+                (self.schema, name),
+            )
+        return dict(rows) if rows else None
+
+    def count(self, name: str, where: str = "") -> int:
+        """Rows in table ``name`` (optionally filtered)."""
+        return int(self.scalar(f"SELECT COUNT(*) FROM {self.table(name)} {where}"))
+
+    def rows(self, name: str, columns: Sequence[str], order_by: Sequence[str] = ()) -> list[tuple]:
+        """Selected columns of table ``name``, normalised (timestamps, booleans)."""
+        cols = ", ".join(self.quote(c) for c in columns)
+        order = ", ".join(self.quote(c) for c in (order_by or columns))
+        raw = self.query(f"SELECT {cols} FROM {self.table(name)} ORDER BY {order}")
+        return [tuple(_norm(c, v) for c, v in zip(columns, row, strict=True)) for row in raw]
+
+    def watermark(self, pipeline: str) -> str | None:
+        """Stored watermark text of ``pipeline`` (None when there is none)."""
+        if self.kind == "sqlite":
+            table, marker = '"_ematix_watermarks"', "?"
+        else:
+            table, marker = '"ematix"."watermarks"', "%s" if self.kind == "postgres" else "?"
+        try:
+            rows = self.query(f"SELECT value FROM {table} WHERE pipeline = {marker}", (pipeline,))
+        except Exception:  # table not created yet
+            return None
+        return rows[0][0] if rows else None
+
+    def close(self) -> None:
+        """Remove this harness's watermark rows (PostgreSQL) and close its connection."""
+        if self._pg is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._pg.execute(
+                    "DELETE FROM ematix.watermarks WHERE target LIKE %s",
+                    (self.schema + ".%",),
+                )
+            self._pg.close()
+        if self._duck is not None:
+            self._duck.close()
+            self._duck = None
+
+
+_BOOL_COLUMNS = {"is_current", "is_deleted"}
+_TS_COLUMNS = {"valid_from", "valid_to", "_loaded_at", "ts", "updated_at"}
+
+
+def _norm(column: str, value: Any) -> Any:
+    if column in _BOOL_COLUMNS and value is not None:
+        return bool(value)
+    if column in _TS_COLUMNS or isinstance(value, datetime):
+        if isinstance(value, str) and not _TS_TEXT.match(value):
+            return value
+        return to_dt(value)
+    return value
+
+
+def make_harness(
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    *,
+    name: str = "default",
+    register: bool = True,
+) -> Harness:
+    """Build (and register) a harness for ``kind``; it is closed at the end of the test.
+
+    Args:
+        kind: duckdb, sqlite or postgres.
+        request: the test's fixture request (PostgreSQL fixtures are pulled lazily).
+        tmp_path: folder for embedded database files.
+        name: connection name to register.
+        register: register the connection under ``name``.
+    """
+    if kind == "postgres":
+        schema = request.getfixturevalue("pg_schema")
+        dsn = schema.dsn
+        connection: Connection = PostgresConnection(name=name, url=dsn)
+        harness = Harness(
+            kind, connection, schema.name, dsn=dsn, _pg=psycopg.connect(dsn, autocommit=True)
+        )
+    elif kind == "duckdb":
+        path = str(tmp_path / f"{name}-{uuid.uuid4().hex[:8]}.duckdb")
+        connection = DuckDBConnection(name=name, path=path)
+        harness = Harness(kind, connection, "an", path=path)
+        harness.execute('CREATE SCHEMA IF NOT EXISTS "an"')
+    elif kind == "sqlite":
+        path = str(tmp_path / f"{name}-{uuid.uuid4().hex[:8]}.sqlite")
+        connection = SQLiteConnection(name=name, path=path)
+        harness = Harness(kind, connection, "an", path=path)
+    else:  # pragma: no cover - test bug
+        raise ValueError(kind)
+    if register:
+        register_connection(connection)
+    request.addfinalizer(harness.close)
+    return harness
+
+
+# ---------------------------------------------------------------------------- SCD2 helpers
+def history(
+    h: Harness, table: str, keys: Sequence[str], values: Sequence[str] = ()
+) -> dict[tuple, list[dict[str, Any]]]:
+    """Every version of every key of SCD2 ``table``, ordered by ``valid_from``."""
+    columns = [*keys, "valid_from", "valid_to", "is_current", "row_hash", "is_deleted", *values]
+    result: dict[tuple, list[dict[str, Any]]] = {}
+    for row in h.rows(table, columns, order_by=[*keys, "valid_from"]):
+        record = dict(zip(columns, row, strict=True))
+        result.setdefault(tuple(row[: len(keys)]), []).append(record)
+    return result
+
+
+def assert_scd2_invariants(
+    h: Harness, table: str, keys: Sequence[str], *, closed_keys: Sequence[tuple] = ()
+) -> dict[tuple, list[dict[str, Any]]]:
+    """Check SCD2 history is gap-free, non-overlapping, with one current version per live key.
+
+    For every key, versions ordered by ``valid_from`` have ``valid_to`` equal to the next
+    version's ``valid_from``; the last version has ``valid_to`` NULL and is the only current one.
+    Keys in ``closed_keys`` (closed by a delete or the TTL) instead have no current version and
+    a non-NULL ``valid_to`` on their last version.
+
+    Returns:
+        The history (see :func:`history`).
+    """
+    versions = history(h, table, keys)
+    closed = set(closed_keys)
+    for key, rows in versions.items():
+        starts = [r["valid_from"] for r in rows]
+        assert len(set(starts)) == len(starts), f"{key}: two versions share valid_from {rows}"
+        for earlier, later in itertools.pairwise(rows):
+            assert earlier["valid_to"] is not None, f"{key}: open version before the last {rows}"
+            assert earlier["valid_to"] <= later["valid_from"], f"{key}: overlap {rows}"
+            if key not in closed:
+                assert earlier["valid_to"] == later["valid_from"], f"{key}: gap {rows}"
+            assert not earlier["is_current"], f"{key}: non-last version is current {rows}"
+        for row in rows:
+            if row["valid_to"] is not None:
+                assert row["valid_to"] > row["valid_from"], f"{key}: empty interval {rows}"
+        current = [r for r in rows if r["is_current"]]
+        if key in closed:
+            assert current == [], f"{key}: closed key still has a current version {rows}"
+            assert rows[-1]["valid_to"] is not None, f"{key}: closed key open {rows}"
+        else:
+            assert len(current) == 1, f"{key}: {len(current)} current versions {rows}"
+            assert current[0] is rows[-1], f"{key}: current version is not the last {rows}"
+            assert rows[-1]["valid_to"] is None, f"{key}: last version has valid_to {rows}"
+    return versions

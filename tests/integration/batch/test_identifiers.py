@@ -1,0 +1,98 @@
+"""Identifiers with quotes, semicolons, spaces and unicode load and inject nothing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pytest
+
+from ematix_engine.api import ematix
+from ematix_engine.api.table import pk
+from ematix_engine.types import BigInt, Text
+from tests.integration.batch.harness import Harness
+
+TABLE = 'tbl "x";--ü'
+KEY = "key; --"
+WEIRD = 'we"ird; DROP TABLE x'
+UNICODE = "Ünïcödé ✓ col"
+
+
+def declare(h: Harness, mode: str, sql: str, **options):
+    annotations = {KEY: Annotated[BigInt, pk()], WEIRD: Text | None, UNICODE: Text | None}
+    klass = type("Weird", (), {"__annotations__": annotations, "__module__": __name__})
+    table = ematix.table(schema=h.schema, name=TABLE)(klass)
+
+    @ematix.pipeline(target=table, mode=mode, name=f"weird_{mode}", **options)
+    def load(conn):
+        return sql
+
+    return load
+
+
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [
+        ("append", {}),
+        ("merge", {"deletes": "close"}),
+        ("scd2", {"deletes": "new_record"}),
+        ("replace", {}),
+    ],
+    ids=["append", "merge", "scd2", "replace"],
+)
+def test_weird_identifiers_round_trip(h: Harness, mode: str, options: dict) -> None:
+    h.create_source("x", {"canary": "bigint"}, [(42,)])
+    columns = {KEY: "bigint", WEIRD: "text", UNICODE: "text"}
+    src = h.create_source(
+        TABLE + " src", columns, [(1, "a'); DROP TABLE x; --", "ü"), (2, "b", None)]
+    )
+    cols = ", ".join(h.quote(c) for c in columns)
+    load = declare(h, mode, f"SELECT {cols} FROM {src}", **options)
+
+    load.run()
+    h.set_rows(TABLE + " src", [(1, "changed \"'; --", "ü"), (3, "c", "✓")])
+    result = load.run()
+
+    assert h.rows("x", ["canary"]) == [(42,)]
+    assert h.exists(TABLE)
+    live = {
+        "append": "",
+        "merge": "",
+        "scd2": "WHERE is_current AND NOT is_deleted",
+        "replace": "",
+    }[mode]
+    rows = h.query(
+        f"SELECT {cols} FROM {h.table(TABLE)} {live} ORDER BY {h.quote(KEY)}, {h.quote(WEIRD)}"
+    )
+    expected = {
+        "append": [
+            (1, "a'); DROP TABLE x; --", "ü"),
+            (1, "changed \"'; --", "ü"),
+            (2, "b", None),
+            (3, "c", "✓"),
+        ],
+        "merge": [(1, "changed \"'; --", "ü"), (3, "c", "✓")],
+        "scd2": [(1, "changed \"'; --", "ü"), (3, "c", "✓")],
+        "replace": [(1, "changed \"'; --", "ü"), (3, "c", "✓")],
+    }[mode]
+    assert rows == expected
+    assert result.targets[0].row_count == h.count(TABLE)
+    assert not h.exists(TABLE + "__ematix_new")
+
+
+PERCENT = "50% off; %s"
+
+
+def test_weird_incremental_column(h: Harness) -> None:
+    annotations = {PERCENT: Annotated[BigInt, pk()], WEIRD: Text | None}
+    klass = type("Pct", (), {"__annotations__": annotations, "__module__": __name__})
+    table = ematix.table(schema=h.schema, name=TABLE)(klass)
+    src = h.create_source("pct src", {PERCENT: "bigint", WEIRD: "text"}, [(1, "a"), (2, "b")])
+
+    @ematix.pipeline(target=table, mode="append", incremental_column=PERCENT, name="pct")
+    def load(conn):
+        return f"SELECT * FROM {src} WHERE {h.quote(PERCENT)} > $watermark"
+
+    assert load.run().rows_inserted == 2
+    h.insert("pct src", [(3, "c")])
+    assert load.run().rows_inserted == 1
+    assert h.rows(TABLE, [PERCENT]) == [(1,), (2,), (3,)]
