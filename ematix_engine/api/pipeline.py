@@ -292,6 +292,13 @@ def pipeline(
         if len(set(labels)) != len(labels):
             raise ConfigError(f"pipeline {pipeline_name!r}: a table appears twice in targets")
         if incremental_column is not None:
+            snapshot = [t.label for t in target_specs if t.deletes is not Deletes.IGNORE]
+            if snapshot:
+                raise ConfigError(
+                    f"pipeline {pipeline_name!r}: incremental_column loads only new rows, but "
+                    f"deletes= on {', '.join(snapshot)} treats every load as a full snapshot and "
+                    f"would close every key the increment lacks; drop one of the two"
+                )
             for t in target_specs:
                 try:
                     t.table.column(incremental_column)

@@ -71,6 +71,10 @@ class DuckDBBackend(SqlBackend):
         self.con.register(name, data)
 
     @override
+    def prepare_load_session(self) -> None:
+        self.con.execute("SET TimeZone = 'UTC'")
+
+    @override
     def begin(self) -> None:
         self.con.execute("BEGIN TRANSACTION")
 

@@ -59,6 +59,9 @@ class SQLiteBackend(SqlBackend):
         self.path = path
         self.con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.con.create_function("ematix_row_hash", -1, sqlite_row_hash, deterministic=True)
+        self.con.create_function(
+            "ematix_timestamp", 1, canonical_timestamp_text, deterministic=True
+        )
         self.con.create_function("regexp_replace", 3, _regexp_replace, deterministic=True)
         self.con.create_function("regexp_replace", 4, _regexp_replace, deterministic=True)
         self.con.execute("PRAGMA foreign_keys = ON")
@@ -178,6 +181,25 @@ class SQLiteBackend(SqlBackend):
 _TIMESTAMP_TEXT = re.compile(
     r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)?$"
 )
+
+
+def canonical_timestamp_text(value: Any) -> Any:
+    """SQLite function ``ematix_timestamp``: any ISO-8601 spelling → canonical UTC text.
+
+    ``'1999-12-31T00:00:00Z'``, ``'1999-12-31 00:00:00'`` and ``'1999-12-31 01:00:00+01:00'``
+    all become ``'1999-12-31 00:00:00.000000'``, the form every other SQLite timestamp takes,
+    so hashing, ordering and watermarks agree with PostgreSQL and DuckDB. Text that is not a
+    timestamp is returned unchanged (the load keeps it rather than losing it).
+    """
+    if value is None or not isinstance(value, str):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _canonical_timestamp(value: Any) -> Any:

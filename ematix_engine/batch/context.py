@@ -15,7 +15,7 @@ from datetime import datetime
 
 from ematix_engine.backends.base import SqlBackend
 from ematix_engine.schema.ddl import TableColumn
-from ematix_engine.specs import TargetSpec
+from ematix_engine.specs import LoadMode, TargetSpec
 
 __all__ = ["BATCH", "CHANGES", "RAW", "SOURCE", "Counts", "LoadContext"]
 
@@ -121,10 +121,20 @@ class LoadContext:
 
     @property
     def compare_columns(self) -> tuple[str, ...]:
-        """Declared compare columns, else every non-key column except the event time."""
+        """Columns whose change counts.
+
+        The declared ``compare_columns`` when given. Otherwise, for SCD2, every *declared*
+        non-key column except the event time: a column the source adds later is carried along
+        but does not re-version history. For merge, every non-key column, so a new column gets
+        filled in.
+        """
         if self.target.compare_columns:
             return self.target.compare_columns
-        return tuple(n for n in self.non_key_columns if n != self.target.event_timestamp_column)
+        candidates = self.non_key_columns
+        if self.target.mode is LoadMode.SCD2:
+            declared = set(self.target.table.column_names)
+            candidates = tuple(n for n in candidates if n in declared)
+        return tuple(n for n in candidates if n != self.target.event_timestamp_column)
 
 
 @dataclass(slots=True)

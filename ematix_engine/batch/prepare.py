@@ -56,6 +56,12 @@ def infer_incremental_column(pipeline: str, target: TargetSpec, sql: str) -> str
 
     if not _WATERMARK.search(sql):
         return None
+    if target.deletes.value != "ignore":
+        raise ConfigError(
+            f"pipeline {pipeline!r}: its SQL uses $watermark (an incremental load) but "
+            f"deletes={target.deletes.value!r} on {target.label} treats every load as a full "
+            f"snapshot; drop one of the two"
+        )
     match = _COMPARED.search(sql)
     if match:
         name = match.group(1)
@@ -230,6 +236,9 @@ def _source_expression(
     if declared is not None:
         for normalizer in declared.normalizers:
             value = normalizer.apply(value, sql_type)
+    if backend.dialect == "sqlite" and column.type.hash_family in ("timestamp", "timestamptz"):
+        # SQLite keeps timestamps as text; bring every spelling to the canonical form.
+        return f"ematix_timestamp(CAST({value.sql(backend.dialect)} AS TEXT))"
     if backend.dialect == "postgres" and column.type.hash_family == "bool":
         # PostgreSQL has no bigint/double → boolean cast; staged 0/1 (SQLite, MySQL) go via text.
         return f"CAST(CAST({value.sql(backend.dialect)} AS TEXT) AS {type_sql})"

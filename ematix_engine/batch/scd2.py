@@ -90,8 +90,8 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     vf, h = q("valid_from"), q("row_hash")
     # CTE names carry the _ematix_ prefix: on SQLite the target is not schema-qualified, so a
     # CTE named like the target table (``hist``) would shadow it ("circular reference").
-    aff, hist, corr, allv, marked, kept = (
-        q(f"_ematix_{n}") for n in ("aff", "hist", "corr", "all", "marked", "kept")
+    aff, hist, corr, allv, marked, kept, ends = (
+        q(f"_ematix_{n}") for n in ("aff", "hist", "corr", "all", "marked", "kept", "ends")
     )
     ctx.run(
         f"CREATE TEMP TABLE {tl} AS "
@@ -120,9 +120,16 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
         # into that event, so history matches what loading every event at once would give.
         f"{kept} AS (SELECT m.*, CASE WHEN prev_hash IS NOT NULL AND prev_hash = {h} "
         f"AND NOT prev_deleted AND (is_new = 1 OR (prev_new = 1 AND NOT is_deleted)) "
-        f"THEN 1 ELSE 0 END AS dropped FROM {marked} AS m) "
-        f"SELECT k.*, LEAD({vf}) OVER (PARTITION BY {part} ORDER BY {vf}) AS new_valid_to "
-        f"FROM {kept} AS k WHERE dropped = 0 "
+        f"THEN 1 ELSE 0 END AS dropped FROM {marked} AS m), "
+        # A key whose history has no current version was closed (deleted or expired) at its
+        # latest valid_to; a late event before that time must not re-open it.
+        f"{ends} AS (SELECT {ctx.cols(keys)}, CASE WHEN SUM(CASE WHEN old_valid_to IS NULL "
+        f"THEN 1 ELSE 0 END) > 0 THEN NULL ELSE MAX(old_valid_to) END AS key_end "
+        f"FROM {hist} GROUP BY {ctx.cols(keys)}) "
+        f"SELECT k.*, COALESCE(LEAD(k.{vf}) OVER (PARTITION BY {ctx.cols(keys, 'k')} "
+        f"ORDER BY k.{vf}), CASE WHEN e.key_end IS NOT NULL AND k.{vf} < e.key_end "
+        f"THEN e.key_end END) AS new_valid_to "
+        f"FROM {kept} AS k LEFT JOIN {ends} AS e ON {ctx.match('k', 'e')} WHERE k.dropped = 0 "
         f"UNION ALL SELECT k.*, NULL FROM {kept} AS k WHERE dropped = 1"
     )
     op = "IS NOT" if ctx.backend.dialect == "sqlite" else "IS DISTINCT FROM"

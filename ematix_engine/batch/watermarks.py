@@ -29,7 +29,7 @@ _COLUMNS = (
 
 #: Value used before the first load: below every real value of the family.
 _SENTINELS = {
-    "int": "-9223372036854775808",
+    "int": "-9007199254740991",  # -(2**53 - 1): room for `$watermark - n`
     "decimal": "-99999999999999999999999999999999999999",
     "float": "-1e308",
     "text": "",

@@ -96,7 +96,7 @@ def ensure_table(
         ]
         if primary_key and backend.CREATES_PRIMARY_KEY:
             definitions.append(f"PRIMARY KEY ({', '.join(backend.quote(k) for k in primary_key)})")
-        statements.append(f"CREATE TABLE {table_sql} ({', '.join(definitions)})")
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table_sql} ({', '.join(definitions)})")
     else:
         label = f"{schema}.{name}" if backend.SUPPORTS_SCHEMAS else name
         for column in columns:

@@ -154,3 +154,20 @@ def test_table_spec_reads_annotations() -> None:
     assert email.nullable and email.normalizers == (lower(),)
     with pytest.raises(ConfigError, match="did you mean 'email'"):
         spec.column("emial")
+
+
+def test_incremental_column_with_snapshot_deletes_is_rejected() -> None:
+
+    from ematix_engine import ematix
+    from ematix_engine.errors import ConfigError
+
+    @ematix.table(schema="an")
+    class Inc:
+        id: Annotated[BigInt, pk()]
+        ts: TimestampTZ
+
+    with pytest.raises(ConfigError, match="full snapshot"):
+
+        @ematix.pipeline(target=Inc, mode="scd2", deletes="close", incremental_column="ts")
+        def inc(conn):
+            return "SELECT 1"

@@ -102,11 +102,6 @@ def test_null_and_empty_string_hash_differently() -> None:
     assert python_row_hash(["ab", "c"]) != python_row_hash(["a", "bc"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: SQLite hashes timestamp text as stored; other spellings of the same instant "
-    "('2024-02-29 23:59:58', ISO 'T…Z') are not canonicalised",
-)
 def test_sqlite_non_canonical_timestamp_text_hashes_like_postgres(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

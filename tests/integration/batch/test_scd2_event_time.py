@@ -167,11 +167,6 @@ def test_event_at_an_existing_version_time_corrects_it_in_place(h: Harness) -> N
     assert versions[(1,)][1]["row_hash"] != versions[(1,)][0]["row_hash"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: with deletes='close', re-linking valid_to with LEAD re-opens a key that a "
-    "snapshot closed when a late (older) event for it arrives",
-)
 def test_late_event_does_not_reopen_a_deleted_key(h: Harness) -> None:
     src = h.create_source("src", COLUMNS, [(1, "a", at(5)), (2, "b", at(5))])
     load = declare(h, f"SELECT id, name, ts FROM {src}", deletes="close")
