@@ -252,11 +252,20 @@ def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
         f"{_source_expression(backend, target, c, mapping[c.name])} AS {q(c.name)}"
         for c in ctx.columns
     ]
-    hashed = [
-        (f"x.{q(name)}", _column(ctx, name).type.hash_family, _scale(_column(ctx, name).type))
-        for name in ctx.compare_columns
-    ]
-    extra = f", {row_hash_sql(hashed, backend.dialect)} AS {q('row_hash')}"
+
+    def hash_of(names: Sequence[str]) -> str:
+        parts = [
+            (f"x.{q(n)}", _column(ctx, n).type.hash_family, _scale(_column(ctx, n).type))
+            for n in names
+        ]
+        return row_hash_sql(parts, backend.dialect)
+
+    extra = f", {hash_of(ctx.compare_columns)} AS {q('row_hash')}"
+    if _needs_full_hash(ctx):
+        # Duplicates are judged on every column, not only the compared ones: two rows that
+        # differ outside compare_columns are a conflict, never a silent pick.
+        others = [n for n in ctx.non_key_columns if n != target.event_timestamp_column]
+        extra += f", {hash_of(others)} AS {q(_FULL_HASH)}"
     if target.mode is LoadMode.SCD2:
         if target.event_timestamp_column:
             ts_type = backend.column_type_sql(TimestampTZ)
@@ -271,6 +280,17 @@ def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
         f"(SELECT {', '.join(selects)} FROM {q(RAW)} AS r) AS x"
     )
     _resolve_duplicates(ctx)
+
+
+_FULL_HASH = "_ematix_full_hash"
+
+
+def _needs_full_hash(ctx: LoadContext) -> bool:
+    """Whether compare_columns leaves out non-key columns (then duplicates need a wider hash)."""
+    if ctx.target.mode not in (LoadMode.MERGE, LoadMode.SCD2):
+        return False
+    others = {n for n in ctx.non_key_columns if n != ctx.target.event_timestamp_column}
+    return bool(others - set(ctx.compare_columns))
 
 
 def _column(ctx: LoadContext, name: str) -> TableColumn:
@@ -297,7 +317,8 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
     else:
         slot = keys
     conflict = ctx.rows(
-        f"SELECT {ctx.cols(slot)}, COUNT(*) AS n, COUNT(DISTINCT {q('row_hash')}) AS h "
+        f"SELECT {ctx.cols(slot)}, COUNT(*) AS n, "
+        f"COUNT(DISTINCT {q(_FULL_HASH if _needs_full_hash(ctx) else 'row_hash')}) AS h "
         f"FROM {pre} GROUP BY {ctx.cols(slot)} HAVING COUNT(*) > 1 ORDER BY h DESC LIMIT 1"
     )
     needs_newest = target.mode is LoadMode.MERGE and target.event_timestamp_column is not None

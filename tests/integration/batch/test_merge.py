@@ -134,3 +134,11 @@ def test_merge_same_key_and_event_time_with_different_values_is_an_error(h: Harn
     with pytest.raises(DuplicateKeyError, match="merge_cust") as caught:
         load.run()
     assert caught.value.key["id"] == 1
+
+
+def test_duplicates_differing_outside_compare_columns_are_a_conflict(h: Harness) -> None:
+    src = h.create_source("src", COLUMNS, [(1, "a", at(1)), (1, "a", at(2))])
+    load = declare(h, f"SELECT id, name, ts FROM {src}", compare_columns=["name"])
+    with pytest.raises(DuplicateKeyError, match="merge_cust"):
+        load.run()
+    assert not h.columns("cust") or h.count("cust") == 0
