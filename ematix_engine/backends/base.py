@@ -137,6 +137,9 @@ class SqlBackend(ABC):
     def prepare_load_session(self) -> None:  # noqa: B027 - optional hook
         """Session settings a load needs (e.g. float rendering for ``row_hash``)."""
 
+    def analyze(self, table: str) -> None:  # noqa: B027 - optional hook
+        """Refresh statistics of ``table`` where the planner needs them (no-op by default)."""
+
     def create_schema(self, schema: str) -> None:
         """Create ``schema`` if it does not exist (no-op without schema support)."""
         if schema and self.SUPPORTS_SCHEMAS:

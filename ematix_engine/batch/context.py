@@ -40,6 +40,7 @@ class LoadContext:
         batch_id: this load's id (stored in ``_batch_id``).
         batch_ts: this load's timestamp (``_loaded_at``, snapshot ``valid_from``).
         execute_writes: False for preview: statements are recorded, not run.
+        target_empty: the target held no rows when the load began (fast paths apply).
         statements: every statement, in order (for preview and debugging).
     """
 
@@ -51,6 +52,7 @@ class LoadContext:
     batch_id: str
     batch_ts: datetime
     execute_writes: bool = True
+    target_empty: bool = False
     statements: list[str] = field(default_factory=list)
 
     # ---------------------------------------------------------------- running SQL
@@ -107,6 +109,23 @@ class LoadContext:
         return (
             "(" + " OR ".join(f"{left}.{self.q(n)} {op} {right}.{self.q(n)}" for n in names) + ")"
         )
+
+    def row_hash_sql(self, alias: str, names: Sequence[str] | None = None) -> str:
+        """SQL computing ``row_hash`` over ``alias``'s compare columns (or ``names``)."""
+        from ematix_engine.schema.hashing import row_hash_sql
+
+        by_name = {c.name: c for c in self.columns}
+        parts = []
+        for name in self.compare_columns if names is None else names:
+            column_type = by_name[name].type
+            scale = column_type.params[1] if column_type.hash_family == "decimal" else 0
+            parts.append((f"{alias}.{self.q(name)}", column_type.hash_family, scale))
+        return row_hash_sql(parts, self.backend.dialect)
+
+    def analyze(self, table: str) -> None:
+        """Refresh planner statistics of a temp table the plan is about to join."""
+        if self.execute_writes:
+            self.backend.analyze(table)
 
     @property
     def data_columns(self) -> tuple[str, ...]:

@@ -16,6 +16,15 @@ __all__ = ["load_merge"]
 def load_merge(ctx: LoadContext) -> Counts:
     """Upsert the prepared source into the target; return the counts."""
     src = ctx.q(SOURCE)
+    names = ctx.data_columns
+    if ctx.target_empty:  # first load: a plain insert, nothing to compare or delete
+        return Counts(
+            inserted=ctx.run(
+                f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {ctx.q('_loaded_at')}, "
+                f"{ctx.q('_batch_id')}) SELECT {ctx.cols(names, 's')}, {ctx.const('batch_ts')}, "
+                f"{ctx.const('batch_id')} FROM {src} AS s"
+            )
+        )
     total = ctx.scalar(f"SELECT COUNT(*) FROM {src}")
     updates = ctx.non_key_columns
     updated = 0
@@ -28,7 +37,6 @@ def load_merge(ctx: LoadContext) -> Counts:
             f"FROM {src} AS s WHERE {ctx.match('t', 's')} "
             f"AND {ctx.distinct('t', 's', ctx.compare_columns)}"
         )
-    names = ctx.data_columns
     inserted = ctx.run(
         f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {ctx.q('_loaded_at')}, {ctx.q('_batch_id')}) "
         f"SELECT {ctx.cols(names, 's')}, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "

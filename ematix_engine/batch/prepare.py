@@ -22,7 +22,6 @@ from ematix_engine.backends.base import SqlBackend
 from ematix_engine.batch.context import BATCH, RAW, SOURCE, LoadContext
 from ematix_engine.errors import DuplicateKeyError, SourceError
 from ematix_engine.schema.ddl import TableColumn
-from ematix_engine.schema.hashing import row_hash_sql
 from ematix_engine.schema.types import ColumnType, TimestampTZ, column_type_from_arrow
 from ematix_engine.specs import LoadMode, TargetSpec
 
@@ -157,7 +156,9 @@ def stage_cross_database(
         params = source.watermark_params(watermark_value, occurrences)
     reader = source.read_arrow(select, params or None, batch_size=batch_size)
     target.drop_temp(RAW)
-    return target.stage_arrow(RAW, reader)
+    staged = target.stage_arrow(RAW, reader)
+    target.analyze(RAW)
+    return staged
 
 
 def raw_schema(backend: SqlBackend) -> pa.Schema:
@@ -246,26 +247,20 @@ def _source_expression(
 
 
 def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
-    """Build ``_ematix_src`` from ``_ematix_raw``: normalize, cast, hash, dedupe."""
+    """Build ``_ematix_src`` from ``_ematix_raw``: normalize, cast, dedupe (hash when needed).
+
+    ``row_hash`` is computed here only where the plan compares hashes across many rows
+    (event-time SCD2). Merge and snapshot SCD2 compare columns NULL-safely and hash just the
+    versions they insert, so an unchanged row costs no SHA-256.
+    """
     backend, q, target = ctx.backend, ctx.q, ctx.target
     selects = [
         f"{_source_expression(backend, target, c, mapping[c.name])} AS {q(c.name)}"
         for c in ctx.columns
     ]
-
-    def hash_of(names: Sequence[str]) -> str:
-        parts = [
-            (f"x.{q(n)}", _column(ctx, n).type.hash_family, _scale(_column(ctx, n).type))
-            for n in names
-        ]
-        return row_hash_sql(parts, backend.dialect)
-
-    extra = f", {hash_of(ctx.compare_columns)} AS {q('row_hash')}"
-    if _needs_full_hash(ctx):
-        # Duplicates are judged on every column, not only the compared ones: two rows that
-        # differ outside compare_columns are a conflict, never a silent pick.
-        others = [n for n in ctx.non_key_columns if n != target.event_timestamp_column]
-        extra += f", {hash_of(others)} AS {q(_FULL_HASH)}"
+    extra = ""
+    if _eager_hash(target):
+        extra += f", {ctx.row_hash_sql('x')} AS {q('row_hash')}"
     if target.mode is LoadMode.SCD2:
         if target.event_timestamp_column:
             ts_type = backend.column_type_sql(TimestampTZ)
@@ -280,29 +275,26 @@ def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
         f"(SELECT {', '.join(selects)} FROM {q(RAW)} AS r) AS x"
     )
     _resolve_duplicates(ctx)
+    ctx.analyze(SOURCE)
 
 
-_FULL_HASH = "_ematix_full_hash"
+def _eager_hash(target: TargetSpec) -> bool:
+    """Whether ``_ematix_src`` carries ``row_hash`` (event-time SCD2 builds timelines on it)."""
+    return target.mode is LoadMode.SCD2 and target.event_timestamp_column is not None
 
 
-def _needs_full_hash(ctx: LoadContext) -> bool:
-    """Whether compare_columns leaves out non-key columns (then duplicates need a wider hash)."""
-    if ctx.target.mode not in (LoadMode.MERGE, LoadMode.SCD2):
-        return False
-    others = {n for n in ctx.non_key_columns if n != ctx.target.event_timestamp_column}
-    return bool(others - set(ctx.compare_columns))
-
-
-def _column(ctx: LoadContext, name: str) -> TableColumn:
-    return next(c for c in ctx.columns if c.name == name)
-
-
-def _scale(column_type: type[ColumnType]) -> int:
-    return column_type.params[1] if column_type.hash_family == "decimal" else 0
+def _duplicate_hash_sql(ctx: LoadContext, alias: str) -> str:
+    """Hash of every non-key column (but the event time): two rows differing anywhere conflict."""
+    others = [n for n in ctx.non_key_columns if n != ctx.target.event_timestamp_column]
+    return ctx.row_hash_sql(alias, others)
 
 
 def _resolve_duplicates(ctx: LoadContext) -> None:
-    """Drop exact duplicates, keep the newest event per key, report real conflicts."""
+    """Drop exact duplicates, keep the newest event per key, report real conflicts.
+
+    A cheap ``GROUP BY … HAVING COUNT(*) > 1`` runs first; the costlier conflict analysis and
+    the de-duplicating copy only run when the batch really holds repeated keys.
+    """
     q, target = ctx.q, ctx.target
     pre, src = q(_PRE), q(SOURCE)
     ctx.run(f"DROP TABLE IF EXISTS {src}")
@@ -310,38 +302,38 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
         ctx.run(f"ALTER TABLE {pre} RENAME TO {src}")
         return
     keys = list(target.keys)
+    newest_wins = target.mode is LoadMode.MERGE and target.event_timestamp_column is not None
     if target.mode is LoadMode.SCD2 and target.event_timestamp_column:
         slot = [*keys, "valid_from"]
-    elif target.event_timestamp_column:
-        slot = [*keys, target.event_timestamp_column]
     else:
         slot = keys
-    conflict = ctx.rows(
-        f"SELECT {ctx.cols(slot)}, COUNT(*) AS n, "
-        f"COUNT(DISTINCT {q(_FULL_HASH if _needs_full_hash(ctx) else 'row_hash')}) AS h "
-        f"FROM {pre} GROUP BY {ctx.cols(slot)} HAVING COUNT(*) > 1 ORDER BY h DESC LIMIT 1"
+    repeated = ctx.scalar(
+        f"SELECT COUNT(*) FROM (SELECT 1 AS one FROM {pre} GROUP BY {ctx.cols(slot)} "
+        f"HAVING COUNT(*) > 1) AS d"
     )
-    needs_newest = target.mode is LoadMode.MERGE and target.event_timestamp_column is not None
-    if conflict and conflict[0][-1] > 1:
-        key = dict(zip(slot, conflict[0][: len(slot)], strict=True))
-        detail = "with the same event time" if len(slot) > len(keys) else ""
-        raise DuplicateKeyError(ctx.pipeline, key, detail)
-    if not conflict and not needs_newest:
+    if not repeated:
         ctx.run(f"ALTER TABLE {pre} RENAME TO {src}")
         return
-    order = (
-        f"{q(target.event_timestamp_column)} DESC NULLS LAST, {q('row_hash')}"
-        if needs_newest
-        else q("row_hash")
+    conflict_slot = [*keys, target.event_timestamp_column] if newest_wins else slot
+    conflict = ctx.rows(
+        f"SELECT {ctx.cols(conflict_slot)}, COUNT(DISTINCT {_duplicate_hash_sql(ctx, 'p')}) AS h "
+        f"FROM {pre} AS p GROUP BY {ctx.cols(conflict_slot, 'p')} HAVING COUNT(*) > 1 "
+        f"ORDER BY h DESC LIMIT 1"
     )
-    partition = ctx.cols(keys if needs_newest else slot)
-    names = [*(c.name for c in ctx.columns), "row_hash"]
+    if conflict and conflict[0][-1] > 1:
+        key = dict(zip(conflict_slot, conflict[0][: len(conflict_slot)], strict=True))
+        detail = "with the same event time" if len(conflict_slot) > len(keys) else ""
+        raise DuplicateKeyError(ctx.pipeline, key, detail)
+    order = f"{q(target.event_timestamp_column)} DESC NULLS LAST" if newest_wins else "1"
+    names = [c.name for c in ctx.columns]
+    if _eager_hash(target):
+        names.append("row_hash")
     if target.mode is LoadMode.SCD2:
         names.append("valid_from")
     ctx.run(
         f"CREATE TEMP TABLE {src} AS SELECT {ctx.cols(names)} FROM (SELECT p.*, ROW_NUMBER() "
-        f"OVER (PARTITION BY {partition} ORDER BY {order}) AS _ematix_rn FROM {pre} AS p) AS d "
-        f"WHERE _ematix_rn = 1"
+        f"OVER (PARTITION BY {ctx.cols(slot)} ORDER BY {order}) AS _ematix_rn FROM {pre} AS p) "
+        f"AS d WHERE _ematix_rn = 1"
     )
     ctx.run(f"DROP TABLE {pre}")
 

@@ -251,13 +251,20 @@ def run_sql_target(
             raise SourceError(spec.name, _redact(error, source_conn)) from error
         columns, mapping = resolve_columns(spec.name, target, raw_schema(backend))
         physical = columns + managed_columns(target)
+        schema_arg = target.table.schema if backend.SUPPORTS_SCHEMAS else None
+        created = backend.table_columns(schema_arg, target.table.name) is None
+        primary_key = target_primary_key(target)
+        # PostgreSQL loads a new table faster without its index; the key is added afterwards.
+        defer_key = created and bool(primary_key) and backend.name == "postgres"
         ddl = ensure_table(
             backend,
             target.table.schema,
             target.table.name,
             physical,
-            primary_key=target_primary_key(target),
+            primary_key=() if defer_key else primary_key,
         )
+        table_sql = backend.table_sql(target.table.schema, target.table.name)
+        target_empty = created or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
         ctx = LoadContext(
             backend=backend,
             pipeline=spec.name,
@@ -266,11 +273,17 @@ def run_sql_target(
             physical_columns=physical,
             batch_id=batch_id,
             batch_ts=batch_ts,
+            target_empty=target_empty,
         )
         ctx.statements.extend(ddl)
         try:
             prepare_source(ctx, mapping)
             counts: Counts = _MODES[target.mode](ctx)
+            if defer_key:
+                ctx.run(
+                    f"ALTER TABLE {table_sql} ADD PRIMARY KEY "
+                    f"({', '.join(backend.quote(k) for k in primary_key)})"
+                )
         except EmatixError:
             raise
         except Exception as error:

@@ -7,8 +7,10 @@ A version's key is the business key plus ``valid_from``.
 Two plans share the delete and TTL steps:
 
 * **Snapshot** (no ``event_timestamp_column``): every source row is an event at the batch time.
-  Only the current version of each key matters: a key whose hash differs (or whose current
-  version is a tombstone) gets its current version closed at ``batch_ts`` and a new one opened.
+  Only the current version of each key matters: a key whose compare columns differ (NULL-safe;
+  or whose current version is a tombstone) gets its current version closed at ``batch_ts`` and a
+  new one opened. Only inserted versions are hashed; into an empty table every row is inserted
+  directly.
 * **Event time**: the source may be a change log. For the keys in the batch, existing history
   and new events are laid on one timeline per key, ordered by ``valid_from``. A new event equal
   to the version before it adds nothing; every other new event becomes a version, and
@@ -35,10 +37,15 @@ def load_scd2(ctx: LoadContext) -> Counts:
     counts = Counts()
     total = ctx.scalar(f"SELECT COUNT(*) FROM {ctx.q(SOURCE)}")
     if ctx.target.event_timestamp_column is None:
+        if ctx.target_empty:  # first load: every row opens a current version, nothing to close
+            counts.inserted += _insert_versions(ctx, f"{ctx.q(SOURCE)} AS s", _NO_END, "TRUE")
+            return counts
         _snapshot(ctx, counts)
     else:
         _event_time(ctx, counts)
     counts.unchanged = max(total - counts.inserted - counts.updated, 0)
+    if ctx.target_empty:
+        return counts
     if ctx.target.deletes is not Deletes.IGNORE:
         _deletes(ctx, counts)
     if ctx.target.ttl_seconds is not None:
@@ -46,15 +53,26 @@ def load_scd2(ctx: LoadContext) -> Counts:
     return counts
 
 
+_NO_END = "NULL"
+
+
 def _insert_versions(ctx: LoadContext, select_from: str, valid_to: str, where: str) -> int:
+    """Insert new versions from ``select_from`` (aliased ``s``).
+
+    The hash comes from ``s.row_hash`` when the source carries it (event time), otherwise it
+    is computed here, for the inserted rows only.
+    """
     names = ctx.data_columns
     q = ctx.q
+    row_hash = f"s.{q('row_hash')}" if ctx.target.event_timestamp_column else ctx.row_hash_sql("s")
+    if valid_to == _NO_END:
+        valid_to = f"CAST(NULL AS {ctx.backend.column_type_sql(_ts_type())})"
     return ctx.run(
         f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {q('valid_from')}, {q('valid_to')}, "
         f"{q('is_current')}, {q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, "
         f"{q('_batch_id')}) "
         f"SELECT {ctx.cols(names, 's')}, s.{q('valid_from')}, {valid_to}, {valid_to} IS NULL, "
-        f"s.{q('row_hash')}, FALSE, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
+        f"{row_hash}, FALSE, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
         f"FROM {select_from} WHERE {where}"
     )
 
@@ -66,9 +84,10 @@ def _snapshot(ctx: LoadContext, counts: Counts) -> None:
         f"CREATE TEMP TABLE {chg} AS SELECT {ctx.cols(keys, 's')}, "
         f"CASE WHEN t.{q(keys[0])} IS NULL THEN 0 ELSE 1 END AS {q('had_current')} "
         f"FROM {src} AS s LEFT JOIN {ctx.table} AS t ON t.{q('is_current')} AND {ctx.match('t', 's')} "
-        f"WHERE t.{q(keys[0])} IS NULL OR t.{q('row_hash')} <> s.{q('row_hash')} "
-        f"OR t.{q('is_deleted')}"
+        f"WHERE t.{q(keys[0])} IS NULL OR t.{q('is_deleted')} OR "
+        f"{ctx.distinct('t', 's', ctx.compare_columns)}"
     )
+    ctx.analyze(CHANGES)
     counts.closed += ctx.run(
         f"UPDATE {ctx.table} AS t SET {q('valid_to')} = {ctx.const('batch_ts')}, "
         f"{q('is_current')} = FALSE FROM {chg} AS c "
@@ -77,7 +96,7 @@ def _snapshot(ctx: LoadContext, counts: Counts) -> None:
     counts.inserted += _insert_versions(
         ctx,
         f"{src} AS s JOIN {chg} AS c ON {ctx.match('s', 'c')}",
-        "CAST(NULL AS " + ctx.backend.column_type_sql(_ts_type()) + ")",
+        _NO_END,
         "TRUE",
     )
     ctx.run(f"DROP TABLE {chg}")
