@@ -1,0 +1,277 @@
+"""``EmatixResource``: run the selected targets of ematix pipelines inside a Dagster asset.
+
+An asset body is one line, ``yield from ematix.run(context=context)``. For every selected asset
+the resource loads that one target (``ematix_engine.batch.runner.load_target``: other targets of
+a fan-out pipeline are left alone), yields a ``MaterializeResult`` with the standard table
+metadata and the load counts, then evaluates the asset's selected checks and yields their
+``AssetCheckResult`` s. Each pipeline's firing is recorded in :class:`DagsterRunLog` (the same
+history ``ematix status`` and the retry logic read), and the Dagster run is tagged
+``ematix/pipeline``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import dagster as dg
+
+from ematix_dagster.checks import asset_check_result
+from ematix_dagster.constants import RUN_TAG_PIPELINE
+from ematix_dagster.event_iterator import EmatixEvent, EmatixEventIterator
+from ematix_dagster.metadata import EmatixMetadata, TableMetadata, table_schema_from
+from ematix_dagster.refs import EmatixAssetRef, lookup_ref
+from ematix_dagster.retry import requested_retry
+from ematix_dagster.runlog import DagsterRunLog
+from ematix_engine.batch.result import TargetResult
+from ematix_engine.batch.runner import load_target
+from ematix_engine.checks import Check, CheckOutcome, check_session, evaluate_checks
+from ematix_engine.errors import ConfigError, EmatixError
+from ematix_engine.runlog.base import RunRecord, RunStatus
+
+__all__ = ["EmatixResource"]
+
+
+class EmatixResource(dg.ConfigurableResource):
+    """Loads ematix pipeline targets for the assets a Dagster step materializes.
+
+    Attributes:
+        record_runs: Record each pipeline firing in :class:`DagsterRunLog` (the RunLog over
+            this Dagster instance), so attempts and history survive across runs.
+        sample_size: Failing rows kept in a failed check's metadata.
+
+    Examples:
+        >>> import dagster as dg
+        >>> from ematix_dagster import EmatixResource, ematix_assets
+        >>> @ematix_assets(pipeline=orders)  # doctest: +SKIP
+        ... def orders_assets(context: dg.AssetExecutionContext, ematix: EmatixResource):
+        ...     yield from ematix.run(context=context)
+    """
+
+    record_runs: bool = True
+    sample_size: int = 5
+
+    def run(self, context: dg.AssetExecutionContext) -> EmatixEventIterator:
+        """Load the selected assets' targets and evaluate their selected checks.
+
+        Args:
+            context: The asset execution context of the step.
+
+        Returns:
+            An iterator of ``MaterializeResult`` and ``AssetCheckResult`` events; see
+            :class:`~ematix_dagster.event_iterator.EmatixEventIterator` for extras.
+
+        Raises:
+            ConfigError: A selected asset is not an ematix asset built in this process.
+            EmatixError: A load failed (recorded in the RunLog first); for retry policies
+                Dagster cannot express, a ``RetryRequested`` with the engine's delay instead.
+        """
+        return EmatixEventIterator(self._events(context), context)
+
+    # ------------------------------------------------------------------------ planning
+    def _refs(self, context: dg.AssetExecutionContext) -> tuple[list[EmatixAssetRef], ...]:
+        selected = set(context.selected_asset_keys)
+        checked = {check_key.asset_key for check_key in context.selected_asset_check_keys}
+        loads, check_only = [], []
+        for key in sorted(selected | checked, key=lambda k: k.to_user_string()):
+            ref = lookup_ref(key)
+            if ref is None:
+                raise ConfigError(
+                    f"asset {key.to_user_string()!r} is not an ematix asset built in this "
+                    f"process; build it with build_definitions(), @ematix_assets or "
+                    f"EmatixPipelinesComponent"
+                )
+            (loads if key in selected else check_only).append(ref)
+
+        def target_order(ref: EmatixAssetRef) -> int:
+            return ref.pipeline.spec.targets.index(ref.target)
+
+        return sorted(loads, key=target_order), check_only
+
+    def _events(self, context: dg.AssetExecutionContext) -> Iterator[EmatixEvent]:
+        loads, check_only = self._refs(context)
+        run_log = DagsterRunLog(context.instance) if self.record_runs else None
+        by_pipeline: dict[str, list[EmatixAssetRef]] = {}
+        for ref in loads:
+            by_pipeline.setdefault(ref.pipeline.name, []).append(ref)
+        if by_pipeline:
+            self._tag_run(context, list(by_pipeline))
+        for refs in by_pipeline.values():
+            yield from self._load(context, refs, run_log)
+        for ref in check_only:
+            yield from self._check_results(context, ref, None)
+
+    @staticmethod
+    def _tag_run(context: dg.AssetExecutionContext, names: Sequence[str]) -> None:
+        run = context.instance.get_run_by_id(context.run.run_id)
+        known = (run.tags.get(RUN_TAG_PIPELINE, "") if run else "").split(",")
+        merged = ",".join(dict.fromkeys([n for n in known if n] + list(names)))
+        context.instance.add_run_tags(context.run.run_id, {RUN_TAG_PIPELINE: merged})
+
+    # ------------------------------------------------------------------------- loading
+    def _load(
+        self,
+        context: dg.AssetExecutionContext,
+        refs: list[EmatixAssetRef],
+        run_log: DagsterRunLog | None,
+    ) -> Iterator[EmatixEvent]:
+        spec = refs[0].pipeline.spec
+        attempt = (
+            run_log.attempt_state(spec.name).next_attempt
+            if run_log is not None
+            else context.retry_number + 1
+        )
+        run_id = uuid.uuid4().hex
+        record = RunRecord(
+            run_id=run_id,
+            pipeline=spec.name,
+            status=RunStatus.RUNNING,
+            attempt=attempt,
+            metrics={
+                "dagster_run_id": context.run.run_id,
+                "targets": [ref.target.label for ref in refs],
+            },
+        )
+        if run_log is not None:
+            run_log.record_finish(record)
+        context.log.info(
+            f"ematix: loading {', '.join(r.target.label for r in refs)} "
+            f"(pipeline {spec.name!r}, attempt {attempt} of {spec.retry.max_attempts})"
+        )
+        started = time.perf_counter()
+        results: list[TargetResult] = []
+        try:
+            for ref in refs:
+                begun = time.perf_counter()
+                result = load_target(spec, ref.target, batch_id=run_id)
+                results.append(result)
+                elapsed = time.perf_counter() - begun
+                yield from self._after_load(context, ref, result, elapsed, run_id, attempt)
+        except BaseException as error:
+            if run_log is not None:
+                final = attempt >= spec.retry.max_attempts
+                run_log.record_finish(
+                    record.finished(
+                        RunStatus.GAVE_UP if final else RunStatus.FAILED,
+                        error=str(error).strip() or type(error).__name__,
+                        metrics={**record.metrics, "duration_s": time.perf_counter() - started},
+                    )
+                )
+            if isinstance(error, Exception):
+                retry = requested_retry(spec.retry, attempt, error)
+                if retry is not None:
+                    raise retry from error
+            raise
+        if run_log is not None:
+            run_log.record_finish(
+                record.finished(
+                    RunStatus.SUCCESS,
+                    rows_inserted=sum(r.rows_inserted for r in results),
+                    rows_updated=sum(r.rows_updated for r in results),
+                    rows_unchanged=sum(r.rows_unchanged for r in results),
+                    rows_closed=sum(r.rows_closed for r in results),
+                    rows_deleted=sum(r.rows_deleted for r in results),
+                    watermark=next((r.watermark for r in results if r.watermark), None),
+                    metrics={
+                        **record.metrics,
+                        "duration_s": time.perf_counter() - started,
+                        "row_counts": {r.target: r.row_count for r in results},
+                    },
+                )
+            )
+
+    def _selected_checks(
+        self, context: dg.AssetExecutionContext, ref: EmatixAssetRef
+    ) -> list[Check]:
+        wanted = {k.name for k in context.selected_asset_check_keys if k.asset_key == ref.key}
+        return [check for check in ref.checks if check.name in wanted]
+
+    def _after_load(
+        self,
+        context: dg.AssetExecutionContext,
+        ref: EmatixAssetRef,
+        result: TargetResult,
+        elapsed: float,
+        run_id: str,
+        attempt: int,
+    ) -> Iterator[EmatixEvent]:
+        target = ref.target
+        checks = self._selected_checks(context, ref)
+        columns: dict[str, str] | None = None
+        outcomes: list[CheckOutcome] = []
+        row_count = result.row_count
+        with check_session(target) as session:
+            columns = session.table_columns(target.table.schema, target.table.name)
+            if row_count is None:
+                table = session.table_sql(target.table.schema, target.table.name)
+                row_count = int(session.query(f"SELECT COUNT(*) FROM {table}")[0][0])
+            outcomes = self._evaluate(context, ref, checks, session)
+        metadata = {
+            **TableMetadata(
+                row_count=row_count,
+                table_name=target.label,
+                column_schema=table_schema_from(ref.column_schema, columns),
+                column_lineage=ref.column_lineage,
+                storage_kind=ref.backend,
+            ),
+            **EmatixMetadata(
+                pipeline=ref.pipeline.name,
+                target=target.label,
+                mode=target.mode.value,
+                backend=result.backend,
+                rows_inserted=result.rows_inserted,
+                rows_updated=result.rows_updated,
+                rows_unchanged=result.rows_unchanged,
+                rows_closed=result.rows_closed,
+                rows_deleted=result.rows_deleted,
+                watermark=result.watermark,
+                duration_s=round(elapsed, 4),
+                run_id=run_id,
+                attempt=attempt,
+            ),
+        }
+        yield dg.MaterializeResult(asset_key=ref.key, metadata=metadata)
+        for check, outcome in zip(checks, outcomes, strict=True):
+            yield asset_check_result(ref.key, check, outcome)
+
+    def _evaluate(
+        self,
+        context: dg.AssetExecutionContext,
+        ref: EmatixAssetRef,
+        checks: list[Check],
+        session: Any,
+    ) -> list[CheckOutcome]:
+        outcomes = []
+        for check in checks:
+            try:
+                outcomes += evaluate_checks(
+                    ref.target, [check], sample_size=self.sample_size, session=session
+                )
+            except EmatixError as error:
+                context.log.error(f"ematix: {error}")
+                outcomes.append(
+                    CheckOutcome(
+                        check=check.name,
+                        passed=False,
+                        failing_count=0,
+                        detail=str(error),
+                        severity=check.severity,
+                    )
+                )
+        return outcomes
+
+    def _check_results(
+        self,
+        context: dg.AssetExecutionContext,
+        ref: EmatixAssetRef,
+        checks: list[Check] | None,
+    ) -> Iterator[EmatixEvent]:
+        chosen = self._selected_checks(context, ref) if checks is None else checks
+        if not chosen:
+            return
+        with check_session(ref.target) as session:
+            outcomes = self._evaluate(context, ref, chosen, session)
+        for check, outcome in zip(chosen, outcomes, strict=True):
+            yield asset_check_result(ref.key, check, outcome)
