@@ -159,7 +159,7 @@ def test_cycle_is_rejected_at_declaration(warehouse: Path) -> None:
     def a_pipe(conn):
         return "SELECT 1 AS id"
 
-    with pytest.raises(CycleError, match="a_pipe -> b_pipe -> a_pipe|b_pipe -> a_pipe -> b_pipe"):
+    with pytest.raises(CycleError, match=r"a_pipe -> b_pipe -> a_pipe|b_pipe -> a_pipe -> b_pipe"):
 
         @ematix.pipeline(target=B, mode="merge", depends_on=["a_pipe"])
         def b_pipe(conn):
