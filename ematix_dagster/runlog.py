@@ -306,3 +306,13 @@ class DagsterRunLog:
         self._closed = True
         if self._owned_instance:
             self.instance.dispose()
+
+
+def open_from_url(url: str) -> DagsterRunLog:
+    """Open the RunLog for ``dagster://[DAGSTER_HOME path]`` (the engine's plugin hook).
+
+    ``dagster://`` uses ``$DAGSTER_HOME``; ``dagster:///abs/home`` or ``dagster://rel/home``
+    names the instance folder.
+    """
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    return DagsterRunLog.open(rest or None)

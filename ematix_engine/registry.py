@@ -92,7 +92,11 @@ def load_module(module: str) -> list[Pipeline]:
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     imported = importlib.import_module(module)
-    return [p for p in _PIPELINES.values() if p.spec.module == imported.__name__]
+    declared = [p for p in _PIPELINES.values() if p.spec.module == imported.__name__]
+    if not declared:  # imported before the registry was cleared: fire its decorators again
+        imported = importlib.reload(imported)
+        declared = [p for p in _PIPELINES.values() if p.spec.module == imported.__name__]
+    return declared
 
 
 def find_cycle(graph: dict[str, Iterable[str]], start: str | None = None) -> list[str] | None:

@@ -53,8 +53,8 @@ class Deletes(StrEnum):
 
 #: Columns ematix adds to every target it manages.
 MANAGED_COLUMNS = ("_loaded_at", "_batch_id")
-#: Columns ematix adds to SCD2 targets (``is_deleted`` only with ``deletes="new_record"``).
-SCD2_COLUMNS = ("valid_from", "valid_to", "is_current", "row_hash")
+#: Columns ematix adds to SCD2 targets (``is_deleted`` is true only on tombstone versions).
+SCD2_COLUMNS = ("valid_from", "valid_to", "is_current", "row_hash", "is_deleted")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,6 +22,7 @@ class TargetResult:
         rows_deleted: rows deleted (merge) or keys closed because the snapshot lacked them.
         watermark: the target's watermark after the load (text), if incremental.
         row_count: rows in the target table after the load.
+        duration_s: seconds this target's load took.
     """
 
     target: str
@@ -34,6 +35,7 @@ class TargetResult:
     rows_deleted: int = 0
     watermark: str | None = None
     row_count: int | None = None
+    duration_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

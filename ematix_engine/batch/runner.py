@@ -153,17 +153,28 @@ def load_target(
     batch_size: int = 100_000,
 ) -> TargetResult:
     """Load one target in one transaction (see the module docstring)."""
+    started = time.perf_counter()
     backend = open_backend(_target_connection(target))
     try:
-        if backend.name == "delta":
-            return backend.load(
-                spec, target, batch_id=batch_id, dry_run=dry_run, batch_size=batch_size
-            )
-        return run_sql_target(
-            backend, spec, target, batch_id=batch_id, dry_run=dry_run, batch_size=batch_size
-        )
+        result = _load_with(backend, spec, target, batch_id, dry_run, batch_size)
     finally:
         backend.close()
+    return replace(result, duration_s=time.perf_counter() - started)
+
+
+def _load_with(
+    backend: Any,
+    spec: PipelineSpec,
+    target: TargetSpec,
+    batch_id: str,
+    dry_run: bool,
+    batch_size: int,
+) -> TargetResult:
+    if backend.name == "delta":
+        return backend.load(spec, target, batch_id=batch_id, dry_run=dry_run, batch_size=batch_size)
+    return run_sql_target(
+        backend, spec, target, batch_id=batch_id, dry_run=dry_run, batch_size=batch_size
+    )
 
 
 def _incremental_type(spec: PipelineSpec, target: TargetSpec):

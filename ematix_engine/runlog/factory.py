@@ -37,7 +37,21 @@ def _open(url: str) -> RunLog:
         from ematix_engine.runlog.postgres import PostgresRunLog
 
         return PostgresRunLog.from_url(url)
-    raise unknown_scheme_error("run log", url, RUN_LOG_SCHEMES)
+    plugin = _plugins().get(scheme)
+    if plugin is not None:
+        return plugin.load()(url)
+    raise unknown_scheme_error("run log", url, (*RUN_LOG_SCHEMES, *sorted(_plugins())))
+
+
+def _plugins() -> dict:
+    """Run logs other packages provide through the ``ematix_engine.run_logs`` entry points.
+
+    ``ematix_dagster`` registers ``dagster://`` this way, so ``ematix status --run-log
+    dagster://`` reads Dagster's own storage while the engine never imports Dagster.
+    """
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group="ematix_engine.run_logs")}
 
 
 def open_run_log(url: str = DEFAULT_RUN_LOG_URL, *, fallback: bool = False) -> RunLog:
