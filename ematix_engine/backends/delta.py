@@ -135,7 +135,7 @@ class DeltaBackend:
         from dataclasses import replace
 
         from ematix_engine.backends import same_database
-        from ematix_engine.batch.runner import run_sql_target
+        from ematix_engine.batch.runner import DEFAULT_CONNECTION, run_sql_target
         from ematix_engine.batch.watermarks import read_watermark, write_watermark
         from ematix_engine.specs import LoadMode
 
@@ -156,9 +156,11 @@ class DeltaBackend:
             stored = self.read_watermark(spec.name, schema, name)
             if stored is not None:
                 write_watermark(duck, spec.name, target.label, stored)
-            source_conn = spec.source_connection or target.connection
+            # the target's connection, as the runner resolves it (``default`` when unset)
+            target_conn = target.connection or DEFAULT_CONNECTION
+            source_conn = spec.source_connection or target_conn
             same_db = spec.source_connection is None or same_database(
-                spec.source_connection, target.connection
+                spec.source_connection, target_conn
             )
             result = run_sql_target(
                 duck,
@@ -192,7 +194,7 @@ class DeltaBackend:
                     f"SELECT * FROM {table_sql} WHERE {duck.quote('_batch_id')} = ?",
                     params=[batch_id],
                 ).to_arrow_table()
-                if new_rows.num_rows or watermark != stored:
+                if new_rows.num_rows or watermark != stored or _new_columns(duck, path, table_sql):
                     write_deltalake(
                         str(path),
                         new_rows,
@@ -201,14 +203,28 @@ class DeltaBackend:
                         commit_properties=commit,
                     )
             else:
-                self._merge_difference(duck, path, target, commit)
+                self._merge_difference(
+                    duck, path, target, commit, always_commit=watermark != stored
+                )
             return replace(result, backend=self.name)
         finally:
             duck.close()
 
     def _merge_difference(
-        self, duck: DuckDBBackend, path: Path, target: TargetSpec, commit: CommitProperties
+        self,
+        duck: DuckDBBackend,
+        path: Path,
+        target: TargetSpec,
+        commit: CommitProperties,
+        *,
+        always_commit: bool = False,
     ) -> None:
+        """Commit what the plan changed as one Delta MERGE (or one empty append).
+
+        New columns (schema drift) ride in the same commit (``merge_schema``). When no row
+        changed but the schema or the watermark did, an empty append records them, so a load
+        is always exactly one commit, or none when nothing at all changed.
+        """
         from ematix_engine.specs import LoadMode
 
         table_sql = duck.table_sql(target.table.schema, target.table.name)
@@ -216,37 +232,45 @@ class DeltaBackend:
         version_key = list(target.keys) + (["valid_from"] if target.mode is LoadMode.SCD2 else [])
         key_match = " AND ".join(f"o.{duck.quote(k)} = n.{duck.quote(k)}" for k in version_key)
         op = duck.quote("_ematix_op")
+        # Columns added by this load (schema drift) are NULL on the rows it did not touch: pad
+        # the original with NULLs so EXCEPT compares like with like.
+        names = [r[0] for r in duck.con.sql(f"DESCRIBE {table_sql}").fetchall()]
+        before = {r[0] for r in duck.con.sql(f"DESCRIBE {original}").fetchall()}
+        now_cols = ", ".join(duck.quote(c) for c in names)
+        old_cols = ", ".join(
+            duck.quote(c) if c in before else f"NULL AS {duck.quote(c)}" for c in names
+        )
         changes = duck.con.sql(
-            f"SELECT *, 'upsert' AS {op} FROM (SELECT * FROM {table_sql} EXCEPT "
-            f"SELECT * FROM {original}) "
+            f"SELECT *, 'upsert' AS {op} FROM (SELECT {now_cols} FROM {table_sql} EXCEPT "
+            f"SELECT {old_cols} FROM {original}) "
             f"UNION ALL BY NAME "
             f"SELECT o.*, 'delete' AS {op} FROM {original} AS o WHERE NOT EXISTS "
             f"(SELECT 1 FROM {table_sql} AS n WHERE {key_match})"
         ).to_arrow_table()
+        new_columns = _new_columns(duck, path, table_sql)
         if changes.num_rows == 0:
+            if new_columns or always_commit:
+                empty = duck.con.sql(f"SELECT * FROM {table_sql} LIMIT 0").to_arrow_table()
+                write_deltalake(
+                    str(path),
+                    empty,
+                    mode="append",
+                    schema_mode="merge",
+                    commit_properties=commit,
+                )
             return
-        current = DeltaTable(str(path))
-        new_columns = [
-            f
-            for f in changes.schema
-            if f.name != "_ematix_op" and f.name not in current.schema().to_arrow().names
-        ]
-        if new_columns:  # schema drift: add the columns with an empty append first
-            empty = pa.Table.from_batches(
-                [], schema=pa.schema([*current.schema().to_arrow(), *new_columns])
-            )
-            write_deltalake(str(path), empty, mode="append", schema_mode="merge")
-            current = DeltaTable(str(path))
         quote = _datafusion_quote
         predicate = " AND ".join(f"target.{quote(k)} = source.{quote(k)}" for k in version_key)
         columns = [n for n in changes.schema.names if n != "_ematix_op"]
         assignments = {quote(c): f"source.{quote(c)}" for c in columns}
         (
-            current.merge(
+            DeltaTable(str(path))
+            .merge(
                 changes,
                 predicate=predicate,
                 source_alias="source",
                 target_alias="target",
+                merge_schema=bool(new_columns),
                 commit_properties=commit,
             )
             .when_matched_update(updates=assignments, predicate="source._ematix_op = 'upsert'")
@@ -254,6 +278,12 @@ class DeltaBackend:
             .when_not_matched_insert(updates=assignments, predicate="source._ematix_op = 'upsert'")
             .execute()
         )
+
+
+def _new_columns(duck: DuckDBBackend, path: Path, table_sql: str) -> list[str]:
+    """Columns of the planned table that the Delta table does not have yet."""
+    existing = set(DeltaTable(str(path)).schema().to_arrow().names)
+    return [r[0] for r in duck.con.sql(f"DESCRIBE {table_sql}").fetchall() if r[0] not in existing]
 
 
 def _datafusion_quote(name: str) -> str:

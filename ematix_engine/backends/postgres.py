@@ -73,6 +73,7 @@ class PostgresBackend(SqlBackend):
 
     name = "postgres"
     dialect = "postgres"
+    PREPARES_IN_PROCESS = True
     TYPE_MAP: ClassVar[Mapping[str, str]] = {
         "JSON": "JSONB",
         "VARBINARY": "BYTEA",

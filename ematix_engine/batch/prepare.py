@@ -246,11 +246,14 @@ def _source_expression(
     return f"CAST({value.sql(backend.dialect)} AS {type_sql})"
 
 
-def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
+def prepare_source(
+    ctx: LoadContext, mapping: dict[str, str | None], *, with_hash: bool = False
+) -> None:
     """Build ``_ematix_src`` from ``_ematix_raw``: normalize, cast, dedupe (hash when needed).
 
     ``row_hash`` is computed here only where the plan compares hashes across many rows
-    (event-time SCD2). Merge and snapshot SCD2 compare columns NULL-safely and hash just the
+    (event-time SCD2), or when ``with_hash`` asks for it (in-process preparation for a target
+    that hashes slowly). Merge and snapshot SCD2 compare columns NULL-safely and hash just the
     versions they insert, so an unchanged row costs no SHA-256.
     """
     backend, q, target = ctx.backend, ctx.q, ctx.target
@@ -259,7 +262,7 @@ def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
         for c in ctx.columns
     ]
     extra = ""
-    if _eager_hash(target):
+    if with_hash or _eager_hash(target):
         extra += f", {ctx.row_hash_sql('x')} AS {q('row_hash')}"
     if target.mode is LoadMode.SCD2:
         if target.event_timestamp_column:
@@ -274,7 +277,7 @@ def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
         f"CREATE TEMP TABLE {q(_PRE)} AS SELECT x.*{extra} FROM "
         f"(SELECT {', '.join(selects)} FROM {q(RAW)} AS r) AS x"
     )
-    _resolve_duplicates(ctx)
+    _resolve_duplicates(ctx, with_hash=with_hash)
     ctx.analyze(SOURCE)
 
 
@@ -289,7 +292,7 @@ def _duplicate_hash_sql(ctx: LoadContext, alias: str) -> str:
     return ctx.row_hash_sql(alias, others)
 
 
-def _resolve_duplicates(ctx: LoadContext) -> None:
+def _resolve_duplicates(ctx: LoadContext, *, with_hash: bool = False) -> None:
     """Drop exact duplicates, keep the newest event per key, report real conflicts.
 
     A cheap ``GROUP BY … HAVING COUNT(*) > 1`` runs first; the costlier conflict analysis and
@@ -326,7 +329,7 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
         raise DuplicateKeyError(ctx.pipeline, key, detail)
     order = f"{q(target.event_timestamp_column)} DESC NULLS LAST" if newest_wins else "1"
     names = [c.name for c in ctx.columns]
-    if _eager_hash(target):
+    if with_hash or _eager_hash(target):
         names.append("row_hash")
     if target.mode is LoadMode.SCD2:
         names.append("valid_from")

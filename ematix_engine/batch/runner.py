@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ematix_engine.backends import open_backend, same_database
 from ematix_engine.backends.base import SqlBackend
+from ematix_engine.backends.duckdb import DuckDBBackend
 from ematix_engine.batch.append import load_append
 from ematix_engine.batch.context import BATCH, RAW, SOURCE, Counts, LoadContext
 from ematix_engine.batch.merge import load_merge
@@ -36,6 +37,7 @@ from ematix_engine.batch.scd2 import load_scd2
 from ematix_engine.batch.watermarks import read_watermark, sentinel_for, write_watermark
 from ematix_engine.errors import EmatixError, LoadError, SourceError
 from ematix_engine.schema.ddl import ensure_table
+from ematix_engine.schema.types import TimestampTZ
 from ematix_engine.specs import LoadMode, PipelineSpec, TargetSpec
 
 if TYPE_CHECKING:
@@ -207,9 +209,6 @@ def run_sql_target(
         source_connection: the connection the SQL runs on; default: the pipeline's.
     """
     batch_ts = datetime.now(UTC)
-    ttl_cutoff = batch_ts - timedelta(seconds=target.ttl_seconds or 0)
-    sqlite = backend.dialect == "sqlite"
-    fmt = "%Y-%m-%d %H:%M:%S.%f"
     source_conn = source_connection or _source_connection(spec, target)
     from ematix_engine.connections import get_connection
 
@@ -223,96 +222,95 @@ def run_sql_target(
     if same_db is None:
         same_db = same_database(source_conn, _target_connection(target))
     wm_type = _incremental_type(spec, target)
+    # Where the batch is prepared (normalized, cast, de-duplicated): in the target itself, or,
+    # for cross-database loads into a backend that hashes slowly, in-process in DuckDB.
+    in_process = not same_db and backend.PREPARES_IN_PROCESS
+    prep: SqlBackend = DuckDBBackend(":memory:") if in_process else backend
     backend.prepare_load_session()
-    with backend.transaction(rollback=dry_run):
-        stored = read_watermark(backend, spec.name, target.label) if wm_type else None
-        watermark = (
-            stored
-            if stored is not None
-            else (sentinel_for(wm_type.hash_family) if wm_type else None)
-        )
-        create_batch_table(
-            backend,
-            batch_id=batch_id,
-            batch_ts_value=batch_ts.strftime(fmt) if sqlite else batch_ts,
-            watermark=watermark,
-            watermark_type=wm_type,
-            ttl_cutoff_value=ttl_cutoff.strftime(fmt) if sqlite else ttl_cutoff,
-        )
-        try:
-            if same_db:
-                stage_same_database(backend, user_sql, spec.incremental_column)
-            else:
-                source = open_backend(source_conn)
-                try:
-                    stage_cross_database(
-                        source,
-                        backend,
-                        user_sql,
-                        spec.incremental_column,
-                        watermark,
-                        batch_size,
-                        watermark_type=wm_type,
-                    )
-                finally:
-                    source.close()
-        except EmatixError:
-            raise
-        except Exception as error:
-            raise SourceError(spec.name, _redact(error, source_conn)) from error
-        columns, mapping = resolve_columns(spec.name, target, raw_schema(backend))
-        physical = columns + managed_columns(target)
-        schema_arg = target.table.schema if backend.SUPPORTS_SCHEMAS else None
-        created = backend.table_columns(schema_arg, target.table.name) is None
-        primary_key = target_primary_key(target)
-        # PostgreSQL loads a new table faster without its index; the key is added afterwards.
-        defer_key = created and bool(primary_key) and backend.name == "postgres"
-        ddl = ensure_table(
-            backend,
-            target.table.schema,
-            target.table.name,
-            physical,
-            primary_key=() if defer_key else primary_key,
-        )
-        table_sql = backend.table_sql(target.table.schema, target.table.name)
-        target_empty = created or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
-        ctx = LoadContext(
-            backend=backend,
-            pipeline=spec.name,
-            target=target,
-            columns=columns,
-            physical_columns=physical,
-            batch_id=batch_id,
-            batch_ts=batch_ts,
-            target_empty=target_empty,
-        )
-        ctx.statements.extend(ddl)
-        try:
-            prepare_source(ctx, mapping)
-            counts: Counts = _MODES[target.mode](ctx)
-            if defer_key:
-                ctx.run(
-                    f"ALTER TABLE {table_sql} ADD PRIMARY KEY "
-                    f"({', '.join(backend.quote(k) for k in primary_key)})"
-                )
-        except EmatixError:
-            raise
-        except Exception as error:
-            raise LoadError(
-                spec.name, target.label, _redact(error, _target_connection(target))
-            ) from error
-        new_watermark = None
-        if spec.incremental_column:
-            rows = backend.query(
-                f"SELECT CAST(MAX({backend.quote(spec.incremental_column)}) AS TEXT) "
-                f"FROM {backend.quote(SOURCE)}"
+    try:
+        with backend.transaction(rollback=dry_run):
+            stored = read_watermark(backend, spec.name, target.label) if wm_type else None
+            watermark = (
+                stored
+                if stored is not None
+                else (sentinel_for(wm_type.hash_family) if wm_type else None)
             )
-            new_watermark = rows[0][0] if rows and rows[0][0] is not None else stored
-            if new_watermark is not None and new_watermark != stored:
-                write_watermark(backend, spec.name, target.label, new_watermark)
-        row_count = int(backend.query(f"SELECT COUNT(*) FROM {ctx.table}")[0][0])
-        for temp in (SOURCE, RAW, BATCH):
-            backend.drop_temp(temp)
+            sessions = [backend] if prep is backend else [backend, prep]
+            if prep is not backend:
+                prep.prepare_load_session()
+            for session in sessions:
+                _batch_constants(session, batch_id, batch_ts, watermark, wm_type, target)
+            _stage_raw(prep, spec, user_sql, source_conn, same_db, watermark, wm_type, batch_size)
+            columns, mapping = resolve_columns(spec.name, target, raw_schema(prep))
+            physical = columns + managed_columns(target)
+            schema_arg = target.table.schema if backend.SUPPORTS_SCHEMAS else None
+            created = backend.table_columns(schema_arg, target.table.name) is None
+            primary_key = target_primary_key(target)
+            # PostgreSQL loads a new table faster without its index; the key comes afterwards.
+            defer_key = created and bool(primary_key) and backend.name == "postgres"
+            ddl = ensure_table(
+                backend,
+                target.table.schema,
+                target.table.name,
+                physical,
+                primary_key=() if defer_key else primary_key,
+            )
+            table_sql = backend.table_sql(target.table.schema, target.table.name)
+            target_empty = created or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
+
+            def context(session: SqlBackend) -> LoadContext:
+                return LoadContext(
+                    backend=session,
+                    pipeline=spec.name,
+                    target=target,
+                    columns=columns,
+                    physical_columns=physical,
+                    batch_id=batch_id,
+                    batch_ts=batch_ts,
+                    target_empty=target_empty,
+                    source_has_hash=in_process,
+                )
+
+            ctx = context(backend)
+            ctx.statements.extend(ddl)
+            try:
+                prepare_source(context(prep), mapping, with_hash=in_process)
+                if in_process and target_empty and _copies_straight_in(target):
+                    counts = Counts(inserted=_copy_into_empty_target(prep, backend, ctx))
+                else:
+                    if in_process:
+                        backend.stage_arrow(
+                            SOURCE, prep.read_arrow(f"SELECT * FROM {prep.quote(SOURCE)}")
+                        )
+                        backend.analyze(SOURCE)
+                    counts = _MODES[target.mode](ctx)
+                if defer_key:
+                    ctx.run(
+                        f"ALTER TABLE {table_sql} ADD PRIMARY KEY "
+                        f"({', '.join(backend.quote(k) for k in primary_key)})"
+                    )
+            except EmatixError:
+                raise
+            except Exception as error:
+                raise LoadError(
+                    spec.name, target.label, _redact(error, _target_connection(target))
+                ) from error
+            new_watermark = None
+            if spec.incremental_column:
+                rows = prep.query(
+                    f"SELECT CAST(MAX({prep.quote(spec.incremental_column)}) AS TEXT) "
+                    f"FROM {prep.quote(SOURCE)}"
+                )
+                new_watermark = rows[0][0] if rows and rows[0][0] is not None else stored
+                if new_watermark is not None and new_watermark != stored:
+                    write_watermark(backend, spec.name, target.label, new_watermark)
+            row_count = int(backend.query(f"SELECT COUNT(*) FROM {ctx.table}")[0][0])
+            for session in sessions:
+                for temp in (SOURCE, RAW, BATCH):
+                    session.drop_temp(temp)
+    finally:
+        if prep is not backend:
+            prep.close()
     log.info(
         "%s → %s: %d inserted, %d updated, %d unchanged, %d closed, %d deleted%s",
         spec.name,
@@ -336,6 +334,93 @@ def run_sql_target(
         watermark=new_watermark,
         row_count=row_count,
     )
+
+
+def _batch_constants(
+    session: SqlBackend,
+    batch_id: str,
+    batch_ts: datetime,
+    watermark: str | None,
+    wm_type: Any,
+    target: TargetSpec,
+) -> None:
+    ttl_cutoff = batch_ts - timedelta(seconds=target.ttl_seconds or 0)
+    text = session.dialect == "sqlite"  # SQLite keeps timestamps as canonical text
+    fmt = "%Y-%m-%d %H:%M:%S.%f"
+    create_batch_table(
+        session,
+        batch_id=batch_id,
+        batch_ts_value=batch_ts.strftime(fmt) if text else batch_ts,
+        watermark=watermark,
+        watermark_type=wm_type,
+        ttl_cutoff_value=ttl_cutoff.strftime(fmt) if text else ttl_cutoff,
+    )
+
+
+def _stage_raw(
+    prep: SqlBackend,
+    spec: PipelineSpec,
+    user_sql: str,
+    source_conn: Any,
+    same_db: bool,
+    watermark: str | None,
+    wm_type: Any,
+    batch_size: int,
+) -> None:
+    """Land the source rows in ``_ematix_raw`` on the preparing session."""
+    try:
+        if same_db:
+            stage_same_database(prep, user_sql, spec.incremental_column)
+            return
+        source = open_backend(source_conn)
+        try:
+            stage_cross_database(
+                source,
+                prep,
+                user_sql,
+                spec.incremental_column,
+                watermark,
+                batch_size,
+                watermark_type=wm_type,
+            )
+        finally:
+            source.close()
+    except EmatixError:
+        raise
+    except Exception as error:
+        raise SourceError(spec.name, _redact(error, source_conn)) from error
+
+
+def _copies_straight_in(target: TargetSpec) -> bool:
+    """Whether a first load can COPY prepared rows straight into the (empty) target."""
+    if target.mode is LoadMode.SCD2:
+        return target.event_timestamp_column is None  # event time needs the timeline plan
+    return target.mode in (LoadMode.APPEND, LoadMode.MERGE)
+
+
+def _copy_into_empty_target(prep: SqlBackend, backend: SqlBackend, ctx: LoadContext) -> int:
+    """COPY the prepared batch, managed columns included, straight into the empty target."""
+    q = prep.quote
+    names = list(ctx.data_columns)
+    selects = [f"s.{q(n)}" for n in names]
+    if ctx.target.mode is LoadMode.SCD2:
+        names += ["valid_from", "valid_to", "is_current", "row_hash", "is_deleted"]
+        ts_type = prep.column_type_sql(TimestampTZ)
+        selects += [
+            f"s.{q('valid_from')}",
+            f"CAST(NULL AS {ts_type})",
+            "TRUE",
+            f"s.{q('row_hash')}",
+            "FALSE",
+        ]
+    names += ["_loaded_at", "_batch_id"]
+    selects += [
+        f"(SELECT {q('batch_ts')} FROM {q(BATCH)})",
+        f"(SELECT {q('batch_id')} FROM {q(BATCH)})",
+    ]
+    reader = prep.read_arrow(f"SELECT {', '.join(selects)} FROM {q(SOURCE)} AS s")
+    ctx.statements.append(f"COPY {ctx.table} ({ctx.cols(names)}) FROM STDIN")
+    return backend.copy_arrow(ctx.table, reader, columns=names)
 
 
 def _redact(error: BaseException, connection: Any) -> str:

@@ -64,7 +64,8 @@ def _insert_versions(ctx: LoadContext, select_from: str, valid_to: str, where: s
     """
     names = ctx.data_columns
     q = ctx.q
-    row_hash = f"s.{q('row_hash')}" if ctx.target.event_timestamp_column else ctx.row_hash_sql("s")
+    carried = ctx.target.event_timestamp_column or ctx.source_has_hash
+    row_hash = f"s.{q('row_hash')}" if carried else ctx.row_hash_sql("s")
     if valid_to == _NO_END:
         valid_to = f"CAST(NULL AS {ctx.backend.column_type_sql(_ts_type())})"
     return ctx.run(
