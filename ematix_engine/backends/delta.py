@@ -8,6 +8,11 @@ DuckDB session and then commits the *difference* to the Delta table in **one** c
 * merge / scd2 → one Delta ``MERGE`` keyed on the version key (keys, plus ``valid_from`` for
   SCD2) whose source is every row the plan inserted or changed, plus the keys it deleted.
 
+New source columns (schema drift) are added by that same commit. When no row changed but the
+schema or the watermark did, the commit is an empty append; when nothing changed at all there is
+no commit. A load that fails commits nothing. The Delta schema keeps NOT NULL (non-nullable
+fields), and the plan enforces it on every load as the SQL backends do.
+
 The watermark of an incremental pipeline rides in that commit's metadata
 (``ematix.watermark.<pipeline>``), so it advances exactly when the rows do. Tables live at
 ``<root>/<schema>/<table>``; as a source, every table under the root is visible to the SQL as
@@ -60,12 +65,21 @@ class DeltaBackend:
                         found.append((schema_dir.name, table_dir.name))
         return found
 
-    def compute_session(self) -> DuckDBBackend:
-        """An in-memory DuckDB session with every table under the root as ``schema.table``."""
+    def compute_session(
+        self, snapshots: dict[tuple[str, str], DeltaTable] | None = None
+    ) -> DuckDBBackend:
+        """An in-memory DuckDB session with every table under the root as ``schema.table``.
+
+        Args:
+            snapshots: filled with the ``DeltaTable`` (at the version read) of each table.
+        """
         duck = DuckDBBackend(":memory:")
         for schema, table in self.tables():
             duck.create_schema(schema)
-            dataset = DeltaTable(str(self.table_path(schema, table))).to_pyarrow_dataset()
+            delta = DeltaTable(str(self.table_path(schema, table)))
+            if snapshots is not None:
+                snapshots[(schema, table)] = delta
+            dataset = delta.to_pyarrow_dataset()
             view = f"_ematix_delta_{len(schema)}_{schema}_{table}"
             duck.register_arrow(view, dataset)
             duck.execute(
@@ -116,11 +130,7 @@ class DeltaBackend:
         path = self.table_path(schema, table)
         if not (path / "_delta_log").is_dir():
             return None
-        for commit in DeltaTable(str(path)).history(200):
-            value = commit.get(_WATERMARK_KEY + spec_name)
-            if value is not None:
-                return value
-        return None
+        return _watermark_in(DeltaTable(str(path)), spec_name)
 
     def load(
         self,
@@ -137,12 +147,16 @@ class DeltaBackend:
         from ematix_engine.backends import same_database
         from ematix_engine.batch.runner import DEFAULT_CONNECTION, run_sql_target
         from ematix_engine.batch.watermarks import read_watermark, write_watermark
-        from ematix_engine.specs import LoadMode
+        from ematix_engine.errors import LoadError
 
         schema, name = target.table.schema, target.table.name
         path = self.table_path(schema, name)
-        exists = (path / "_delta_log").is_dir()
-        duck = self.compute_session()
+        snapshots: dict[tuple[str, str], DeltaTable] = {}
+        duck = self.compute_session(snapshots)
+        # Every write below commits against the version the plan read, so a concurrent commit
+        # to the table is a conflict (the load fails) instead of a silently stale difference.
+        snapshot = snapshots.get((schema, name))
+        exists = snapshot is not None
         try:
             table_sql = duck.table_sql(schema, name)
             duck.create_schema(schema)
@@ -152,8 +166,16 @@ class DeltaBackend:
                     f"CREATE TABLE {table_sql} AS SELECT * FROM "
                     f"{duck.quote(f'_ematix_delta_{len(schema)}_{schema}_{name}')}"
                 )
+                # CREATE TABLE AS drops NOT NULL: restore the Delta schema's, so the plan
+                # refuses NULLs in a NOT NULL column as it does on the SQL backends.
+                for field in snapshot.schema().to_arrow():
+                    if not field.nullable:
+                        duck.execute(
+                            f"ALTER TABLE {table_sql} ALTER COLUMN {duck.quote(field.name)} "
+                            "SET NOT NULL"
+                        )
                 duck.execute(f"CREATE TABLE {duck.quote(_ORIGINAL)} AS SELECT * FROM {table_sql}")
-            stored = self.read_watermark(spec.name, schema, name)
+            stored = _watermark_in(snapshot, spec.name) if snapshot is not None else None
             if stored is not None:
                 write_watermark(duck, spec.name, target.label, stored)
             # the target's connection, as the runner resolves it (``default`` when unset)
@@ -179,41 +201,63 @@ class DeltaBackend:
             if watermark is not None:
                 metadata[_WATERMARK_KEY + spec.name] = watermark
             commit = CommitProperties(custom_metadata=metadata)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not exists or target.mode is LoadMode.REPLACE:
-                table = duck.con.sql(f"SELECT * FROM {table_sql}").to_arrow_table()
-                write_deltalake(
-                    str(path),
-                    table,
-                    mode="overwrite",
-                    schema_mode="overwrite",
-                    commit_properties=commit,
-                )
-            elif target.mode is LoadMode.APPEND:
-                new_rows = duck.con.sql(
-                    f"SELECT * FROM {table_sql} WHERE {duck.quote('_batch_id')} = ?",
-                    params=[batch_id],
-                ).to_arrow_table()
-                if new_rows.num_rows or watermark != stored or _new_columns(duck, path, table_sql):
-                    write_deltalake(
-                        str(path),
-                        new_rows,
-                        mode="append",
-                        schema_mode="merge",
-                        commit_properties=commit,
-                    )
-            else:
-                self._merge_difference(
-                    duck, path, target, commit, always_commit=watermark != stored
-                )
+            try:
+                self._commit(duck, path, snapshot, target, commit, batch_id, watermark != stored)
+            except Exception as error:  # e.g. a concurrent commit: nothing was written
+                raise LoadError(spec.name, target.label, f"Delta commit failed: {error}") from error
             return replace(result, backend=self.name)
         finally:
             duck.close()
 
-    def _merge_difference(
+    def _commit(
         self,
         duck: DuckDBBackend,
         path: Path,
+        snapshot: DeltaTable | None,
+        target: TargetSpec,
+        commit: CommitProperties,
+        batch_id: str,
+        watermark_changed: bool,
+    ) -> None:
+        """Write the load's one commit (or none when nothing changed)."""
+        from ematix_engine.specs import LoadMode
+
+        table_sql = duck.table_sql(target.table.schema, target.table.name)
+        if snapshot is None:  # a new table; "error" if another writer created it meanwhile
+            path.parent.mkdir(parents=True, exist_ok=True)
+            table = _arrow(duck, f"SELECT * FROM {table_sql}", table_sql)
+            write_deltalake(str(path), table, mode="error", commit_properties=commit)
+        elif target.mode is LoadMode.REPLACE:
+            table = _arrow(duck, f"SELECT * FROM {table_sql}", table_sql)
+            write_deltalake(
+                snapshot,
+                table,
+                mode="overwrite",
+                schema_mode="overwrite",
+                commit_properties=commit,
+            )
+        elif target.mode is LoadMode.APPEND:
+            new_rows = _arrow(
+                duck,
+                f"SELECT * FROM {table_sql} WHERE {duck.quote('_batch_id')} = ?",
+                table_sql,
+                params=[batch_id],
+            )
+            if new_rows.num_rows or watermark_changed or _new_columns(duck, snapshot, table_sql):
+                write_deltalake(
+                    snapshot,
+                    new_rows,
+                    mode="append",
+                    schema_mode="merge",
+                    commit_properties=commit,
+                )
+        else:
+            self._merge_difference(duck, snapshot, target, commit, always_commit=watermark_changed)
+
+    def _merge_difference(
+        self,
+        duck: DuckDBBackend,
+        snapshot: DeltaTable,
         target: TargetSpec,
         commit: CommitProperties,
         *,
@@ -240,19 +284,21 @@ class DeltaBackend:
         old_cols = ", ".join(
             duck.quote(c) if c in before else f"NULL AS {duck.quote(c)}" for c in names
         )
-        changes = duck.con.sql(
+        changes = _arrow(
+            duck,
             f"SELECT *, 'upsert' AS {op} FROM (SELECT {now_cols} FROM {table_sql} EXCEPT "
             f"SELECT {old_cols} FROM {original}) "
             f"UNION ALL BY NAME "
             f"SELECT o.*, 'delete' AS {op} FROM {original} AS o WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {table_sql} AS n WHERE {key_match})"
-        ).to_arrow_table()
-        new_columns = _new_columns(duck, path, table_sql)
+            f"(SELECT 1 FROM {table_sql} AS n WHERE {key_match})",
+            table_sql,
+        )
+        new_columns = _new_columns(duck, snapshot, table_sql)
         if changes.num_rows == 0:
             if new_columns or always_commit:
-                empty = duck.con.sql(f"SELECT * FROM {table_sql} LIMIT 0").to_arrow_table()
+                empty = _arrow(duck, f"SELECT * FROM {table_sql} LIMIT 0", table_sql)
                 write_deltalake(
-                    str(path),
+                    snapshot,
                     empty,
                     mode="append",
                     schema_mode="merge",
@@ -264,8 +310,7 @@ class DeltaBackend:
         columns = [n for n in changes.schema.names if n != "_ematix_op"]
         assignments = {quote(c): f"source.{quote(c)}" for c in columns}
         (
-            DeltaTable(str(path))
-            .merge(
+            snapshot.merge(
                 changes,
                 predicate=predicate,
                 source_alias="source",
@@ -280,9 +325,37 @@ class DeltaBackend:
         )
 
 
-def _new_columns(duck: DuckDBBackend, path: Path, table_sql: str) -> list[str]:
+def _arrow(duck: DuckDBBackend, sql: str, table_sql: str, params: Any = None) -> pa.Table:
+    """Result of ``sql`` as Arrow, with the NOT NULL columns of ``table_sql`` non-nullable.
+
+    DuckDB exports every column as nullable; Delta keeps (and enforces) the flag, and a
+    nullable write would loosen a NOT NULL column when the schema is merged.
+    """
+    data = duck.con.sql(sql, params=params).to_arrow_table()
+    not_null = {
+        row[0] for row in duck.con.sql(f"DESCRIBE {table_sql}").fetchall() if row[2] == "NO"
+    }
+    if not not_null & set(data.schema.names):
+        return data
+    schema = pa.schema(
+        [f.with_nullable(False) if f.name in not_null else f for f in data.schema],
+        metadata=data.schema.metadata,
+    )
+    return data.cast(schema)
+
+
+def _watermark_in(table: DeltaTable, spec_name: str) -> str | None:
+    """Latest watermark of ``spec_name`` in the commit metadata of ``table``'s history."""
+    for commit in table.history(200):
+        value = commit.get(_WATERMARK_KEY + spec_name)
+        if value is not None:
+            return value
+    return None
+
+
+def _new_columns(duck: DuckDBBackend, snapshot: DeltaTable, table_sql: str) -> list[str]:
     """Columns of the planned table that the Delta table does not have yet."""
-    existing = set(DeltaTable(str(path)).schema().to_arrow().names)
+    existing = set(snapshot.schema().to_arrow().names)
     return [r[0] for r in duck.con.sql(f"DESCRIBE {table_sql}").fetchall() if r[0] not in existing]
 
 

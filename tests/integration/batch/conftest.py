@@ -11,5 +11,8 @@ from tests.integration.batch.harness import BACKENDS, Harness, make_harness
 
 @pytest.fixture(params=BACKENDS)
 def h(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
-    """A harness whose connection is registered as ``default`` (duckdb, sqlite or postgres)."""
+    """A harness whose connection is registered as ``default`` (duckdb, sqlite, postgres, delta).
+
+    Pipelines a test declares pass ``**h.pipeline_options`` (delta: the source connection).
+    """
     return make_harness(request.param, request, tmp_path)

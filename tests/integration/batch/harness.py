@@ -1,9 +1,17 @@
 """Cross-backend harness for the batch-engine tests.
 
-One :class:`Harness` per backend id (``duckdb``, ``sqlite``, ``postgres``): it registers a target
-connection named ``default``, creates and modifies source tables in the same database, and
-queries the target so tests assert on what was really written. Values come back normalised
-(timestamps as UTC ``datetime``, booleans as ``bool``) so one expectation fits every backend.
+One :class:`Harness` per backend id (``duckdb``, ``sqlite``, ``postgres``, ``delta``): it registers
+a target connection named ``default``, creates and modifies source tables, and queries the target
+so tests assert on what was really written. Values come back normalised (timestamps as UTC
+``datetime``, booleans as ``bool``) so one expectation fits every backend.
+
+SQL backends keep the source tables in the target database (same-database loads). Delta has no
+SQL engine, so the ``delta`` harness keeps them in a DuckDB file registered as ``<name>_src``
+and every pipeline a test declares must pass ``**h.pipeline_options`` (which sets
+``source_connection`` for Delta, nothing elsewhere): Delta loads always take the cross-database
+path. Queries on a ``delta`` harness run in an in-memory DuckDB holding every Delta table under
+the root (read with ``DeltaTable(path).to_pyarrow_table()``, reloaded when its log changes) and,
+for names that are not Delta tables, a copy of the source tables the query names.
 
 Tests get a harness from the ``h`` fixture (``tests/integration/batch/conftest.py``), which is
 parametrised over :data:`BACKENDS`; ``make_harness`` builds extra ones for cross-database tests.
@@ -13,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import re
 import sqlite3
 import uuid
@@ -25,10 +34,13 @@ from typing import Any
 
 import duckdb
 import psycopg
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable, write_deltalake
 
 from ematix_engine.connections import (
     Connection,
+    DeltaLocalConnection,
     DuckDBConnection,
     PostgresConnection,
     SQLiteConnection,
@@ -45,7 +57,7 @@ __all__ = [
     "to_dt",
 ]
 
-BACKENDS = ("duckdb", "sqlite", "postgres")
+BACKENDS = ("duckdb", "sqlite", "postgres", "delta")
 
 #: Generic column types → DDL per backend (for source tables the tests create).
 _TYPES: dict[str, dict[str, str]] = {
@@ -76,6 +88,17 @@ _TYPES: dict[str, dict[str, str]] = {
         "boolean": "BOOLEAN",
         "date": "TEXT",
     },
+}
+_TYPES["delta"] = _TYPES["duckdb"]  # the delta harness's source tables live in DuckDB
+
+#: Generic column types → Arrow types (for Delta tables the tests create directly).
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "bigint": pa.int64(),
+    "text": pa.string(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
 }
 
 _TS_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}")
@@ -119,11 +142,12 @@ class Harness:
     """One backend: a registered target connection plus direct access to its database.
 
     Attributes:
-        kind: backend id (duckdb, sqlite, postgres).
-        connection: the typed connection (registered under its name).
+        kind: backend id (duckdb, sqlite, postgres, delta).
+        connection: the typed target connection (registered under its name).
         schema: schema for declared tables and source tables (SQLite ignores it).
         dsn: PostgreSQL DSN (postgres only).
-        path: database file (duckdb, sqlite).
+        path: database file (duckdb, sqlite; for delta the DuckDB file of the source tables).
+        source: the source connection when it is not the target (delta: a DuckDB file).
     """
 
     kind: str
@@ -131,14 +155,28 @@ class Harness:
     schema: str
     dsn: str | None = None
     path: str | None = None
+    source: Connection | None = None
     _pg: psycopg.Connection | None = field(default=None, repr=False)
     _duck: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
+    # delta: the in-memory inspection session, what it was built from, source writes so far
+    _inspect: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
+    _inspect_keys: dict[tuple[str, str], tuple] = field(default_factory=dict, repr=False)
+    _source_writes: int = field(default=0, repr=False)
+    _source_tables: set[str] = field(default_factory=set, repr=False)
 
     # ------------------------------------------------------------------ naming
     @property
     def name(self) -> str:
         """Connection name the harness registered."""
         return self.connection.name
+
+    @property
+    def pipeline_options(self) -> dict[str, Any]:
+        """Keyword arguments every ``@ematix.pipeline`` of a test passes through.
+
+        Delta: ``source_connection`` = the DuckDB file holding the source tables.
+        """
+        return {"source_connection": self.source.name} if self.source is not None else {}
 
     def quote(self, name: str) -> str:
         """Quote one identifier (double quotes, embedded quotes doubled)."""
@@ -160,7 +198,7 @@ class Harness:
         if self.kind == "postgres":
             assert self._pg is not None
             yield self._pg
-        elif self.kind == "duckdb":
+        elif self.kind in ("duckdb", "delta"):  # delta: the DuckDB file of the source tables
             # One connection for the harness's life: DuckDB shares the open database with the
             # engine's sessions in this process, which keeps each load from re-opening the file.
             if self._duck is None:
@@ -174,7 +212,8 @@ class Harness:
                 con.close()
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        """Run one statement directly on the database (autocommit)."""
+        """Run one statement directly on the database (autocommit; delta: the source file)."""
+        self._source_writes += 1
         with self._cursor() as con:
             if self.kind == "postgres":
                 con.execute(sql, params)
@@ -185,6 +224,10 @@ class Harness:
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         """Run a query directly on the database and return every row."""
+        if self.kind == "delta":
+            con = self._delta_session(sql, params)
+            cursor = con.execute(sql, params) if params is not None else con.execute(sql)
+            return cursor.fetchall()
         with self._cursor() as con:
             if self.kind == "postgres":
                 return con.execute(sql, params).fetchall()
@@ -192,6 +235,72 @@ class Harness:
                 return con.execute(sql, [_sqlite_value(v) for v in params or ()]).fetchall()
             cursor = con.execute(sql, params) if params is not None else con.execute(sql)
             return cursor.fetchall()
+
+    # ------------------------------------------------------------------ delta
+    def delta_path(self, name: str) -> str:
+        """Folder of Delta table ``name`` in the harness schema (delta only)."""
+        assert isinstance(self.connection, DeltaLocalConnection)
+        return str(Path(self.connection.path) / self.schema / name)
+
+    def delta_table(self, name: str) -> DeltaTable:
+        """The Delta table ``name`` in the harness schema (delta only)."""
+        return DeltaTable(self.delta_path(name))
+
+    def delta_version(self, name: str) -> int | None:
+        """Current version of Delta table ``name``, None when it does not exist."""
+        if not (Path(self.delta_path(name)) / "_delta_log").is_dir():
+            return None
+        return self.delta_table(name).version()
+
+    def _delta_tables(self) -> list[tuple[str, str]]:
+        from ematix_engine.backends.delta import DeltaBackend
+
+        assert isinstance(self.connection, DeltaLocalConnection)
+        return DeltaBackend(self.connection.path).tables()
+
+    def _delta_session(
+        self, sql: str = "", params: Sequence[Any] | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        """In-memory DuckDB holding every Delta table under the root as ``schema.table``.
+
+        Source tables the query names (quoted in ``sql``, or a parameter) are copied in too
+        unless a Delta table has the same name. A table is reloaded only when its Delta log
+        (or, for a source table, the source data) changed since the last query.
+        """
+        assert isinstance(self.connection, DeltaLocalConnection)
+        root = Path(self.connection.path)
+        wanted: dict[tuple[str, str], tuple] = {
+            (schema, name): ("delta", *sorted(os.listdir(root / schema / name / "_delta_log")))
+            for schema, name in self._delta_tables()
+        }
+        for name in self._source_tables:
+            mentioned = self.quote(name) in sql or name in (params or ())
+            if mentioned and (self.schema, name) not in wanted:
+                wanted[(self.schema, name)] = ("source", self._source_writes)
+        if self._inspect is None:
+            self._inspect = duckdb.connect()
+        con = self._inspect
+        for (schema, name), key in list(self._inspect_keys.items()):
+            if wanted.get((schema, name)) != key:
+                con.execute(f"DROP TABLE {self.quote(schema)}.{self.quote(name)}")
+                del self._inspect_keys[(schema, name)]
+        for (schema, name), key in wanted.items():
+            if (schema, name) in self._inspect_keys:
+                continue
+            if key[0] == "delta":
+                data = DeltaTable(str(root / schema / name)).to_pyarrow_table()
+            else:
+                with self._cursor() as source:
+                    data = source.sql(f"SELECT * FROM {self.table(name)}").to_arrow_table()
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+            con.register("_harness_data", data)
+            con.execute(
+                f"CREATE TABLE {self.quote(schema)}.{self.quote(name)} AS "
+                "SELECT * FROM _harness_data"
+            )
+            con.unregister("_harness_data")
+            self._inspect_keys[(schema, name)] = key
+        return con
 
     def scalar(self, sql: str) -> Any:
         """First column of the first row."""
@@ -210,6 +319,7 @@ class Harness:
         definition = ", ".join(f"{self.quote(c)} {self.type_sql(t)}" for c, t in columns.items())
         self.execute(f"DROP TABLE IF EXISTS {table}")
         self.execute(f"CREATE TABLE {table} ({definition})")
+        self._source_tables.add(name)
         self.insert(name, rows)
         return table
 
@@ -219,10 +329,29 @@ class Harness:
             return
         marker = "%s" if self.kind == "postgres" else "?"
         sql = f"INSERT INTO {self.table(name)} VALUES ({', '.join(marker for _ in rows[0])})"
+        self._source_writes += 1
         with self._cursor() as con:
             for row in rows:
                 values = [_sqlite_value(v) for v in row] if self.kind == "sqlite" else list(row)
                 con.execute(sql, values)
+
+    def create_target(self, name: str, columns: Mapping[str, str]) -> None:
+        """Create an empty target table ``name`` with generic ``columns`` (types as DDL).
+
+        Delta: an empty Delta table with the Arrow twin of each type (``pytest.skip`` when a
+        type has none).
+        """
+        if self.kind == "delta":
+            missing = [t for t in columns.values() if t not in _ARROW_TYPES]
+            if missing:
+                pytest.skip(f"Delta Lake has no column type for {missing[0]!r}")
+            schema = pa.schema([(c, _ARROW_TYPES[t]) for c, t in columns.items()])
+            write_deltalake(self.delta_path(name), schema.empty_table())
+            return
+        definition = ", ".join(
+            f"{self.quote(c)} {self.type_sql(t).upper()}" for c, t in columns.items()
+        )
+        self.execute(f"CREATE TABLE {self.table(name)} ({definition})")
 
     def set_rows(self, name: str, rows: Sequence[Sequence[Any]]) -> None:
         """Replace the contents of source table ``name``."""
@@ -260,7 +389,20 @@ class Harness:
         return [tuple(_norm(c, v) for c, v in zip(columns, row, strict=True)) for row in raw]
 
     def watermark(self, pipeline: str) -> str | None:
-        """Stored watermark text of ``pipeline`` (None when there is none)."""
+        """Stored watermark text of ``pipeline`` (None when there is none).
+
+        Delta: the latest ``ematix.watermark.<pipeline>`` in the commit metadata of any table.
+        """
+        if self.kind == "delta":
+            from ematix_engine.backends.delta import DeltaBackend
+
+            assert isinstance(self.connection, DeltaLocalConnection)
+            backend = DeltaBackend(self.connection.path)
+            for schema, name in self._delta_tables():
+                value = backend.read_watermark(pipeline, schema, name)
+                if value is not None:
+                    return value
+            return None
         if self.kind == "sqlite":
             table, marker = '"_ematix_watermarks"', "?"
         else:
@@ -283,6 +425,10 @@ class Harness:
         if self._duck is not None:
             self._duck.close()
             self._duck = None
+        if self._inspect is not None:
+            self._inspect.close()
+            self._inspect = None
+            self._inspect_keys.clear()
 
 
 _BOOL_COLUMNS = {"is_current", "is_deleted"}
@@ -310,7 +456,8 @@ def make_harness(
     """Build (and register) a harness for ``kind``; it is closed at the end of the test.
 
     Args:
-        kind: duckdb, sqlite or postgres.
+        kind: duckdb, sqlite, postgres or delta (Delta tables under a folder, source tables
+            in a DuckDB file registered as ``<name>_src``).
         request: the test's fixture request (PostgreSQL fixtures are pulled lazily).
         tmp_path: folder for embedded database files.
         name: connection name to register.
@@ -332,6 +479,15 @@ def make_harness(
         path = str(tmp_path / f"{name}-{uuid.uuid4().hex[:8]}.sqlite")
         connection = SQLiteConnection(name=name, path=path)
         harness = Harness(kind, connection, "an", path=path)
+    elif kind == "delta":
+        suffix = uuid.uuid4().hex[:8]
+        path = str(tmp_path / f"{name}_src-{suffix}.duckdb")
+        source = DuckDBConnection(name=f"{name}_src", path=path)
+        connection = DeltaLocalConnection(name=name, path=str(tmp_path / f"{name}-{suffix}.delta"))
+        harness = Harness(kind, connection, "an", path=path, source=source)
+        harness.execute('CREATE SCHEMA IF NOT EXISTS "an"')
+        if register:
+            register_connection(source)
     else:  # pragma: no cover - test bug
         raise ValueError(kind)
     if register:

@@ -21,7 +21,7 @@ def declare(h: Harness, mode: str, sql: str):
         id: Annotated[BigInt, pk()]
         name: Text
 
-    @ematix.pipeline(target=Events, mode=mode, name=f"load_{mode}")
+    @ematix.pipeline(target=Events, mode=mode, name=f"load_{mode}", **h.pipeline_options)
     def load(conn):
         return sql
 

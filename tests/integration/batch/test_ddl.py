@@ -19,7 +19,7 @@ def declare(h: Harness, sql: str, mode: str = "merge"):
         id: Annotated[BigInt, pk()]
         name: Text | None
 
-    @ematix.pipeline(target=Tgt, mode=mode, name="ddl_load")
+    @ematix.pipeline(target=Tgt, mode=mode, name="ddl_load", **h.pipeline_options)
     def load(conn):
         return sql
 
@@ -67,8 +67,7 @@ def test_incompatible_existing_type_is_schema_drift(
 ) -> None:
     types = {"id": "bigint", "name": "text"}
     types[column] = existing
-    definition = ", ".join(f"{h.quote(c)} {h.type_sql(t).upper()}" for c, t in types.items())
-    h.execute(f"CREATE TABLE {h.table('tgt')} ({definition})")
+    h.create_target("tgt", types)
     src = h.create_source("src", {"id": "bigint", "name": "text"}, [(1, "a")])
 
     with pytest.raises(SchemaDriftError) as caught:

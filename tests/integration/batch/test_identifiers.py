@@ -22,7 +22,7 @@ def declare(h: Harness, mode: str, sql: str, **options):
     klass = type("Weird", (), {"__annotations__": annotations, "__module__": __name__})
     table = ematix.table(schema=h.schema, name=TABLE)(klass)
 
-    @ematix.pipeline(target=table, mode=mode, name=f"weird_{mode}", **options)
+    @ematix.pipeline(target=table, mode=mode, name=f"weird_{mode}", **h.pipeline_options, **options)
     def load(conn):
         return sql
 
@@ -88,7 +88,13 @@ def test_weird_incremental_column(h: Harness) -> None:
     table = ematix.table(schema=h.schema, name=TABLE)(klass)
     src = h.create_source("pct src", {PERCENT: "bigint", WEIRD: "text"}, [(1, "a"), (2, "b")])
 
-    @ematix.pipeline(target=table, mode="append", incremental_column=PERCENT, name="pct")
+    @ematix.pipeline(
+        target=table,
+        mode="append",
+        incremental_column=PERCENT,
+        name="pct",
+        **h.pipeline_options,
+    )
     def load(conn):
         return f"SELECT * FROM {src} WHERE {h.quote(PERCENT)} > $watermark"
 

@@ -22,7 +22,7 @@ def declare(h: Harness, sql: str, **options):
         name: Text | None
         ts: TimestampTZ | None
 
-    @ematix.pipeline(target=Cust, mode="merge", name="merge_cust", **options)
+    @ematix.pipeline(target=Cust, mode="merge", name="merge_cust", **h.pipeline_options, **options)
     def merge_cust(conn):
         return sql
 

@@ -1,4 +1,4 @@
-"""row_hash is byte-identical on DuckDB, SQLite and PostgreSQL, and matches python_row_hash."""
+"""row_hash is byte-identical on every backend (Delta too) and matches python_row_hash."""
 
 from __future__ import annotations
 
@@ -78,7 +78,13 @@ def load_hashes(h: Harness, rows) -> dict[int, str]:
         dt: Date | None
         i: BigInt | None
 
-    @ematix.pipeline(target=Hashed, mode="scd2", target_connection=h.name, name=f"hash_{h.kind}")
+    @ematix.pipeline(
+        target=Hashed,
+        mode="scd2",
+        target_connection=h.name,
+        name=f"hash_{h.kind}",
+        **h.pipeline_options,
+    )
     def load(conn):
         return f"SELECT * FROM {src}"
 

@@ -23,7 +23,12 @@ def declare(h: Harness, sql: str, *, table: str = "hist", **options):
         ts: TimestampTZ
 
     @ematix.pipeline(
-        target=Hist, mode="scd2", event_timestamp_column="ts", name=f"{table}_load", **options
+        target=Hist,
+        mode="scd2",
+        event_timestamp_column="ts",
+        name=f"{table}_load",
+        **h.pipeline_options,
+        **options,
     )
     def load(conn):
         return sql

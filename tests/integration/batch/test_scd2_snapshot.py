@@ -23,7 +23,7 @@ def declare(h: Harness, sql: str, **options):
         id: Annotated[BigInt, pk()]
         name: Text | None
 
-    @ematix.pipeline(target=Dim, mode="scd2", name="dim_scd2", **options)
+    @ematix.pipeline(target=Dim, mode="scd2", name="dim_scd2", **h.pipeline_options, **options)
     def dim_scd2(conn):
         return sql
 
@@ -138,6 +138,11 @@ def test_duplicate_keys_in_a_snapshot_raise(h: Harness) -> None:
 
 def backdate(h: Harness, key: int, seconds: float) -> None:
     old = datetime.now(UTC) - timedelta(seconds=seconds)
+    if h.kind == "delta":  # a commit of its own, outside any load
+        h.delta_table("dim").update(
+            new_values={"valid_from": old}, predicate=f"id = {key} AND is_current"
+        )
+        return
     if h.kind == "sqlite":
         value: object = old.strftime("%Y-%m-%d %H:%M:%S.%f")
         marker = "?"

@@ -22,7 +22,13 @@ def declare(h: Harness, sql: str, *, mode: str = "append", column: str = "id"):
         name: Text | None
         ts: TimestampTZ
 
-    @ematix.pipeline(target=Inc, mode=mode, incremental_column=column, name=f"inc_{mode}")
+    @ematix.pipeline(
+        target=Inc,
+        mode=mode,
+        incremental_column=column,
+        name=f"inc_{mode}",
+        **h.pipeline_options,
+    )
     def load(conn):
         return sql
 
