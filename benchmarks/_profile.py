@@ -58,6 +58,8 @@ _METHOD_LABELS = {
     "prepare_load_session": "session settings",
     "table_columns": "ensure_table: introspect",
     "stage_arrow": "stage: cross-db write into target",
+    "copy_arrow": "load: COPY prepared rows straight into an empty target",
+    "analyze": "analyze temp tables",
 }
 _SQL_METHODS = ("execute", "query", "read_arrow")
 SOURCE_READ = "stage: source read (query + Arrow batches)"

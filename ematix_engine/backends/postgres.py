@@ -253,9 +253,10 @@ def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
             arrays.append(pa.array(hexed, type=pa.string()))
             changed = True
         elif pa.types.is_timestamp(t) and t.tz is not None:
-            # Arrow's CSV writer is slow on zoned timestamps; text in UTC is 10x faster.
-            utc = pc.cast(column, pa.timestamp("us", tz="UTC"))
-            arrays.append(pc.strftime(utc, format="%Y-%m-%d %H:%M:%S+00"))
+            # Arrow's CSV writer (and strftime) are slow on zoned timestamps: ~2 s per million.
+            # A plain cast of the UTC value to text is ~10x faster; load sessions run with
+            # TimeZone = UTC, so PostgreSQL reads the zone-less text as UTC.
+            arrays.append(pc.cast(column.cast(pa.timestamp("us")), pa.string()))
             changed = True
         elif pa.types.is_dictionary(t):
             arrays.append(pc.cast(column, t.value_type))

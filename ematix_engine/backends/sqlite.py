@@ -250,7 +250,7 @@ def _column_for_sqlite(array: pa.Array | pa.ChunkedArray) -> list[Any]:
             array = array.cast(pa.timestamp("us", tz="UTC"))
         else:
             array = array.cast(pa.timestamp("us"))
-        array = pc.strftime(array, format="%Y-%m-%d %H:%M:%S")
+        array = pc.cast(array.cast(pa.timestamp("us")), pa.string())  # canonical, fast
     elif pa.types.is_date(t):
         array = pc.strftime(array.cast(pa.date32()), format="%Y-%m-%d")
     elif pa.types.is_decimal(t):

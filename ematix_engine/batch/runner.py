@@ -258,6 +258,10 @@ def run_sql_target(
             table_sql = backend.table_sql(target.table.schema, target.table.name)
             target_empty = created or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
 
+            # Hash in-process only when every prepared row goes straight into an empty target;
+            # otherwise the target hashes just the versions it inserts (a tenth, typically).
+            straight_in = in_process and target_empty and _copies_straight_in(target)
+
             def context(session: SqlBackend) -> LoadContext:
                 return LoadContext(
                     backend=session,
@@ -268,14 +272,14 @@ def run_sql_target(
                     batch_id=batch_id,
                     batch_ts=batch_ts,
                     target_empty=target_empty,
-                    source_has_hash=in_process,
+                    source_has_hash=straight_in,
                 )
 
             ctx = context(backend)
             ctx.statements.extend(ddl)
             try:
-                prepare_source(context(prep), mapping, with_hash=in_process)
-                if in_process and target_empty and _copies_straight_in(target):
+                prepare_source(context(prep), mapping, with_hash=straight_in)
+                if straight_in:
                     counts = Counts(inserted=_copy_into_empty_target(prep, backend, ctx))
                 else:
                     if in_process:
