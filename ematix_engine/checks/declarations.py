@@ -248,43 +248,41 @@ class SqlCheck(Check):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class KeysUnique(Check):
+class _KeyedBuiltin(Check):
+    """A built-in invariant over the target's business keys."""
+
+    builtin: ClassVar[bool] = True
+    headline: ClassVar[str] = ""
+    keys: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The key columns."""
+        return self.keys
+
+    def summary(self) -> str:
+        """One line saying what the check asserts."""
+        return self.description or self.headline.format(keys=", ".join(self.keys))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeysUnique(_KeyedBuiltin):
     """Built-in: the target's business keys are unique (merge and other keyed targets)."""
 
     kind: ClassVar[str] = "keys_unique"
-    builtin: ClassVar[bool] = True
-    keys: tuple[str, ...]
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """The key columns."""
-        return self.keys
-
-    def summary(self) -> str:
-        """One line saying what the check asserts."""
-        return self.description or f"keys ({', '.join(self.keys)}) are unique"
+    headline: ClassVar[str] = "keys ({keys}) are unique"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Scd2OneCurrentPerKey(Check):
+class Scd2OneCurrentPerKey(_KeyedBuiltin):
     """Built-in: at most one current version (``is_current``) per business key."""
 
     kind: ClassVar[str] = "scd2_one_current_per_key"
-    builtin: ClassVar[bool] = True
-    keys: tuple[str, ...]
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """The key columns."""
-        return self.keys
-
-    def summary(self) -> str:
-        """One line saying what the check asserts."""
-        return self.description or "one current row per key"
+    headline: ClassVar[str] = "one current row per key"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Scd2NoOverlapOrGap(Check):
+class Scd2NoOverlapOrGap(_KeyedBuiltin):
     """Built-in: each key's versions tile time: every ``valid_to`` is the next ``valid_from``.
 
     Also: ``valid_to`` is never before ``valid_from``; exactly the versions without
@@ -292,17 +290,7 @@ class Scd2NoOverlapOrGap(Check):
     """
 
     kind: ClassVar[str] = "scd2_no_overlap_or_gap"
-    builtin: ClassVar[bool] = True
-    keys: tuple[str, ...]
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """The key columns."""
-        return self.keys
-
-    def summary(self) -> str:
-        """One line saying what the check asserts."""
-        return self.description or "no overlapping or gapped validity intervals"
+    headline: ClassVar[str] = "no overlapping or gapped validity intervals"
 
 
 def _common(
