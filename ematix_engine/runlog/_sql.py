@@ -8,13 +8,15 @@ Only the Postgres backend has a variable identifier (its schema), which it compo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from ematix_engine.runlog.base import ROW_COUNT_FIELDS, RunStatus
+from ematix_engine.runlog.base import ROW_COUNT_FIELDS, RunRecord, RunStatus
 
 __all__ = [
     "COLUMNS",
     "SELECT_COLUMNS",
+    "record_row",
     "select_sql",
     "upsert_sql",
 ]
@@ -77,3 +79,31 @@ def select_sql(
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     columns = ", ".join(_q(c) for c in SELECT_COLUMNS)
     return f'SELECT {columns} FROM {table}{clause} ORDER BY "started_at" DESC, "seq" DESC LIMIT {p}'
+
+
+def record_row(
+    record: RunRecord,
+    *,
+    metrics: Callable[[dict], Any],
+    timestamp: Callable[[Any], Any] = lambda value: value,
+) -> list[Any]:
+    """The values of ``upsert_sql``'s placeholders for ``record``, in column order.
+
+    Args:
+        record: The run record.
+        metrics: How the backend stores the metrics dict (JSON text, ``Jsonb``, …).
+        timestamp: How the backend stores an aware datetime (default: as is).
+    """
+    return [
+        record.run_id,
+        record.pipeline,
+        record.status.value,
+        record.attempt,
+        *(getattr(record, name) for name in ROW_COUNT_FIELDS),
+        record.watermark,
+        record.error,
+        record.reason,
+        metrics(record.metrics),
+        timestamp(record.started_at),
+        timestamp(record.finished_at) if record.finished_at is not None else None,
+    ]

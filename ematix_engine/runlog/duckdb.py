@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 from ematix_engine.errors import ConnectionFailedError
-from ematix_engine.runlog._sql import COLUMNS, select_sql, upsert_sql
+from ematix_engine.runlog._sql import COLUMNS, record_row, select_sql, upsert_sql
 from ematix_engine.runlog._store import PageCursor, RecordStore, check_lease_args
 from ematix_engine.runlog.base import RunRecord, RunStatus
 
@@ -113,23 +113,7 @@ class DuckDBRunLog(RecordStore):
             return self._conn.execute(query, list(params)).fetchall()
 
     def _upsert(self, record: RunRecord) -> None:
-        row = [
-            record.run_id,
-            record.pipeline,
-            record.status.value,
-            record.attempt,
-            record.rows_inserted,
-            record.rows_updated,
-            record.rows_unchanged,
-            record.rows_closed,
-            record.rows_deleted,
-            record.watermark,
-            record.error,
-            record.reason,
-            json.dumps(record.metrics),
-            record.started_at,
-            record.finished_at,
-        ]
+        row = record_row(record, metrics=json.dumps)
         self._execute(_UPSERT, row)
 
     def _fetch_page(

@@ -36,7 +36,7 @@ from psycopg.types.json import Jsonb
 
 from ematix_engine.connections.redaction import scrub
 from ematix_engine.errors import ConfigError, ConnectionFailedError
-from ematix_engine.runlog._sql import COLUMNS, select_sql, upsert_sql
+from ematix_engine.runlog._sql import COLUMNS, record_row, select_sql, upsert_sql
 from ematix_engine.runlog._store import PageCursor, RecordStore, check_lease_args
 from ematix_engine.runlog.base import RunRecord, RunStatus
 from ematix_engine.runlog.urls import redact_url
@@ -250,23 +250,7 @@ class PostgresRunLog(RecordStore):
             raise AssertionError("unreachable")  # pragma: no cover
 
     def _upsert(self, record: RunRecord) -> None:
-        row = [
-            record.run_id,
-            record.pipeline,
-            record.status.value,
-            record.attempt,
-            record.rows_inserted,
-            record.rows_updated,
-            record.rows_unchanged,
-            record.rows_closed,
-            record.rows_deleted,
-            record.watermark,
-            record.error,
-            record.reason,
-            Jsonb(record.metrics),
-            record.started_at,
-            record.finished_at,
-        ]
+        row = record_row(record, metrics=Jsonb)
         self._run(lambda conn: conn.execute(self._upsert_sql, row))
 
     def _fetch_page(

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ematix_engine.errors import ConnectionFailedError
-from ematix_engine.runlog._sql import COLUMNS, select_sql, upsert_sql
+from ematix_engine.runlog._sql import COLUMNS, record_row, select_sql, upsert_sql
 from ematix_engine.runlog._store import PageCursor, RecordStore, check_lease_args
 from ematix_engine.runlog.base import RunRecord, RunStatus
 
@@ -143,23 +143,7 @@ class SqliteRunLog(RecordStore):
         return f"SqliteRunLog({self.path!r})"
 
     def _upsert(self, record: RunRecord) -> None:
-        row = [
-            record.run_id,
-            record.pipeline,
-            record.status.value,
-            record.attempt,
-            record.rows_inserted,
-            record.rows_updated,
-            record.rows_unchanged,
-            record.rows_closed,
-            record.rows_deleted,
-            record.watermark,
-            record.error,
-            record.reason,
-            json.dumps(record.metrics),
-            _ts(record.started_at),
-            _ts(record.finished_at),
-        ]
+        row = record_row(record, metrics=json.dumps, timestamp=_ts)
         with self._lock:
             self._conn.execute(_UPSERT, row)
 
