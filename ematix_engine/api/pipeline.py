@@ -17,7 +17,7 @@ from ematix_engine.errors import ConfigError, closest_match
 from ematix_engine.specs import Deletes, LoadMode, PipelineSpec, RetryPolicy, TargetSpec
 
 if TYPE_CHECKING:
-    from ematix_engine.batch.result import PreviewResult, RunResult
+    from ematix_engine.batch.result import PreviewResult, RunResult, TargetResult
     from ematix_engine.runlog.base import RunLog
 
 __all__ = ["Pipeline", "TargetDeclaration", "pipeline", "target"]
@@ -96,19 +96,26 @@ class Pipeline:
         targets = ", ".join(f"{t.label} ({t.mode})" for t in self.spec.targets)
         return f"<Pipeline {self.name!r} → {targets}>"
 
-    def run(self, run_log: RunLog | None = None, *, batch_size: int = 100_000) -> RunResult:
+    def run(
+        self,
+        run_log: RunLog | None = None,
+        *,
+        batch_size: int = 100_000,
+        on_target: Callable[[TargetResult], None] | None = None,
+    ) -> RunResult:
         """Load every target once and return the counts.
 
         Args:
             run_log: where to record the firing (nothing is recorded when None).
             batch_size: rows per Arrow batch on cross-database loads.
+            on_target: called with each target's result as it completes.
 
         Raises:
             EmatixError: the load failed; the target and its watermark are unchanged.
         """
         from ematix_engine.batch.runner import run_pipeline
 
-        return run_pipeline(self, run_log=run_log, batch_size=batch_size)
+        return run_pipeline(self, run_log=run_log, batch_size=batch_size, on_target=on_target)
 
     def preview(self) -> PreviewResult:
         """Plan the load and return the SQL it would run, without touching any table."""

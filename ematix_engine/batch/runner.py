@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,7 @@ def run_pipeline(
     dry_run: bool = False,
     batch_size: int = 100_000,
     attempt: int | None = None,
+    on_target: Callable[[TargetResult], None] | None = None,
 ) -> RunResult:
     """Load every target of ``pipeline`` once.
 
@@ -82,6 +84,7 @@ def run_pipeline(
         batch_size: rows per Arrow batch on cross-database loads.
         attempt: attempt number to record (default: the RunLog's next attempt). A failure on
             the retry policy's last attempt is recorded as ``gave_up``.
+        on_target: called with each target's result as it completes (progress display).
 
     Returns:
         The counts per target and in total.
@@ -105,6 +108,8 @@ def run_pipeline(
             results.append(
                 load_target(spec, target, batch_id=run_id, dry_run=dry_run, batch_size=batch_size)
             )
+            if on_target is not None:
+                on_target(results[-1])
     except BaseException as error:
         if record is not None:
             final = record.attempt >= spec.retry.max_attempts

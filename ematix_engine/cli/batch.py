@@ -59,27 +59,47 @@ def _open_run_log(url: str):
 def run(module: str, names: tuple[str, ...], run_log_url: str, dry_run: bool) -> None:
     """Run the named pipelines once, now."""
     from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
     try:
         pipelines = _load(module, names)
         log = _open_run_log(run_log_url)
         failed = False
-        for pipeline in pipelines:
-            with console.status(f"loading {pipeline.name} …", spinner="dots"):
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} targets"),
+            TimeElapsedColumn(),
+        )
+        # On a terminal: a bar per pipeline that advances as each target commits.
+        with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
+            for pipeline in pipelines:
+                task = progress.add_task(
+                    f"loading {pipeline.name}", total=len(pipeline.spec.targets)
+                )
+
+                def advance(_result: object, task: int = task) -> None:
+                    progress.advance(task)
+
                 try:
-                    result = pipeline.dry_run() if dry_run else pipeline.run(run_log=log)
+                    result = (
+                        pipeline.dry_run()
+                        if dry_run
+                        else pipeline.run(run_log=log, on_target=advance)
+                    )
                 except EmatixError as error:
                     click.echo(f"FAILED {pipeline.name}: {error}", err=True)
                     failed = True
                     continue
-            for t in result.targets:
-                click.echo(
-                    f"{'DRY RUN' if dry_run else 'OK'} {pipeline.name} → {t.target} [{t.mode}]: "
-                    f"{t.rows_inserted} inserted, {t.rows_updated} updated, "
-                    f"{t.rows_unchanged} unchanged, {t.rows_closed} closed, "
-                    f"{t.rows_deleted} deleted ({result.duration_s:.2f}s)"
-                )
+                for t in result.targets:
+                    click.echo(
+                        f"{'DRY RUN' if dry_run else 'OK'} {pipeline.name} → {t.target} "
+                        f"[{t.mode}]: {t.rows_inserted} inserted, {t.rows_updated} updated, "
+                        f"{t.rows_unchanged} unchanged, {t.rows_closed} closed, "
+                        f"{t.rows_deleted} deleted ({t.duration_s:.2f}s)"
+                    )
         log.close()
         if failed:
             sys.exit(1)
