@@ -38,7 +38,6 @@ from ematix_engine.batch.scd2 import load_scd2
 from ematix_engine.batch.watermarks import read_watermark, sentinel_for, write_watermark
 from ematix_engine.errors import EmatixError, LoadError, SourceError
 from ematix_engine.schema.ddl import ensure_table
-from ematix_engine.schema.types import TimestampTZ
 from ematix_engine.specs import LoadMode, PipelineSpec, TargetSpec
 
 if TYPE_CHECKING:
@@ -285,7 +284,9 @@ def run_sql_target(
             try:
                 prepare_source(context(prep), mapping, with_hash=straight_in)
                 if straight_in:
-                    counts = Counts(inserted=_copy_into_empty_target(prep, backend, ctx))
+                    counts = Counts(
+                        inserted=_copy_into_empty_target(prep, backend, ctx, created=created)
+                    )
                 else:
                     if in_process:
                         backend.stage_arrow(
@@ -407,29 +408,50 @@ def _copies_straight_in(target: TargetSpec) -> bool:
     return target.mode in (LoadMode.APPEND, LoadMode.MERGE)
 
 
-def _copy_into_empty_target(prep: SqlBackend, backend: SqlBackend, ctx: LoadContext) -> int:
-    """COPY the prepared batch, managed columns included, straight into the empty target."""
+def _copy_into_empty_target(
+    prep: SqlBackend, backend: SqlBackend, ctx: LoadContext, *, created: bool
+) -> int:
+    """COPY the prepared batch straight into the empty target.
+
+    When this transaction created the table, the columns that hold one value for the whole
+    batch (``_loaded_at``, ``_batch_id`` and SCD2's ``valid_from``/``valid_to``/``is_current``/
+    ``is_deleted``) come from column defaults that exist only inside the transaction; they read
+    the batch constants from transaction-local settings written with bound parameters. COPY
+    then carries the data and ``row_hash`` alone, about half the bytes.
+    """
     q = prep.quote
-    names = list(ctx.data_columns)
-    selects = [f"s.{q(n)}" for n in names]
-    if ctx.target.mode is LoadMode.SCD2:
-        names += ["valid_from", "valid_to", "is_current", "row_hash", "is_deleted"]
-        ts_type = prep.column_type_sql(TimestampTZ)
+    scd2 = ctx.target.mode is LoadMode.SCD2
+    names = [*ctx.data_columns, *(["row_hash"] if scd2 else [])]
+    constants: dict[str, str] = {}
+    if created:
+        batch_ts = "CAST(current_setting('ematix.batch_ts') AS TIMESTAMPTZ)"
+        constants = {"_loaded_at": batch_ts, "_batch_id": "current_setting('ematix.batch_id')"}
+        if scd2:
+            constants |= {"valid_from": batch_ts, "is_current": "TRUE", "is_deleted": "FALSE"}
+        backend.execute(
+            "SELECT set_config('ematix.batch_id', %s, true), "
+            "set_config('ematix.batch_ts', %s, true)",
+            (ctx.batch_id, ctx.batch_ts.isoformat()),
+        )
+        for column, default in constants.items():
+            ctx.run(f"ALTER TABLE {ctx.table} ALTER COLUMN {ctx.q(column)} SET DEFAULT {default}")
+        selects = [f"s.{q(n)}" for n in names]
+    else:
+        selects = [f"s.{q(n)}" for n in names]
+        if scd2:
+            names += ["valid_from", "is_current", "is_deleted"]
+            selects += [f"s.{q('valid_from')}", "TRUE", "FALSE"]
+        names += ["_loaded_at", "_batch_id"]
         selects += [
-            f"s.{q('valid_from')}",
-            f"CAST(NULL AS {ts_type})",
-            "TRUE",
-            f"s.{q('row_hash')}",
-            "FALSE",
+            f"(SELECT {q('batch_ts')} FROM {q(BATCH)})",
+            f"(SELECT {q('batch_id')} FROM {q(BATCH)})",
         ]
-    names += ["_loaded_at", "_batch_id"]
-    selects += [
-        f"(SELECT {q('batch_ts')} FROM {q(BATCH)})",
-        f"(SELECT {q('batch_id')} FROM {q(BATCH)})",
-    ]
     reader = prep.read_arrow(f"SELECT {', '.join(selects)} FROM {q(SOURCE)} AS s")
     ctx.statements.append(f"COPY {ctx.table} ({ctx.cols(names)}) FROM STDIN")
-    return backend.copy_arrow(ctx.table, reader, columns=names)
+    copied = backend.copy_arrow(ctx.table, reader, columns=names)
+    for column in constants:
+        ctx.run(f"ALTER TABLE {ctx.table} ALTER COLUMN {ctx.q(column)} DROP DEFAULT")
+    return copied
 
 
 def _redact(error: BaseException, connection: Any) -> str:
