@@ -119,7 +119,7 @@ class Pipeline:
 
     def preview(self) -> PreviewResult:
         """Plan the load and return the SQL it would run, without touching any table."""
-        from ematix_engine.batch.runner import preview_pipeline
+        from ematix_engine.batch.preview import preview_pipeline
 
         return preview_pipeline(self)
 

@@ -1,8 +1,13 @@
 """Run a pipeline: for each target, one transaction that stages, plans, writes and commits.
 
 Per target: open the target session → begin → batch constants → raw rows (same database:
-``INSERT … SELECT`` path; else staged Arrow) → ``ensure_table`` → prepared source → mode plan →
-watermark → commit. Any error rolls the whole target back: rows and watermark stay as they were.
+``CREATE TEMP TABLE … AS SELECT`` inside the target; else Arrow batches staged into it) →
+``ensure_table`` → prepared source → mode plan → watermark → commit. Any error rolls the whole
+target back: rows and watermark stay as they were.
+
+Cross-database loads into a backend with ``PREPARES_IN_PROCESS`` (PostgreSQL) stage and prepare
+the batch in an in-memory DuckDB session instead, then COPY the prepared rows into the target (a
+first load straight into the new table).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from ematix_engine.batch.prepare import (
     target_primary_key,
 )
 from ematix_engine.batch.replace import load_replace
-from ematix_engine.batch.result import PreviewResult, RunResult, TargetPreview, TargetResult
+from ematix_engine.batch.result import RunResult, TargetResult
 from ematix_engine.batch.scd2 import load_scd2
 from ematix_engine.batch.watermarks import read_watermark, sentinel_for, write_watermark
 from ematix_engine.errors import EmatixError, LoadError, SourceError
@@ -44,7 +49,7 @@ if TYPE_CHECKING:
     from ematix_engine.api.pipeline import Pipeline
     from ematix_engine.runlog.base import RunLog
 
-__all__ = ["load_target", "preview_pipeline", "run_pipeline", "run_sql_target"]
+__all__ = ["load_target", "run_pipeline", "run_sql_target"]
 
 log = logging.getLogger("ematix.batch")
 
@@ -462,40 +467,3 @@ def _redact(error: BaseException, connection: Any) -> str:
         return redact(text, get_connection(connection))
     except Exception:  # redaction must never hide the original failure
         return text
-
-
-def preview_pipeline(pipeline: Pipeline) -> PreviewResult:
-    """Describe what ``run()`` would do, without writing anything.
-
-    The source SQL is rendered for the source connection; each target's plan lists its mode and
-    whether it runs inside one database or stages across databases. (Use ``dry_run()`` to run
-    the real statements and roll them back.)
-    """
-    from ematix_engine.connections import get_connection
-
-    spec = pipeline.spec
-    previews = []
-    source_sql = ""
-    for target in spec.targets:
-        source_conn = _source_connection(spec, target)
-        source_sql = spec.source(get_connection(source_conn))
-        same = same_database(source_conn, _target_connection(target))
-        kind = get_connection(_target_connection(target)).kind
-        steps = [
-            f"stage source into {RAW} ({'CREATE TEMP TABLE AS SELECT' if same else 'Arrow batches'})",
-            "ensure_table (create / add columns)",
-            f"prepare {SOURCE}: normalize, cast, row_hash, dedupe",
-            f"{target.mode.value} into {target.label}",
-        ]
-        if spec.incremental_column:
-            steps.append(f"advance watermark on {spec.incremental_column} in the same transaction")
-        previews.append(
-            TargetPreview(
-                target=target.label,
-                mode=target.mode.value,
-                backend={"delta_local": "delta"}.get(kind, kind),
-                same_database=same,
-                statements=tuple(steps),
-            )
-        )
-    return PreviewResult(pipeline=spec.name, source_sql=source_sql, targets=tuple(previews))
