@@ -440,9 +440,8 @@ def _copy_into_empty_target(
         )
         for column, default in constants.items():
             ctx.run(f"ALTER TABLE {ctx.table} ALTER COLUMN {ctx.q(column)} SET DEFAULT {default}")
-        selects = [f"s.{q(n)}" for n in names]
-    else:
-        selects = [f"s.{q(n)}" for n in names]
+    selects = [f"s.{q(n)}" for n in names]
+    if not created:
         if scd2:
             names += ["valid_from", "is_current", "is_deleted"]
             selects += [f"s.{q('valid_from')}", "TRUE", "FALSE"]

@@ -16,6 +16,7 @@ from ematix_engine.runlog.base import ROW_COUNT_FIELDS, RunRecord, RunStatus
 __all__ = [
     "COLUMNS",
     "SELECT_COLUMNS",
+    "lease_sql",
     "record_row",
     "select_sql",
     "upsert_sql",
@@ -107,3 +108,20 @@ def record_row(
         timestamp(record.started_at),
         timestamp(record.finished_at) if record.finished_at is not None else None,
     ]
+
+
+def lease_sql(leases_table: str) -> tuple[str, str, str]:
+    """Lease statements with ``?`` parameters: claim by update, claim by insert, release.
+
+    The update takes a lease the caller already holds or that has expired; the insert takes a
+    lease nobody holds. Run both in one write transaction (SQLite, DuckDB).
+    """
+    claim_update = (
+        f'UPDATE {leases_table} SET "owner" = ?, "expires_at" = ? '
+        'WHERE "pipeline" = ? AND ("owner" = ? OR "expires_at" <= ?)'
+    )
+    claim_insert = (
+        f'INSERT OR IGNORE INTO {leases_table} ("pipeline", "owner", "expires_at") VALUES (?, ?, ?)'
+    )
+    release = f'DELETE FROM {leases_table} WHERE "pipeline" = ? AND "owner" = ?'
+    return claim_update, claim_insert, release

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 from ematix_engine.errors import ConnectionFailedError
-from ematix_engine.runlog._sql import COLUMNS, record_row, select_sql, upsert_sql
+from ematix_engine.runlog._sql import COLUMNS, lease_sql, record_row, select_sql, upsert_sql
 from ematix_engine.runlog._store import PageCursor, RecordStore, check_lease_args
 from ematix_engine.runlog.base import RunRecord, RunStatus
 
@@ -63,14 +63,7 @@ _DDL = (
 )""",
 )
 _UPSERT = upsert_sql(_RUNS, "?")
-_CLAIM_UPDATE = (
-    f'UPDATE {_LEASES} SET "owner" = ?, "expires_at" = ? '
-    'WHERE "pipeline" = ? AND ("owner" = ? OR "expires_at" <= ?)'
-)
-_CLAIM_INSERT = (
-    f'INSERT OR IGNORE INTO {_LEASES} ("pipeline", "owner", "expires_at") VALUES (?, ?, ?)'
-)
-_RELEASE = f'DELETE FROM {_LEASES} WHERE "pipeline" = ? AND "owner" = ?'
+_CLAIM_UPDATE, _CLAIM_INSERT, _RELEASE = lease_sql(_LEASES)
 
 
 def _utc(value: datetime | None) -> datetime | None:
