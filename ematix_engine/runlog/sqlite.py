@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ematix_engine.errors import ConnectionFailedError
-from ematix_engine.runlog._sql import COLUMNS, record_row, select_sql, upsert_sql
+from ematix_engine.runlog._sql import COLUMNS, lease_sql, record_row, select_sql, upsert_sql
 from ematix_engine.runlog._store import PageCursor, RecordStore, check_lease_args
 from ematix_engine.runlog.base import RunRecord, RunStatus
 
@@ -67,14 +67,7 @@ _DDL = (
 )""",
 )
 _UPSERT = upsert_sql(_RUNS, "?")
-_CLAIM_UPDATE = (
-    f'UPDATE {_LEASES} SET "owner" = ?, "expires_at" = ? '
-    'WHERE "pipeline" = ? AND ("owner" = ? OR "expires_at" <= ?)'
-)
-_CLAIM_INSERT = (
-    f'INSERT OR IGNORE INTO {_LEASES} ("pipeline", "owner", "expires_at") VALUES (?, ?, ?)'
-)
-_RELEASE = f'DELETE FROM {_LEASES} WHERE "pipeline" = ? AND "owner" = ?'
+_CLAIM_UPDATE, _CLAIM_INSERT, _RELEASE = lease_sql(_LEASES)
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -107,6 +100,7 @@ class SqliteRunLog(RecordStore):
         self, path: str | os.PathLike[str] = DEFAULT_SQLITE_PATH, *, timeout: float = 30.0
     ):
         self.path = str(path)
+        self._timeout = timeout
         self._lock = threading.RLock()
         self._closed = False
         try:
@@ -128,7 +122,17 @@ class SqliteRunLog(RecordStore):
 
     def _initialise(self) -> None:
         conn = self._conn
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Switching to WAL takes an exclusive lock and does not wait on the busy timeout, so
+        # workers opening a brand-new file together can see "database is locked": retry it.
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         conn.execute("BEGIN IMMEDIATE")  # fails fast on a read-only file, before any DDL
         try:
             for statement in _DDL:
