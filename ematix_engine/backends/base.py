@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from sqlglot import exp
 
-from ematix_engine.schema.types import ColumnType
+from ematix_engine.schema.types import ColumnType, column_type_from_arrow
 
 __all__ = ["SqlBackend"]
 
@@ -37,6 +37,8 @@ class SqlBackend(ABC):
     dialect: ClassVar[str] = ""
     #: Whether ``schema.table`` names are real namespaces (SQLite: no, everything in main).
     SUPPORTS_SCHEMAS: ClassVar[bool] = True
+    #: Whether ``FULL JOIN`` works (SQLite before 3.39 has none).
+    SUPPORTS_FULL_JOIN: ClassVar[bool] = True
     #: Whether targets get a PRIMARY KEY constraint (DuckDB: no; its ART index slows bulk
     #: loads and rejects some UPDATEs of indexed tables).
     CREATES_PRIMARY_KEY: ClassVar[bool] = True
@@ -68,6 +70,21 @@ class SqlBackend(ABC):
             return override
         return column_type.sql_type().sql(self.dialect)
 
+    def columns_sql(
+        self, schema: pa.Schema, column_types: Mapping[str, type[ColumnType]] | None = None
+    ) -> str:
+        """Column definitions for a table shaped like ``schema`` (``column_types`` win)."""
+        declared = column_types or {}
+        return ", ".join(
+            f"{self.quote(f.name)} "
+            f"{self.column_type_sql(declared.get(f.name) or column_type_from_arrow(f.type))}"
+            for f in schema
+        )
+
+    def table_options_sql(self, *, update_heavy: bool = False) -> str:
+        """Storage options appended to ``CREATE TABLE`` (none by default)."""
+        return ""
+
     def literal_sql(self, value: str) -> str:
         """A string literal, escaped by sqlglot."""
         return exp.Literal.string(value).sql(self.dialect)
@@ -90,12 +107,48 @@ class SqlBackend(ABC):
         """Stream a query's result as Arrow record batches."""
 
     @abstractmethod
-    def stage_arrow(self, table: str, reader: pa.RecordBatchReader) -> int:
+    def stage_arrow(
+        self,
+        table: str,
+        reader: pa.RecordBatchReader,
+        column_types: Mapping[str, type[ColumnType]] | None = None,
+    ) -> int:
         """Create temporary table ``table`` shaped like ``reader`` and load every batch into it.
+
+        Args:
+            table: the temporary table's name.
+            reader: the rows.
+            column_types: column types to use instead of the ones derived from Arrow (e.g. a
+                JSON column that arrives as Arrow strings), by column name.
 
         Returns:
             The number of rows staged.
         """
+
+    def copy_arrow(
+        self,
+        table_sql: str,
+        reader: pa.RecordBatchReader,
+        columns: Sequence[str] | None = None,
+        *,
+        freeze: bool = False,
+    ) -> int:
+        """Append every batch of ``reader`` to the existing table ``table_sql``.
+
+        Needed by backends with ``PREPARES_IN_PROCESS``, whose prepared rows arrive as Arrow.
+
+        Args:
+            table_sql: the quoted table.
+            reader: the rows.
+            columns: the table's columns the reader's columns fill, in order (default: the
+                reader's names).
+            freeze: the table was created in this transaction; its rows may be written
+                frozen (no later hint-bit writes).
+
+        Returns:
+            The number of rows appended.
+        """
+        raise NotImplementedError(f"{self.name} cannot append Arrow batches to a table")
 
     @abstractmethod
     def begin(self) -> None:

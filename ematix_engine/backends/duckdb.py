@@ -11,6 +11,7 @@ import pyarrow as pa
 from typing_extensions import override
 
 from ematix_engine.backends.base import SqlBackend
+from ematix_engine.schema.types import ColumnType
 
 __all__ = ["DuckDBBackend"]
 
@@ -55,7 +56,13 @@ class DuckDBBackend(SqlBackend):
         return self.con.sql(sql, params=params).to_arrow_reader(batch_size)
 
     @override
-    def stage_arrow(self, table: str, reader: pa.RecordBatchReader) -> int:
+    def stage_arrow(
+        self,
+        table: str,
+        reader: pa.RecordBatchReader,
+        column_types: Mapping[str, type[ColumnType]] | None = None,
+    ) -> int:
+        # Arrow types are kept: the plan casts to the target's types when it reads the table.
         view = f"_ematix_arrow_{uuid.uuid4().hex[:12]}"
         self.con.register(view, reader)
         try:

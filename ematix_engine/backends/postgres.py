@@ -7,7 +7,10 @@ each record batch, so no Python loop touches rows. Loads run in one transaction 
 
 from __future__ import annotations
 
+import contextlib
 import io
+import queue
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -18,7 +21,7 @@ import pyarrow.csv as pa_csv
 from typing_extensions import override
 
 from ematix_engine.backends.base import SqlBackend
-from ematix_engine.schema.types import column_type_from_arrow
+from ematix_engine.schema.types import ColumnType
 
 __all__ = ["PostgresBackend"]
 
@@ -160,34 +163,57 @@ class PostgresBackend(SqlBackend):
         return [value]
 
     @override
-    def stage_arrow(self, table: str, reader: pa.RecordBatchReader) -> int:
+    def stage_arrow(
+        self,
+        table: str,
+        reader: pa.RecordBatchReader,
+        column_types: Mapping[str, type[ColumnType]] | None = None,
+    ) -> int:
         schema = reader.schema
-        columns = ", ".join(
-            f"{self.quote(f.name)} {self.column_type_sql(column_type_from_arrow(f.type))}"
-            for f in schema
-        )
+        columns = self.columns_sql(schema, column_types)
         self.execute(f"CREATE TEMP TABLE {self.quote(table)} ({columns})")
         return self.copy_arrow(self.quote(table), reader)
 
+    @override
     def copy_arrow(
-        self, table_sql: str, reader: pa.RecordBatchReader, columns: Sequence[str] | None = None
+        self,
+        table_sql: str,
+        reader: pa.RecordBatchReader,
+        columns: Sequence[str] | None = None,
+        *,
+        freeze: bool = False,
     ) -> int:
-        """``COPY`` every batch of ``reader`` into ``table_sql`` as CSV produced by Arrow."""
+        """``COPY`` every batch of ``reader`` into ``table_sql`` as CSV produced by Arrow.
+
+        A worker thread pulls the next batch (the reader may still be computing it, e.g. a
+        DuckDB query hashing rows) and writes its CSV while this thread sends the previous one,
+        so client work overlaps with the server ingesting. At most two encoded batches wait.
+        ``freeze`` (only for a table created in this transaction) writes the rows frozen, so
+        the first scans after the load need not rewrite every page to set hint bits.
+        """
         names = columns or reader.schema.names
         column_list = ", ".join(self.quote(n) for n in names)
+        options = "FORMAT csv, FREEZE" if freeze else "FORMAT csv"
         total = 0
         with (
             self.con.cursor() as cursor,
-            cursor.copy(f"COPY {table_sql} ({column_list}) FROM STDIN (FORMAT csv)") as copy,
+            cursor.copy(f"COPY {table_sql} ({column_list}) FROM STDIN ({options})") as copy,
+            _CsvEncoder(reader) as encoded,
         ):
-            for batch in reader:
-                if batch.num_rows == 0:
-                    continue
-                sink = io.BytesIO()
-                pa_csv.write_csv(_csv_ready(batch), sink, _CSV_OPTIONS)
-                copy.write(sink.getbuffer())
-                total += batch.num_rows
+            for rows, chunk in encoded:
+                copy.write(chunk)
+                total += rows
         return total
+
+    @override
+    def table_options_sql(self, *, update_heavy: bool = False) -> str:
+        """``fillfactor = 90`` for tables whose rows later loads update (merge, SCD2).
+
+        Closing a version rewrites its row; with free room on the page the new row version
+        stays there (a HOT update) and the primary key index is not touched, which measured
+        about 40% faster for closing 110,000 of 1,000,000 versions.
+        """
+        return " WITH (fillfactor = 90)" if update_heavy else ""
 
     @override
     def begin(self) -> None:
@@ -240,6 +266,61 @@ class PostgresBackend(SqlBackend):
     @override
     def close(self) -> None:
         self.con.close()
+
+
+class _CsvEncoder:
+    """Iterate ``(rows, csv_bytes)`` for a reader's batches, encoded on a worker thread."""
+
+    _DONE = object()
+
+    def __init__(self, reader: pa.RecordBatchReader, depth: int = 2) -> None:
+        self._reader = reader
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="ematix-csv", daemon=True)
+
+    def __enter__(self) -> _CsvEncoder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a worker waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+        self._thread.join()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self) -> None:
+        try:
+            for batch in self._reader:
+                if batch.num_rows == 0:
+                    continue
+                sink = io.BytesIO()
+                pa_csv.write_csv(_csv_ready(batch), sink, _CSV_OPTIONS)
+                if not self._put((batch.num_rows, sink.getbuffer())):
+                    return
+        except BaseException as error:  # re-raised on the consuming thread
+            self._put(error)
+            return
+        self._put(self._DONE)
+
+    def __iter__(self):
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:

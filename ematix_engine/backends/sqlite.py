@@ -19,6 +19,7 @@ from typing_extensions import override
 
 from ematix_engine.backends.base import SqlBackend
 from ematix_engine.schema.hashing import sqlite_row_hash
+from ematix_engine.schema.types import ColumnType
 
 __all__ = ["SQLiteBackend"]
 
@@ -38,6 +39,7 @@ class SQLiteBackend(SqlBackend):
     name = "sqlite"
     dialect = "sqlite"
     SUPPORTS_SCHEMAS = False
+    SUPPORTS_FULL_JOIN: ClassVar[bool] = sqlite3.sqlite_version_info >= (3, 39)
     TYPE_MAP: ClassVar[Mapping[str, str]] = {
         "BIGINT": "INTEGER",
         "INT": "INTEGER",
@@ -105,14 +107,15 @@ class SQLiteBackend(SqlBackend):
         return pa.RecordBatchReader.from_batches(schema, batches())
 
     @override
-    def stage_arrow(self, table: str, reader: pa.RecordBatchReader) -> int:
-        from ematix_engine.schema.types import column_type_from_arrow
+    def stage_arrow(
+        self,
+        table: str,
+        reader: pa.RecordBatchReader,
+        column_types: Mapping[str, type[ColumnType]] | None = None,
+    ) -> int:
 
         schema = reader.schema
-        columns = ", ".join(
-            f"{self.quote(f.name)} {self.column_type_sql(column_type_from_arrow(f.type))}"
-            for f in schema
-        )
+        columns = self.columns_sql(schema, column_types)
         self.execute(f"CREATE TEMP TABLE {self.quote(table)} ({columns})")
         insert = f"INSERT INTO {self.quote(table)} VALUES ({', '.join('?' for _ in schema)})"
         total = 0

@@ -41,7 +41,6 @@ class LoadContext:
         batch_ts: this load's timestamp (``_loaded_at``, snapshot ``valid_from``).
         execute_writes: False for preview: statements are recorded, not run.
         target_empty: the target held no rows when the load began (fast paths apply).
-        source_has_hash: ``_ematix_src`` carries ``row_hash`` (computed while preparing).
         statements: every statement, in order (for preview and debugging).
     """
 
@@ -54,7 +53,6 @@ class LoadContext:
     batch_ts: datetime
     execute_writes: bool = True
     target_empty: bool = False
-    source_has_hash: bool = False
     statements: list[str] = field(default_factory=list)
 
     # ---------------------------------------------------------------- running SQL

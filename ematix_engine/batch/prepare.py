@@ -122,13 +122,19 @@ def _filtered_sql(
 
 
 def stage_same_database(backend: SqlBackend, user_sql: str, incremental_column: str | None) -> str:
-    """Materialize the user's SQL into ``_ematix_raw`` inside the target; return the SQL run."""
+    """Expose the user's SQL as the temporary view ``_ematix_raw``; return the SQL run.
+
+    A view, not a table: the preparing step reads it exactly once, so the source rows are
+    never written twice.
+    """
     uses_watermark = bool(_WATERMARK.search(user_sql))
     watermark_sql = f"(SELECT {backend.quote('watermark')} FROM {backend.quote(BATCH)})"
     select = _filtered_sql(user_sql, backend, incremental_column, uses_watermark, watermark_sql)
-    backend.drop_temp(RAW)
-    statement = f"CREATE TEMP TABLE {backend.quote(RAW)} AS {select}"
+    statement = f"CREATE TEMP VIEW {backend.quote(RAW)} AS {select}"
     backend.execute(statement)
+    # Some databases (SQLite) accept a view over a missing table; surface it here, as a
+    # source error, rather than at first use.
+    backend.query(f"SELECT * FROM {backend.quote(RAW)} LIMIT 0")
     return statement
 
 
@@ -246,14 +252,11 @@ def _source_expression(
     return f"CAST({value.sql(backend.dialect)} AS {type_sql})"
 
 
-def prepare_source(
-    ctx: LoadContext, mapping: dict[str, str | None], *, with_hash: bool = False
-) -> None:
+def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
     """Build ``_ematix_src`` from ``_ematix_raw``: normalize, cast, dedupe (hash when needed).
 
     ``row_hash`` is computed here only where the plan compares hashes across many rows
-    (event-time SCD2), or when ``with_hash`` asks for it (in-process preparation for a target
-    that hashes slowly). Merge and snapshot SCD2 compare columns NULL-safely and hash just the
+    (event-time SCD2). Merge and snapshot SCD2 compare columns NULL-safely and hash just the
     versions they insert, so an unchanged row costs no SHA-256.
     """
     backend, q, target = ctx.backend, ctx.q, ctx.target
@@ -262,7 +265,7 @@ def prepare_source(
         for c in ctx.columns
     ]
     extra = ""
-    if with_hash or _eager_hash(target):
+    if _eager_hash(target):
         extra += f", {ctx.row_hash_sql('x')} AS {q('row_hash')}"
     if target.mode is LoadMode.SCD2:
         if target.event_timestamp_column:
@@ -277,7 +280,7 @@ def prepare_source(
         f"CREATE TEMP TABLE {q(_PRE)} AS SELECT x.*{extra} FROM "
         f"(SELECT {', '.join(selects)} FROM {q(RAW)} AS r) AS x"
     )
-    _resolve_duplicates(ctx, with_hash=with_hash)
+    _resolve_duplicates(ctx)
     ctx.analyze(SOURCE)
 
 
@@ -292,7 +295,7 @@ def _duplicate_hash_sql(ctx: LoadContext, alias: str) -> str:
     return ctx.row_hash_sql(alias, others)
 
 
-def _resolve_duplicates(ctx: LoadContext, *, with_hash: bool = False) -> None:
+def _resolve_duplicates(ctx: LoadContext) -> None:
     """Drop exact duplicates, keep the newest event per key, report real conflicts.
 
     A cheap ``GROUP BY … HAVING COUNT(*) > 1`` runs first; the costlier conflict analysis and
@@ -329,7 +332,7 @@ def _resolve_duplicates(ctx: LoadContext, *, with_hash: bool = False) -> None:
         raise DuplicateKeyError(ctx.pipeline, key, detail)
     order = f"{q(target.event_timestamp_column)} DESC NULLS LAST" if newest_wins else "1"
     names = [c.name for c in ctx.columns]
-    if with_hash or _eager_hash(target):
+    if _eager_hash(target):
         names.append("row_hash")
     if target.mode is LoadMode.SCD2:
         names.append("valid_from")
@@ -347,11 +350,13 @@ def managed_columns(target: TargetSpec) -> tuple[TableColumn, ...]:
 
     columns: list[TableColumn] = []
     if target.mode is LoadMode.SCD2:
+        # row_hash first: the other history columns hold one value per batch on a first load,
+        # and a table created by that load receives them after its rows (see the runner).
         columns += [
+            TableColumn("row_hash", String[64], nullable=False),
             TableColumn("valid_from", TimestampTZ, nullable=False),
             TableColumn("valid_to", TimestampTZ, nullable=True),
             TableColumn("is_current", Boolean, nullable=False),
-            TableColumn("row_hash", String[64], nullable=False),
             TableColumn("is_deleted", Boolean, nullable=False),
         ]
     columns += [

@@ -33,7 +33,7 @@ def preview_pipeline(pipeline: Pipeline) -> PreviewResult:
         same = same_database(source_conn, _target_connection(target))
         kind = get_connection(_target_connection(target)).kind
         steps = [
-            f"stage source into {RAW} ({'CREATE TEMP TABLE AS SELECT' if same else 'Arrow batches'})",
+            f"stage source into {RAW} ({'CREATE TEMP VIEW AS SELECT' if same else 'Arrow batches'})",
             "ensure_table (create / add columns)",
             f"prepare {SOURCE}: normalize, cast, row_hash, dedupe",
             f"{target.mode.value} into {target.label}",

@@ -25,6 +25,12 @@ from ematix_engine.backends.base import SqlBackend
 from ematix_engine.backends.duckdb import DuckDBBackend
 from ematix_engine.batch.append import load_append
 from ematix_engine.batch.context import BATCH, RAW, SOURCE, Counts, LoadContext
+from ematix_engine.batch.in_process import (
+    batch_constant_columns,
+    compares_in_process,
+    copy_into_empty_target,
+    load_in_process,
+)
 from ematix_engine.batch.merge import load_merge
 from ematix_engine.batch.prepare import (
     create_batch_table,
@@ -254,22 +260,25 @@ def run_sql_target(
             physical = columns + managed_columns(target)
             schema_arg = target.table.schema if backend.SUPPORTS_SCHEMAS else None
             created = backend.table_columns(schema_arg, target.table.name) is None
+            table_sql = backend.table_sql(target.table.schema, target.table.name)
+            target_empty = created or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
+            # Hash in-process only when every prepared row goes straight into an empty target;
+            # otherwise the target hashes just the versions it inserts (a tenth, typically).
+            straight_in = in_process and target_empty and _copies_straight_in(target)
+            # A table this load creates and fills straight in gets its one-value-per-batch
+            # columns after the rows (PostgreSQL then stores each value once, in the catalog),
+            # and its primary key after the data, which builds faster than it updates.
+            late = batch_constant_columns(target, physical) if straight_in and created else ()
             primary_key = target_primary_key(target)
-            # PostgreSQL loads a new table faster without its index; the key comes afterwards.
             defer_key = created and bool(primary_key) and backend.name == "postgres"
             ddl = ensure_table(
                 backend,
                 target.table.schema,
                 target.table.name,
-                physical,
+                [c for c in physical if c not in late],
                 primary_key=() if defer_key else primary_key,
+                update_heavy=target.mode in (LoadMode.MERGE, LoadMode.SCD2),
             )
-            table_sql = backend.table_sql(target.table.schema, target.table.name)
-            target_empty = created or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
-
-            # Hash in-process only when every prepared row goes straight into an empty target;
-            # otherwise the target hashes just the versions it inserts (a tenth, typically).
-            straight_in = in_process and target_empty and _copies_straight_in(target)
 
             def context(session: SqlBackend) -> LoadContext:
                 return LoadContext(
@@ -281,21 +290,23 @@ def run_sql_target(
                     batch_id=batch_id,
                     batch_ts=batch_ts,
                     target_empty=target_empty,
-                    source_has_hash=straight_in,
                 )
 
             ctx = context(backend)
             ctx.statements.extend(ddl)
             try:
-                prepare_source(context(prep), mapping, with_hash=straight_in)
+                prep_ctx = context(prep)
+                prepare_source(prep_ctx, mapping)
                 if straight_in:
-                    counts = Counts(
-                        inserted=_copy_into_empty_target(prep, backend, ctx, created=created)
-                    )
+                    counts = Counts(inserted=copy_into_empty_target(prep_ctx, ctx, late=late))
+                elif in_process and compares_in_process(ctx, ddl):
+                    counts = load_in_process(prep_ctx, ctx)
                 else:
                     if in_process:
                         backend.stage_arrow(
-                            SOURCE, prep.read_arrow(f"SELECT * FROM {prep.quote(SOURCE)}")
+                            SOURCE,
+                            prep.read_arrow(f"SELECT * FROM {prep.quote(SOURCE)}"),
+                            column_types={c.name: c.type for c in physical},
                         )
                         backend.analyze(SOURCE)
                     counts = _MODES[target.mode](ctx)
@@ -320,8 +331,12 @@ def run_sql_target(
                 if new_watermark is not None and new_watermark != stored:
                     write_watermark(backend, spec.name, target.label, new_watermark)
             row_count = int(backend.query(f"SELECT COUNT(*) FROM {ctx.table}")[0][0])
+            if same_db:  # the view reads _ematix_batch: drop it first
+                prep.execute(f"DROP VIEW IF EXISTS {prep.quote(RAW)}")
+            else:
+                prep.drop_temp(RAW)
             for session in sessions:
-                for temp in (SOURCE, RAW, BATCH):
+                for temp in (SOURCE, BATCH):
                     session.drop_temp(temp)
     finally:
         if prep is not backend:
@@ -411,51 +426,6 @@ def _copies_straight_in(target: TargetSpec) -> bool:
     if target.mode is LoadMode.SCD2:
         return target.event_timestamp_column is None  # event time needs the timeline plan
     return target.mode in (LoadMode.APPEND, LoadMode.MERGE)
-
-
-def _copy_into_empty_target(
-    prep: SqlBackend, backend: SqlBackend, ctx: LoadContext, *, created: bool
-) -> int:
-    """COPY the prepared batch straight into the empty target.
-
-    When this transaction created the table, the columns that hold one value for the whole
-    batch (``_loaded_at``, ``_batch_id`` and SCD2's ``valid_from``/``valid_to``/``is_current``/
-    ``is_deleted``) come from column defaults that exist only inside the transaction; they read
-    the batch constants from transaction-local settings written with bound parameters. COPY
-    then carries the data and ``row_hash`` alone, about half the bytes.
-    """
-    q = prep.quote
-    scd2 = ctx.target.mode is LoadMode.SCD2
-    names = [*ctx.data_columns, *(["row_hash"] if scd2 else [])]
-    constants: dict[str, str] = {}
-    if created:
-        batch_ts = "CAST(current_setting('ematix.batch_ts') AS TIMESTAMPTZ)"
-        constants = {"_loaded_at": batch_ts, "_batch_id": "current_setting('ematix.batch_id')"}
-        if scd2:
-            constants |= {"valid_from": batch_ts, "is_current": "TRUE", "is_deleted": "FALSE"}
-        backend.execute(
-            "SELECT set_config('ematix.batch_id', %s, true), "
-            "set_config('ematix.batch_ts', %s, true)",
-            (ctx.batch_id, ctx.batch_ts.isoformat()),
-        )
-        for column, default in constants.items():
-            ctx.run(f"ALTER TABLE {ctx.table} ALTER COLUMN {ctx.q(column)} SET DEFAULT {default}")
-    selects = [f"s.{q(n)}" for n in names]
-    if not created:
-        if scd2:
-            names += ["valid_from", "is_current", "is_deleted"]
-            selects += [f"s.{q('valid_from')}", "TRUE", "FALSE"]
-        names += ["_loaded_at", "_batch_id"]
-        selects += [
-            f"(SELECT {q('batch_ts')} FROM {q(BATCH)})",
-            f"(SELECT {q('batch_id')} FROM {q(BATCH)})",
-        ]
-    reader = prep.read_arrow(f"SELECT {', '.join(selects)} FROM {q(SOURCE)} AS s")
-    ctx.statements.append(f"COPY {ctx.table} ({ctx.cols(names)}) FROM STDIN")
-    copied = backend.copy_arrow(ctx.table, reader, columns=names)
-    for column in constants:
-        ctx.run(f"ALTER TABLE {ctx.table} ALTER COLUMN {ctx.q(column)} DROP DEFAULT")
-    return copied
 
 
 def _redact(error: BaseException, connection: Any) -> str:

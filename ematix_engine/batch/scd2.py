@@ -4,13 +4,17 @@ Target columns added: ``valid_from``, ``valid_to`` (NULL while current), ``is_cu
 ``row_hash`` (see ``schema.hashing``) and ``is_deleted`` (tombstones of ``deletes="new_record"``).
 A version's key is the business key plus ``valid_from``.
 
-Two plans share the delete and TTL steps:
+Two plans share the TTL step:
 
 * **Snapshot** (no ``event_timestamp_column``): every source row is an event at the batch time.
-  Only the current version of each key matters: a key whose compare columns differ (NULL-safe;
-  or whose current version is a tombstone) gets its current version closed at ``batch_ts`` and a
-  new one opened. Only inserted versions are hashed; into an empty table every row is inserted
-  directly.
+  Only the current version of each key matters. One join of the source with the current
+  versions (a ``FULL JOIN`` when deletes are tracked) lists the keys that change: new, changed
+  (compare columns differ NULL-safely, or the current version is a tombstone) and absent. One
+  ``UPDATE`` closes the current version of changed and absent keys at ``batch_ts``, one
+  ``INSERT`` opens the new versions, and ``deletes="new_record"`` adds tombstones copied from
+  the versions just closed. Only inserted versions are hashed; into an empty table every row is
+  inserted directly. :mod:`ematix_engine.batch.in_process` runs the same change query in DuckDB
+  for cross-database loads into PostgreSQL.
 * **Event time**: the source may be a change log. For the keys in the batch, existing history
   and new events are laid on one timeline per key, ordered by ``valid_from``. A new event equal
   to the version before it adds nothing; every other new event becomes a version, and
@@ -26,7 +30,15 @@ from __future__ import annotations
 from ematix_engine.batch.context import CHANGES, SOURCE, Counts, LoadContext
 from ematix_engine.specs import Deletes
 
-__all__ = ["load_scd2"]
+__all__ = [
+    "ABSENT",
+    "CHANGED",
+    "NEW_KEY",
+    "close_current_sql",
+    "insert_tombstones",
+    "load_scd2",
+    "snapshot_changes_sql",
+]
 
 _TIMELINE = "_ematix_tl"
 _GONE = "_ematix_gone"
@@ -40,17 +52,88 @@ def load_scd2(ctx: LoadContext) -> Counts:
         if ctx.target_empty:  # first load: every row opens a current version, nothing to close
             counts.inserted += _insert_versions(ctx, f"{ctx.q(SOURCE)} AS s", _NO_END, "TRUE")
             return counts
-        _snapshot(ctx, counts)
+        _snapshot(ctx, counts, total)
     else:
         _event_time(ctx, counts)
-    counts.unchanged = max(total - counts.inserted - counts.updated, 0)
-    if ctx.target_empty:
-        return counts
-    if ctx.target.deletes is not Deletes.IGNORE:
-        _deletes(ctx, counts)
+        counts.unchanged = max(total - counts.inserted - counts.updated, 0)
+        if ctx.target.deletes is not Deletes.IGNORE:
+            _deletes(ctx, counts)
     if ctx.target.ttl_seconds is not None:
         counts.closed += _expire(ctx)
     return counts
+
+
+#: ``kind`` values in the snapshot change table.
+NEW_KEY, CHANGED, ABSENT = 0, 1, 2
+
+
+def snapshot_changes_sql(ctx: LoadContext, source: str, current: str) -> str:
+    """``CREATE TEMP TABLE`` of the keys a snapshot changes, with their ``kind``.
+
+    One pass over the prepared ``source`` and the ``current`` versions (a FROM item holding
+    the keys, compare columns and ``is_deleted`` of the current versions only): ``kind`` is
+    :data:`NEW_KEY` (no current version), :data:`CHANGED` (compare columns differ NULL-safely,
+    or the current version is a tombstone) or, when deletes are tracked, :data:`ABSENT` (a live
+    current version the snapshot lacks). Unchanged keys are left out.
+    """
+    q, keys = ctx.q, ctx.target.keys
+    first = q(keys[0])
+    tracked = ctx.target.deletes is not Deletes.IGNORE
+    key_list = ", ".join(f"COALESCE(s.{q(k)}, t.{q(k)}) AS {q(k)}" for k in keys)
+    changed = (
+        f"(s.{first} IS NOT NULL AND (t.{first} IS NULL OR t.{q('is_deleted')} OR "
+        f"{ctx.distinct('t', 's', ctx.compare_columns)}))"
+    )
+    kind = (
+        f"CASE WHEN s.{first} IS NULL THEN {ABSENT} WHEN t.{first} IS NULL THEN {NEW_KEY} "
+        f"ELSE {CHANGED} END AS {q('kind')}"
+    )
+    create = f"CREATE TEMP TABLE {q(CHANGES)} AS "
+    if not tracked:
+        return (
+            f"{create}SELECT {key_list}, {kind} FROM {source} AS s LEFT JOIN {current} AS t "
+            f"ON {ctx.match('t', 's')} WHERE {changed}"
+        )
+    if not ctx.backend.SUPPORTS_FULL_JOIN:  # the same rows as a LEFT JOIN plus an anti-join
+        return (
+            f"{create}SELECT {key_list}, {kind} FROM {source} AS s LEFT JOIN {current} AS t "
+            f"ON {ctx.match('t', 's')} WHERE {changed} "
+            f"UNION ALL SELECT {ctx.cols(keys, 't')}, {ABSENT} FROM {current} AS t "
+            f"WHERE NOT t.{q('is_deleted')} AND NOT EXISTS "
+            f"(SELECT 1 FROM {source} AS s WHERE {ctx.match('s', 't')})"
+        )
+    return (
+        f"{create}SELECT {key_list}, {kind} FROM {source} AS s FULL JOIN {current} AS t "
+        f"ON {ctx.match('t', 's')} WHERE {changed} "
+        f"OR (s.{first} IS NULL AND NOT t.{q('is_deleted')})"
+    )
+
+
+def insert_tombstones(ctx: LoadContext, closed_keys: str) -> int:
+    """A tombstone version for every :data:`ABSENT` key of ``closed_keys``.
+
+    Runs after the closing ``UPDATE``: each tombstone copies the version this batch just closed.
+    """
+    q, names = ctx.q, ctx.data_columns
+    return ctx.run(
+        f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {q('row_hash')}, {q('valid_from')}, "
+        f"{q('valid_to')}, {q('is_current')}, {q('is_deleted')}, {q('_loaded_at')}, "
+        f"{q('_batch_id')}) "
+        f"SELECT {ctx.cols(names, 't')}, t.{q('row_hash')}, {ctx.const('batch_ts')}, NULL, TRUE, "
+        f"TRUE, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
+        f"FROM {ctx.table} AS t JOIN {closed_keys} AS c ON {ctx.match('t', 'c')} "
+        f"WHERE c.{q('kind')} = {ABSENT} AND t.{q('valid_to')} = {ctx.const('batch_ts')}"
+    )
+
+
+def close_current_sql(ctx: LoadContext, closed_keys: str) -> str:
+    """``UPDATE`` closing the current version of every changed or absent key."""
+    q = ctx.q
+    return (
+        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = {ctx.const('batch_ts')}, "
+        f"{q('is_current')} = FALSE FROM {closed_keys} AS c "
+        f"WHERE t.{q('is_current')} AND c.{q('kind')} <> {NEW_KEY} AND {ctx.match('t', 'c')}"
+    )
 
 
 _NO_END = "NULL"
@@ -64,7 +147,7 @@ def _insert_versions(ctx: LoadContext, select_from: str, valid_to: str, where: s
     """
     names = ctx.data_columns
     q = ctx.q
-    carried = ctx.target.event_timestamp_column or ctx.source_has_hash
+    carried = ctx.target.event_timestamp_column is not None
     row_hash = f"s.{q('row_hash')}" if carried else ctx.row_hash_sql("s")
     if valid_to == _NO_END:
         valid_to = f"CAST(NULL AS {ctx.backend.column_type_sql(_ts_type())})"
@@ -78,28 +161,22 @@ def _insert_versions(ctx: LoadContext, select_from: str, valid_to: str, where: s
     )
 
 
-def _snapshot(ctx: LoadContext, counts: Counts) -> None:
+def _snapshot(ctx: LoadContext, counts: Counts, total: int) -> None:
+    """Close changed and absent keys in one ``UPDATE``; insert new versions for the rest."""
     q, src, chg = ctx.q, ctx.q(SOURCE), ctx.q(CHANGES)
-    keys = ctx.target.keys
-    ctx.run(
-        f"CREATE TEMP TABLE {chg} AS SELECT {ctx.cols(keys, 's')}, "
-        f"CASE WHEN t.{q(keys[0])} IS NULL THEN 0 ELSE 1 END AS {q('had_current')} "
-        f"FROM {src} AS s LEFT JOIN {ctx.table} AS t ON t.{q('is_current')} AND {ctx.match('t', 's')} "
-        f"WHERE t.{q(keys[0])} IS NULL OR t.{q('is_deleted')} OR "
-        f"{ctx.distinct('t', 's', ctx.compare_columns)}"
-    )
+    current = f"(SELECT * FROM {ctx.table} WHERE {q('is_current')})"
+    ctx.run(snapshot_changes_sql(ctx, src, current))
     ctx.analyze(CHANGES)
-    counts.closed += ctx.run(
-        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = {ctx.const('batch_ts')}, "
-        f"{q('is_current')} = FALSE FROM {chg} AS c "
-        f"WHERE t.{q('is_current')} AND c.{q('had_current')} = 1 AND {ctx.match('t', 'c')}"
+    absent = ctx.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {q('kind')} = {ABSENT}")
+    counts.closed += ctx.run(close_current_sql(ctx, chg))
+    versions = _insert_versions(
+        ctx, f"{src} AS s JOIN {chg} AS c ON {ctx.match('s', 'c')}", _NO_END, "TRUE"
     )
-    counts.inserted += _insert_versions(
-        ctx,
-        f"{src} AS s JOIN {chg} AS c ON {ctx.match('s', 'c')}",
-        _NO_END,
-        "TRUE",
-    )
+    counts.inserted += versions
+    counts.unchanged = max(total - versions, 0)
+    counts.deleted += absent
+    if absent and ctx.target.deletes is Deletes.NEW_RECORD:
+        counts.inserted += insert_tombstones(ctx, chg)
     ctx.run(f"DROP TABLE {chg}")
 
 

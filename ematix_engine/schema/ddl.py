@@ -68,6 +68,7 @@ def ensure_table(
     columns: Sequence[TableColumn],
     *,
     primary_key: Sequence[str] = (),
+    update_heavy: bool = False,
 ) -> list[str]:
     """Create or widen the target table so every column in ``columns`` exists.
 
@@ -77,6 +78,9 @@ def ensure_table(
         name: table name.
         columns: columns the load writes, in order.
         primary_key: columns of the PRIMARY KEY on a newly created table.
+        update_heavy: later loads update rows in place (merge, SCD2 closing versions); a new
+            table then gets the backend's storage options for that (PostgreSQL leaves room on
+            each page, so an update need not touch the indexes).
 
     Returns:
         The DDL statements that ran (empty when the table was already right).
@@ -96,7 +100,10 @@ def ensure_table(
         ]
         if primary_key and backend.CREATES_PRIMARY_KEY:
             definitions.append(f"PRIMARY KEY ({', '.join(backend.quote(k) for k in primary_key)})")
-        statements.append(f"CREATE TABLE IF NOT EXISTS {table_sql} ({', '.join(definitions)})")
+        options = backend.table_options_sql(update_heavy=update_heavy)
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {table_sql} ({', '.join(definitions)}){options}"
+        )
     else:
         label = f"{schema}.{name}" if backend.SUPPORTS_SCHEMAS else name
         for column in columns:

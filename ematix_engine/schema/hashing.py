@@ -69,10 +69,12 @@ def canonical_text_sql(column_sql: str, family: str, dialect: str, scale: int = 
             return f"CASE WHEN {c} IS NULL THEN NULL ELSE printf('%.{scale}f', {c}) END"
         return f"CAST({c} AS TEXT)"
     if family == "float":
-        special = (
-            f"CASE WHEN {c} IS NULL THEN NULL "
-            f"WHEN {c} <> {c} THEN 'NaN' "  # NaN is the only value unequal to itself
+        # PostgreSQL and DuckDB order NaN as one value equal to itself, so ``c <> c`` cannot
+        # find it there; SQLite stores NaN as NULL.
+        is_nan = {"postgres": f"{c} = 'NaN'::float8", "duckdb": f"isnan({c})"}.get(
+            dialect, f"{c} <> {c}"
         )
+        special = f"CASE WHEN {c} IS NULL THEN NULL WHEN {is_nan} THEN 'NaN' "
         if dialect == "postgres":
             return f"{special}WHEN {c} = 'Infinity'::float8 THEN 'Infinity' WHEN {c} = '-Infinity'::float8 THEN '-Infinity' ELSE CAST({c} AS TEXT) END"
         if dialect == "duckdb":

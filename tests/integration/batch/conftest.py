@@ -11,8 +11,9 @@ from tests.integration.batch.harness import BACKENDS, Harness, make_harness
 
 @pytest.fixture(params=BACKENDS)
 def h(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
-    """A harness whose connection is registered as ``default`` (duckdb, sqlite, postgres, delta).
+    """A harness whose connection is registered as ``default`` (one per :data:`BACKENDS` id).
 
-    Pipelines a test declares pass ``**h.pipeline_options`` (delta: the source connection).
+    Pipelines a test declares pass ``**h.pipeline_options`` (delta, postgres_x: the source
+    connection, a DuckDB file).
     """
     return make_harness(request.param, request, tmp_path)

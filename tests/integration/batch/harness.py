@@ -1,17 +1,38 @@
 """Cross-backend harness for the batch-engine tests.
 
-One :class:`Harness` per backend id (``duckdb``, ``sqlite``, ``postgres``, ``delta``): it registers
-a target connection named ``default``, creates and modifies source tables, and queries the target
-so tests assert on what was really written. Values come back normalised (timestamps as UTC
-``datetime``, booleans as ``bool``) so one expectation fits every backend.
+One :class:`Harness` per backend id (``duckdb``, ``sqlite``, ``postgres``, ``delta``,
+``postgres_x``): it registers a target connection named ``default``, creates and modifies source
+tables, and queries the target so tests assert on what was really written. Values come back
+normalised (timestamps as UTC ``datetime``, booleans as ``bool``) so one expectation fits every
+backend.
 
-SQL backends keep the source tables in the target database (same-database loads). Delta has no
-SQL engine, so the ``delta`` harness keeps them in a DuckDB file registered as ``<name>_src``
-and every pipeline a test declares must pass ``**h.pipeline_options`` (which sets
-``source_connection`` for Delta, nothing elsewhere): Delta loads always take the cross-database
-path. Queries on a ``delta`` harness run in an in-memory DuckDB holding every Delta table under
-the root (read with ``DeltaTable(path).to_pyarrow_table()``, reloaded when its log changes) and,
-for names that are not Delta tables, a copy of the source tables the query names.
+Each id is a (target database, source database) pair, :attr:`Harness.target_kind` and
+:attr:`Harness.source_kind`:
+
+========== ============ ============ =======================================================
+id         target_kind  source_kind  load path
+========== ============ ============ =======================================================
+duckdb     duckdb       duckdb       same database
+sqlite     sqlite       sqlite       same database
+postgres   postgres     postgres     same database
+delta      delta        duckdb       cross-database (Delta has no SQL engine)
+postgres_x postgres     duckdb       cross-database: PostgreSQL target, sources in a DuckDB
+                                     file (prepared in-process, COPY, ADBC reads)
+========== ============ ============ =======================================================
+
+SQL backends keep the source tables in the target database (same-database loads). The
+cross-database ids (:attr:`Harness.cross_database`) keep them in a DuckDB file registered as
+``<name>_src``, and every pipeline a test declares must pass ``**h.pipeline_options`` (which
+sets ``source_connection`` for them, nothing elsewhere). Write source tables with
+:meth:`Harness.create_source` / :meth:`~Harness.insert` / :meth:`~Harness.execute` (the source
+database) and target tables with :meth:`~Harness.create_target` /
+:meth:`~Harness.execute_target`; :meth:`~Harness.query` and the inspection helpers read the
+target database, :meth:`~Harness.source_query` the source one. Branch on ``target_kind`` for
+what the target does (types, placeholders, SQL) and on ``cross_database`` for what depends on
+where the source lives.
+
+Queries on a ``delta`` harness run in an in-memory DuckDB holding every Delta table under
+the root (read with ``DeltaTable(path).to_pyarrow_table()``, reloaded when its log changes).
 
 Tests get a harness from the ``h`` fixture (``tests/integration/batch/conftest.py``), which is
 parametrised over :data:`BACKENDS`; ``make_harness`` builds extra ones for cross-database tests.
@@ -46,6 +67,7 @@ from ematix_engine.connections import (
     SQLiteConnection,
     register_connection,
 )
+from tests.fixtures.postgres import PgSchema
 
 __all__ = [
     "BACKENDS",
@@ -57,9 +79,18 @@ __all__ = [
     "to_dt",
 ]
 
-BACKENDS = ("duckdb", "sqlite", "postgres", "delta")
+BACKENDS = ("duckdb", "sqlite", "postgres", "delta", "postgres_x")
 
-#: Generic column types → DDL per backend (for source tables the tests create).
+#: Backend id → (target database, source database); see the module docstring.
+_KINDS: dict[str, tuple[str, str]] = {
+    "duckdb": ("duckdb", "duckdb"),
+    "sqlite": ("sqlite", "sqlite"),
+    "postgres": ("postgres", "postgres"),
+    "delta": ("delta", "duckdb"),
+    "postgres_x": ("postgres", "duckdb"),
+}
+
+#: Generic column types → DDL per SQL database (for the tables the tests create).
 _TYPES: dict[str, dict[str, str]] = {
     "duckdb": {
         "bigint": "BIGINT",
@@ -89,7 +120,6 @@ _TYPES: dict[str, dict[str, str]] = {
         "date": "TEXT",
     },
 }
-_TYPES["delta"] = _TYPES["duckdb"]  # the delta harness's source tables live in DuckDB
 
 #: Generic column types → Arrow types (for Delta tables the tests create directly).
 _ARROW_TYPES: dict[str, pa.DataType] = {
@@ -126,6 +156,11 @@ def to_dt(value: Any) -> datetime | None:
     raise TypeError(f"not a timestamp: {value!r}")
 
 
+def _marker(database: str) -> str:
+    """Parameter placeholder of a SQL database's driver."""
+    return "%s" if database == "postgres" else "?"
+
+
 def _sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
         value = value.astimezone(UTC) if value.tzinfo else value
@@ -142,12 +177,14 @@ class Harness:
     """One backend: a registered target connection plus direct access to its database.
 
     Attributes:
-        kind: backend id (duckdb, sqlite, postgres, delta).
+        kind: backend id (one of :data:`BACKENDS`).
         connection: the typed target connection (registered under its name).
         schema: schema for declared tables and source tables (SQLite ignores it).
-        dsn: PostgreSQL DSN (postgres only).
-        path: database file (duckdb, sqlite; for delta the DuckDB file of the source tables).
-        source: the source connection when it is not the target (delta: a DuckDB file).
+        dsn: PostgreSQL DSN (PostgreSQL targets only).
+        path: file of the source database (duckdb, sqlite: the target's own file; delta,
+            postgres_x: the DuckDB file of the source tables).
+        source: the source connection when it is not the target (delta, postgres_x: a DuckDB
+            file).
     """
 
     kind: str
@@ -158,13 +195,31 @@ class Harness:
     source: Connection | None = None
     _pg: psycopg.Connection | None = field(default=None, repr=False)
     _duck: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
-    # delta: the in-memory inspection session, what it was built from, source writes so far
+    # delta: the in-memory inspection session and the Delta logs it was built from
     _inspect: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
     _inspect_keys: dict[tuple[str, str], tuple] = field(default_factory=dict, repr=False)
-    _source_writes: int = field(default=0, repr=False)
-    _source_tables: set[str] = field(default_factory=set, repr=False)
 
     # ------------------------------------------------------------------ naming
+    @property
+    def target_kind(self) -> str:
+        """Database the target tables live in: duckdb, sqlite, postgres or delta."""
+        return _KINDS[self.kind][0]
+
+    @property
+    def source_kind(self) -> str:
+        """SQL database the source tables live in: duckdb, sqlite or postgres."""
+        return _KINDS[self.kind][1]
+
+    @property
+    def cross_database(self) -> bool:
+        """Whether the source tables live outside the target (loads take the cross-db path)."""
+        return self.source is not None
+
+    @property
+    def marker(self) -> str:
+        """Parameter placeholder for :meth:`execute_target` and :meth:`query` (``%s`` or ``?``)."""
+        return _marker(self.target_kind)
+
     @property
     def name(self) -> str:
         """Connection name the harness registered."""
@@ -174,7 +229,8 @@ class Harness:
     def pipeline_options(self) -> dict[str, Any]:
         """Keyword arguments every ``@ematix.pipeline`` of a test passes through.
 
-        Delta: ``source_connection`` = the DuckDB file holding the source tables.
+        Cross-database ids (delta, postgres_x): ``source_connection`` = the DuckDB file
+        holding the source tables.
         """
         return {"source_connection": self.source.name} if self.source is not None else {}
 
@@ -184,57 +240,70 @@ class Harness:
 
     def table(self, name: str) -> str:
         """Quoted, qualified name of a table in the harness schema (source or target)."""
-        if self.kind == "sqlite":
+        if self.target_kind == "sqlite":
             return self.quote(name)
         return f"{self.quote(self.schema)}.{self.quote(name)}"
 
-    def type_sql(self, generic: str) -> str:
-        """DDL type of a generic type name on this backend."""
-        return _TYPES[self.kind].get(generic, generic)
+    def type_sql(self, generic: str, *, target: bool = False) -> str:
+        """DDL type of a generic type name in the source database (or the target's)."""
+        return _TYPES[self.target_kind if target else self.source_kind].get(generic, generic)
 
     # ------------------------------------------------------------------ raw access
     @contextlib.contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        if self.kind == "postgres":
+    def _cursor(self, database: str) -> Iterator[Any]:
+        """An open connection to the harness's ``database`` (its source or SQL target)."""
+        if database == "postgres":
             assert self._pg is not None
             yield self._pg
-        elif self.kind in ("duckdb", "delta"):  # delta: the DuckDB file of the source tables
+        elif database == "duckdb":
             # One connection for the harness's life: DuckDB shares the open database with the
             # engine's sessions in this process, which keeps each load from re-opening the file.
             if self._duck is None:
                 self._duck = duckdb.connect(self.path)
             yield self._duck
-        else:
+        elif database == "sqlite":
             con = sqlite3.connect(self.path, isolation_level=None)
             try:
                 yield con
             finally:
                 con.close()
+        else:  # pragma: no cover - test bug
+            raise ValueError(f"{self.kind}: no SQL connection to a {database!r} database")
+
+    def _run(
+        self, database: str, sql: str, params: Sequence[Any] | None, *, fetch: bool
+    ) -> list[tuple]:
+        with self._cursor(database) as con:
+            if database == "sqlite":
+                params = [_sqlite_value(v) for v in params or ()]
+            cursor = con.execute(sql, params) if params is not None else con.execute(sql)
+            return cursor.fetchall() if fetch else []
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        """Run one statement directly on the database (autocommit; delta: the source file)."""
-        self._source_writes += 1
-        with self._cursor() as con:
-            if self.kind == "postgres":
-                con.execute(sql, params)
-            elif self.kind == "sqlite":
-                con.execute(sql, [_sqlite_value(v) for v in params or ()])
-            else:
-                con.execute(sql, params) if params is not None else con.execute(sql)
+        """Run one statement on the source database (autocommit).
+
+        delta, postgres_x: the DuckDB file of the source tables; the other ids: the target
+        database (use :meth:`execute_target` for statements on target tables all the same).
+        """
+        self._run(self.source_kind, sql, params, fetch=False)
+
+    def execute_target(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run one statement on the target database (autocommit; not for delta)."""
+        if self.target_kind == "delta":  # pragma: no cover - test bug
+            raise ValueError("a Delta target has no SQL engine: use delta_table()")
+        self._run(self.target_kind, sql, params, fetch=False)
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
-        """Run a query directly on the database and return every row."""
-        if self.kind == "delta":
-            con = self._delta_session(sql, params)
+        """Run a query on the target database and return every row."""
+        if self.target_kind == "delta":
+            con = self._delta_session()
             cursor = con.execute(sql, params) if params is not None else con.execute(sql)
             return cursor.fetchall()
-        with self._cursor() as con:
-            if self.kind == "postgres":
-                return con.execute(sql, params).fetchall()
-            if self.kind == "sqlite":
-                return con.execute(sql, [_sqlite_value(v) for v in params or ()]).fetchall()
-            cursor = con.execute(sql, params) if params is not None else con.execute(sql)
-            return cursor.fetchall()
+        return self._run(self.target_kind, sql, params, fetch=True)
+
+    def source_query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        """Run a query on the source database and return every row."""
+        return self._run(self.source_kind, sql, params, fetch=True)
 
     # ------------------------------------------------------------------ delta
     def delta_path(self, name: str) -> str:
@@ -258,25 +327,17 @@ class Harness:
         assert isinstance(self.connection, DeltaLocalConnection)
         return DeltaBackend(self.connection.path).tables()
 
-    def _delta_session(
-        self, sql: str = "", params: Sequence[Any] | None = None
-    ) -> duckdb.DuckDBPyConnection:
+    def _delta_session(self) -> duckdb.DuckDBPyConnection:
         """In-memory DuckDB holding every Delta table under the root as ``schema.table``.
 
-        Source tables the query names (quoted in ``sql``, or a parameter) are copied in too
-        unless a Delta table has the same name. A table is reloaded only when its Delta log
-        (or, for a source table, the source data) changed since the last query.
+        A table is reloaded only when its Delta log changed since the last query.
         """
         assert isinstance(self.connection, DeltaLocalConnection)
         root = Path(self.connection.path)
         wanted: dict[tuple[str, str], tuple] = {
-            (schema, name): ("delta", *sorted(os.listdir(root / schema / name / "_delta_log")))
+            (schema, name): tuple(sorted(os.listdir(root / schema / name / "_delta_log")))
             for schema, name in self._delta_tables()
         }
-        for name in self._source_tables:
-            mentioned = self.quote(name) in sql or name in (params or ())
-            if mentioned and (self.schema, name) not in wanted:
-                wanted[(self.schema, name)] = ("source", self._source_writes)
         if self._inspect is None:
             self._inspect = duckdb.connect()
         con = self._inspect
@@ -287,11 +348,7 @@ class Harness:
         for (schema, name), key in wanted.items():
             if (schema, name) in self._inspect_keys:
                 continue
-            if key[0] == "delta":
-                data = DeltaTable(str(root / schema / name)).to_pyarrow_table()
-            else:
-                with self._cursor() as source:
-                    data = source.sql(f"SELECT * FROM {self.table(name)}").to_arrow_table()
+            data = DeltaTable(str(root / schema / name)).to_pyarrow_table()
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
             con.register("_harness_data", data)
             con.execute(
@@ -319,7 +376,6 @@ class Harness:
         definition = ", ".join(f"{self.quote(c)} {self.type_sql(t)}" for c, t in columns.items())
         self.execute(f"DROP TABLE IF EXISTS {table}")
         self.execute(f"CREATE TABLE {table} ({definition})")
-        self._source_tables.add(name)
         self.insert(name, rows)
         return table
 
@@ -327,13 +383,12 @@ class Harness:
         """Insert ``rows`` into table ``name`` (values bound as parameters)."""
         if not rows:
             return
-        marker = "%s" if self.kind == "postgres" else "?"
+        marker = _marker(self.source_kind)
         sql = f"INSERT INTO {self.table(name)} VALUES ({', '.join(marker for _ in rows[0])})"
-        self._source_writes += 1
-        with self._cursor() as con:
+        with self._cursor(self.source_kind) as con:
             for row in rows:
-                values = [_sqlite_value(v) for v in row] if self.kind == "sqlite" else list(row)
-                con.execute(sql, values)
+                values = [_sqlite_value(v) for v in row] if self.source_kind == "sqlite" else row
+                con.execute(sql, list(values))
 
     def create_target(self, name: str, columns: Mapping[str, str]) -> None:
         """Create an empty target table ``name`` with generic ``columns`` (types as DDL).
@@ -341,7 +396,7 @@ class Harness:
         Delta: an empty Delta table with the Arrow twin of each type (``pytest.skip`` when a
         type has none).
         """
-        if self.kind == "delta":
+        if self.target_kind == "delta":
             missing = [t for t in columns.values() if t not in _ARROW_TYPES]
             if missing:
                 pytest.skip(f"Delta Lake has no column type for {missing[0]!r}")
@@ -349,9 +404,9 @@ class Harness:
             write_deltalake(self.delta_path(name), schema.empty_table())
             return
         definition = ", ".join(
-            f"{self.quote(c)} {self.type_sql(t).upper()}" for c, t in columns.items()
+            f"{self.quote(c)} {self.type_sql(t, target=True).upper()}" for c, t in columns.items()
         )
-        self.execute(f"CREATE TABLE {self.table(name)} ({definition})")
+        self.execute_target(f"CREATE TABLE {self.table(name)} ({definition})")
 
     def set_rows(self, name: str, rows: Sequence[Sequence[Any]]) -> None:
         """Replace the contents of source table ``name``."""
@@ -365,10 +420,10 @@ class Harness:
 
     def columns(self, name: str) -> dict[str, str] | None:
         """``{column: lower-case type}`` of table ``name``, or None when it does not exist."""
-        if self.kind == "sqlite":
+        if self.target_kind == "sqlite":
             rows = self.query("SELECT name, lower(type) FROM pragma_table_info(?)", (name,))
         else:
-            marker = "%s" if self.kind == "postgres" else "?"
+            marker = self.marker
             rows = self.query(
                 "SELECT column_name, lower(data_type) FROM information_schema.columns "
                 f"WHERE table_schema = {marker} AND table_name = {marker} "
@@ -393,7 +448,7 @@ class Harness:
 
         Delta: the latest ``ematix.watermark.<pipeline>`` in the commit metadata of any table.
         """
-        if self.kind == "delta":
+        if self.target_kind == "delta":
             from ematix_engine.backends.delta import DeltaBackend
 
             assert isinstance(self.connection, DeltaLocalConnection)
@@ -403,12 +458,11 @@ class Harness:
                 if value is not None:
                     return value
             return None
-        if self.kind == "sqlite":
-            table, marker = '"_ematix_watermarks"', "?"
-        else:
-            table, marker = '"ematix"."watermarks"', "%s" if self.kind == "postgres" else "?"
+        table = '"_ematix_watermarks"' if self.target_kind == "sqlite" else '"ematix"."watermarks"'
         try:
-            rows = self.query(f"SELECT value FROM {table} WHERE pipeline = {marker}", (pipeline,))
+            rows = self.query(
+                f"SELECT value FROM {table} WHERE pipeline = {self.marker}", (pipeline,)
+            )
         except Exception:  # table not created yet
             return None
         return rows[0][0] if rows else None
@@ -445,6 +499,26 @@ def _norm(column: str, value: Any) -> Any:
     return value
 
 
+def _pg_schema(request: pytest.FixtureRequest) -> PgSchema:
+    """A throwaway PostgreSQL schema of one harness, dropped (CASCADE) after the test.
+
+    Like the ``pg_schema`` fixture, but one per harness: a test may build several PostgreSQL
+    harnesses (``postgres`` and ``postgres_x``) whose tables must not meet.
+    """
+    dsn = request.getfixturevalue("pg_dsn")
+    schema = PgSchema(dsn=dsn, name=f"ematix_test_{uuid.uuid4().hex}")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema.name}")
+
+    def drop() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '15s'")  # a leaked transaction must not hang
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema.name} CASCADE")
+
+    request.addfinalizer(drop)
+    return schema
+
+
 def make_harness(
     kind: str,
     request: pytest.FixtureRequest,
@@ -456,43 +530,45 @@ def make_harness(
     """Build (and register) a harness for ``kind``; it is closed at the end of the test.
 
     Args:
-        kind: duckdb, sqlite, postgres or delta (Delta tables under a folder, source tables
-            in a DuckDB file registered as ``<name>_src``).
+        kind: one of :data:`BACKENDS`. delta and postgres_x keep the source tables in a
+            DuckDB file registered as ``<name>_src``; PostgreSQL targets get a schema of
+            their own.
         request: the test's fixture request (PostgreSQL fixtures are pulled lazily).
         tmp_path: folder for embedded database files.
         name: connection name to register.
-        register: register the connection under ``name``.
+        register: register the connection (and the source connection) under ``name``.
     """
-    if kind == "postgres":
-        schema = request.getfixturevalue("pg_schema")
-        dsn = schema.dsn
-        connection: Connection = PostgresConnection(name=name, url=dsn)
-        harness = Harness(
-            kind, connection, schema.name, dsn=dsn, _pg=psycopg.connect(dsn, autocommit=True)
-        )
-    elif kind == "duckdb":
-        path = str(tmp_path / f"{name}-{uuid.uuid4().hex[:8]}.duckdb")
+    if kind not in _KINDS:  # pragma: no cover - test bug
+        raise ValueError(kind)
+    target_kind, source_kind = _KINDS[kind]
+    suffix = uuid.uuid4().hex[:8]
+    schema, dsn, path, pg = "an", None, None, None
+    connection: Connection
+    if target_kind == "postgres":
+        pg_schema = _pg_schema(request)
+        schema, dsn = pg_schema.name, pg_schema.dsn
+        connection = PostgresConnection(name=name, url=dsn)
+        pg = psycopg.connect(dsn, autocommit=True)
+    elif target_kind == "delta":
+        connection = DeltaLocalConnection(name=name, path=str(tmp_path / f"{name}-{suffix}.delta"))
+    elif target_kind == "duckdb":
+        path = str(tmp_path / f"{name}-{suffix}.duckdb")
         connection = DuckDBConnection(name=name, path=path)
-        harness = Harness(kind, connection, "an", path=path)
-        harness.execute('CREATE SCHEMA IF NOT EXISTS "an"')
-    elif kind == "sqlite":
-        path = str(tmp_path / f"{name}-{uuid.uuid4().hex[:8]}.sqlite")
+    else:
+        path = str(tmp_path / f"{name}-{suffix}.sqlite")
         connection = SQLiteConnection(name=name, path=path)
-        harness = Harness(kind, connection, "an", path=path)
-    elif kind == "delta":
-        suffix = uuid.uuid4().hex[:8]
+    source: Connection | None = None
+    if source_kind != target_kind:  # sources in a DuckDB file of their own
         path = str(tmp_path / f"{name}_src-{suffix}.duckdb")
         source = DuckDBConnection(name=f"{name}_src", path=path)
-        connection = DeltaLocalConnection(name=name, path=str(tmp_path / f"{name}-{suffix}.delta"))
-        harness = Harness(kind, connection, "an", path=path, source=source)
-        harness.execute('CREATE SCHEMA IF NOT EXISTS "an"')
-        if register:
-            register_connection(source)
-    else:  # pragma: no cover - test bug
-        raise ValueError(kind)
+    harness = Harness(kind, connection, schema, dsn=dsn, path=path, source=source, _pg=pg)
+    request.addfinalizer(harness.close)
+    if source_kind == "duckdb":
+        harness.execute(f"CREATE SCHEMA IF NOT EXISTS {harness.quote(schema)}")
     if register:
         register_connection(connection)
-    request.addfinalizer(harness.close)
+        if source is not None:
+            register_connection(source)
     return harness
 
 

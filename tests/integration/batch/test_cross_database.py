@@ -10,7 +10,7 @@ import pytest
 
 from ematix_engine.api import ematix
 from ematix_engine.api.table import pk
-from ematix_engine.types import BigInt, Boolean, Date, Double, Numeric, Text, TimestampTZ
+from ematix_engine.types import BigInt, Boolean, Date, Double, Json, Numeric, Text, TimestampTZ
 from tests.integration.batch.harness import (
     Harness,
     assert_scd2_invariants,
@@ -66,7 +66,7 @@ def test_cross_database_merge(pair: tuple[Harness, Harness]) -> None:
     src = source.create_source("c", COLUMNS, rows)
     load = declare(target, f"SELECT id, name, amount, ts FROM {src}", "merge", deletes="close")
     first = load.run()
-    assert first.rows_inserted == 3 and first.targets[0].backend == target.kind
+    assert first.rows_inserted == 3 and first.targets[0].backend == target.target_kind
     assert target.rows("cust", ["id", "name", "amount", "ts"]) == rows
 
     source.set_rows(
@@ -212,3 +212,30 @@ def test_postgres_source_types_without_arrow_twin(
     assert row[1].startswith("123456789012345678901234.5")
     assert row[2] == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
     assert row[3].replace(" ", "") == '{"k":[1,2]}'
+
+
+@pytest.mark.parametrize("mode", ["merge", "scd2"])
+def test_postgres_reload_compares_json_as_jsonb(
+    mode: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A JSON compare column keeps PostgreSQL's jsonb equality (no in-process comparison)."""
+    source = make_harness("duckdb", request, tmp_path, name="src")
+    target = make_harness("postgres", request, tmp_path, name="default")
+    src = source.create_source("j", {"id": "bigint", "doc": "text"}, [(1, '{"b": 1, "a": [2]}')])
+
+    @ematix.table(schema=target.schema, name="docs")
+    class Docs:
+        id: Annotated[BigInt, pk()]
+        doc: Json | None
+
+    @ematix.pipeline(target=Docs, mode=mode, source_connection="src", name=f"json_{mode}")
+    def load(conn):
+        return f"SELECT id, doc FROM {src}"
+
+    assert load.run().rows_inserted == 1
+    source.set_rows("j", [(1, '{"a":[2],"b":1}')])  # same document, other key order and spacing
+
+    again = load.run()
+
+    assert (again.rows_inserted, again.rows_updated, again.rows_unchanged) == (0, 0, 1)
+    assert target.count("docs") == 1

@@ -52,7 +52,7 @@ def test_weird_identifiers_round_trip(h: Harness, mode: str, options: dict) -> N
     h.set_rows(TABLE + " src", [(1, "changed \"'; --", "ü"), (3, "c", "✓")])
     result = load.run()
 
-    assert h.rows("x", ["canary"]) == [(42,)]
+    assert h.source_query(f"SELECT canary FROM {h.table('x')}") == [(42,)]
     assert h.exists(TABLE)
     live = {
         "append": "",

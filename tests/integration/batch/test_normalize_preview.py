@@ -99,6 +99,6 @@ def test_preview_writes_nothing_and_names_the_mode(h: Harness) -> None:
     text = str(preview)
     assert "scd2" in text and "dry_load" in text and "SELECT id, name" in text
     assert preview.targets[0].mode == "scd2"
-    # Delta's source tables live in a DuckDB file: the plan stages them across databases
-    assert preview.targets[0].same_database == (h.kind != "delta")
+    # delta, postgres_x: the source tables live in a DuckDB file, staged across databases
+    assert preview.targets[0].same_database == (not h.cross_database)
     assert not h.exists("dry")

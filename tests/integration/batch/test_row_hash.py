@@ -102,6 +102,31 @@ def test_row_hash_is_identical_everywhere(request: pytest.FixtureRequest, tmp_pa
         assert not mismatched, f"{kind}: rows {sorted(mismatched)} hash differently"
 
 
+def test_special_floats_hash_as_documented(h: Harness) -> None:
+    """NaN and the infinities hash as ``NaN``/``Infinity``/``-Infinity`` (SQLite keeps NaN as NULL)."""
+    nan_text = None if h.target_kind == "sqlite" else "NaN"
+    rows = [(1, float("nan")), (2, float("inf")), (3, float("-inf"))]
+    src = h.create_source("fsrc", {"id": "bigint", "d": "double"}, rows)
+
+    @ematix.table(schema=h.schema, name="floats")
+    class Floats:
+        id: Annotated[BigInt, pk()]
+        d: Double | None
+
+    @ematix.pipeline(target=Floats, mode="scd2", name="special_floats", **h.pipeline_options)
+    def load(conn):
+        return f"SELECT id, d FROM {src}"
+
+    load.run()
+    hashes = dict(h.query(f"SELECT id, row_hash FROM {h.table('floats')} ORDER BY id"))
+    assert hashes == {
+        1: python_row_hash([nan_text]),
+        2: python_row_hash(["Infinity"]),
+        3: python_row_hash(["-Infinity"]),
+    }
+    assert load.run().rows_unchanged == 3  # and a re-run sees nothing new
+
+
 def test_null_and_empty_string_hash_differently() -> None:
     assert python_row_hash([None]) != python_row_hash([""])
     assert python_row_hash(["a", None]) != python_row_hash(["a", ""])

@@ -138,19 +138,14 @@ def test_duplicate_keys_in_a_snapshot_raise(h: Harness) -> None:
 
 def backdate(h: Harness, key: int, seconds: float) -> None:
     old = datetime.now(UTC) - timedelta(seconds=seconds)
-    if h.kind == "delta":  # a commit of its own, outside any load
+    if h.target_kind == "delta":  # a commit of its own, outside any load
         h.delta_table("dim").update(
             new_values={"valid_from": old}, predicate=f"id = {key} AND is_current"
         )
         return
-    if h.kind == "sqlite":
-        value: object = old.strftime("%Y-%m-%d %H:%M:%S.%f")
-        marker = "?"
-    else:
-        value, marker = old, "%s" if h.kind == "postgres" else "?"
-    h.execute(
-        f"UPDATE {h.table('dim')} SET valid_from = {marker} WHERE id = {key} AND is_current",
-        (value,),
+    h.execute_target(
+        f"UPDATE {h.table('dim')} SET valid_from = {h.marker} WHERE id = {key} AND is_current",
+        (old,),
     )
 
 

@@ -1,0 +1,273 @@
+"""Cross-database loads prepared in-process: only the rows that change reach the target.
+
+A backend with ``PREPARES_IN_PROCESS`` (PostgreSQL) receives cross-database batches that an
+in-memory DuckDB session normalized, de-duplicated and (for the rows it inserts) hashed. This
+module holds the two plans that then avoid copying every source row into the target:
+
+* **First load** (:func:`copy_into_empty_target`): the prepared rows are COPYed straight into
+  the empty target. When this load created the table, the columns holding one value for the
+  whole batch are added after the rows (see :func:`batch_constant_columns`).
+* **Later snapshot SCD2 loads** (:func:`load_scd2_in_process`): the target's current versions
+  (keys and compare columns, binary through ADBC) are read into the DuckDB session, new, changed
+  and absent keys are found there, and the target receives only the keys whose current version
+  closes (one ``UPDATE``) and the new versions (``COPY``). A 10% change to 1,000,000 rows moves
+  110,000 rows instead of 1,000,000, and the comparison runs off the server.
+
+The target is locked against other writers (``SHARE ROW EXCLUSIVE``, readers still pass) before
+it is read, so the versions compared are the versions the load's transaction then updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ematix_engine.batch.context import BATCH, CHANGES, SOURCE, Counts, LoadContext
+from ematix_engine.batch.scd2 import (
+    ABSENT,
+    CHANGED,
+    NEW_KEY,
+    close_current_sql,
+    insert_tombstones,
+    snapshot_changes_sql,
+)
+from ematix_engine.schema.ddl import TableColumn
+from ematix_engine.specs import Deletes, LoadMode, TargetSpec
+
+__all__ = [
+    "batch_constant_columns",
+    "compares_in_process",
+    "copy_into_empty_target",
+    "load_in_process",
+]
+
+_CURRENT = "_ematix_cur"
+_CLOSING = "_ematix_close"
+_CHANGED_ROWS = "_ematix_upd"
+# Type families whose values survive the round trip target → Arrow → DuckDB exactly, so a
+# comparison in DuckDB equals the comparison the target would make. JSON is not among them:
+# PostgreSQL's jsonb equality ignores key order and spacing, text comparison does not.
+_EXACT_FAMILIES = frozenset(
+    {"int", "text", "bool", "float", "decimal", "date", "timestamp", "timestamptz", "bytes"}
+)
+
+
+def batch_constant_columns(
+    target: TargetSpec, physical: Sequence[TableColumn]
+) -> tuple[TableColumn, ...]:
+    """Managed columns that hold one value for a whole first load (all but ``row_hash``)."""
+    names = {"_loaded_at", "_batch_id"}
+    if target.mode is LoadMode.SCD2:
+        names |= {"valid_from", "valid_to", "is_current", "is_deleted"}
+    return tuple(c for c in physical if c.name in names)
+
+
+def compares_in_process(ctx: LoadContext, ddl: Sequence[str]) -> bool:
+    """Whether :func:`load_in_process` can load this (non-empty) target.
+
+    Merge, or snapshot SCD2 without TTL; no DDL run by this load (its lock would block the
+    separate read connection); keys and compare columns whose values compare the same in DuckDB.
+    """
+    target = ctx.target
+    if ddl or target.mode not in (LoadMode.SCD2, LoadMode.MERGE):
+        return False
+    if target.event_timestamp_column is not None or target.ttl_seconds is not None:
+        return False
+    by_name = {c.name: c for c in ctx.columns}
+    names = [*target.keys, *ctx.compare_columns]
+    return all(
+        name in by_name and by_name[name].type.hash_family in _EXACT_FAMILIES for name in names
+    )
+
+
+def load_in_process(prep: LoadContext, ctx: LoadContext) -> Counts:
+    """Load a non-empty merge or snapshot-SCD2 target, compared in the preparing session."""
+    if ctx.target.mode is LoadMode.MERGE:
+        return _load_merge(prep, ctx)
+    return _load_scd2(prep, ctx)
+
+
+def copy_into_empty_target(
+    prep: LoadContext, ctx: LoadContext, *, late: Sequence[TableColumn] = ()
+) -> int:
+    """COPY every prepared row into the empty target; return the rows copied.
+
+    ``late`` columns (a table this load created) are added after the COPY with the batch's
+    value as default: PostgreSQL evaluates a non-volatile default once and keeps it in the
+    catalog, so COPY carries the data and ``row_hash`` alone and no row stores them. The
+    defaults read transaction-local settings written with bound parameters and are dropped
+    right after, so later inserts must name every column.
+    """
+    copied = _copy_versions(
+        prep, ctx, f"{prep.q(SOURCE)} AS s", with_constants=not late, freeze=bool(late)
+    )
+    if late:
+        _add_batch_constant_columns(ctx, late)
+    return copied
+
+
+def _pull_current(prep: LoadContext, ctx: LoadContext, extra: str, where: str) -> None:
+    """Lock the target against writers, then read its keys and compare columns into DuckDB."""
+    keys = ctx.target.keys
+    ctx.run(f"LOCK TABLE {ctx.table} IN SHARE ROW EXCLUSIVE MODE")
+    pulled = [*keys, *(c for c in ctx.compare_columns if c not in keys)]
+    current_sql = f"SELECT {ctx.cols(pulled, 't')}{extra} FROM {ctx.table} AS t{where}"
+    ctx.statements.append(current_sql)
+    prep.backend.stage_arrow(_CURRENT, ctx.backend.read_arrow(current_sql))
+
+
+def _stage_in_target(prep: LoadContext, ctx: LoadContext, table: str, select: str) -> None:
+    """Copy the rows of ``select`` (on the preparing session) into temp table ``table``."""
+    types = {c.name: c.type for c in ctx.physical_columns}
+    ctx.backend.stage_arrow(table, prep.backend.read_arrow(select), column_types=types)
+    ctx.analyze(table)
+
+
+def _load_scd2(prep: LoadContext, ctx: LoadContext) -> Counts:
+    q, pq = ctx.q, prep.q
+    target = ctx.target
+    keys = list(target.keys)
+    _pull_current(prep, ctx, f", t.{q('is_deleted')}", f" WHERE t.{q('is_current')}")
+    src, chg = pq(SOURCE), pq(CHANGES)
+    total = prep.scalar(f"SELECT COUNT(*) FROM {src}")
+    prep.run(snapshot_changes_sql(prep, src, pq(_CURRENT)))
+    absent = prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq('kind')} = {ABSENT}")
+    closing = prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq('kind')} <> {NEW_KEY}")
+
+    counts = Counts(deleted=absent)
+    if closing:
+        ctx.backend.stage_arrow(
+            _CLOSING,
+            prep.backend.read_arrow(
+                f"SELECT {prep.cols(keys)}, {pq('kind')} FROM {chg} WHERE {pq('kind')} <> {NEW_KEY}"
+            ),
+        )
+        ctx.analyze(_CLOSING)
+        counts.closed = ctx.run(close_current_sql(ctx, q(_CLOSING)))
+        if absent and target.deletes is Deletes.NEW_RECORD:
+            counts.inserted += insert_tombstones(ctx, q(_CLOSING))
+        ctx.run(f"DROP TABLE {q(_CLOSING)}")
+    versions = _copy_versions(
+        prep, ctx, f"{src} AS s JOIN {chg} AS c ON {prep.match('s', 'c')}", with_constants=True
+    )
+    counts.inserted += versions
+    counts.unchanged = max(total - versions, 0)
+    for table in (CHANGES, _CURRENT):
+        prep.run(f"DROP TABLE {pq(table)}")
+    return counts
+
+
+def _load_merge(prep: LoadContext, ctx: LoadContext) -> Counts:
+    """Upsert: changed rows are staged for one ``UPDATE``, new rows COPYed straight in."""
+    q, pq = ctx.q, prep.q
+    target = ctx.target
+    keys, first = list(target.keys), pq(target.keys[0])
+    _pull_current(prep, ctx, "", "")
+    src, cur, chg = pq(SOURCE), pq(_CURRENT), pq(CHANGES)
+    tracked = target.deletes is Deletes.CLOSE
+    total = prep.scalar(f"SELECT COUNT(*) FROM {src}")
+    prep.run(
+        f"CREATE TEMP TABLE {chg} AS SELECT "
+        + ", ".join(f"COALESCE(s.{pq(k)}, t.{pq(k)}) AS {pq(k)}" for k in keys)
+        + f", CASE WHEN s.{first} IS NULL THEN {ABSENT} WHEN t.{first} IS NULL THEN {NEW_KEY} "
+        f"ELSE {CHANGED} END AS {pq('kind')} "
+        f"FROM {src} AS s {'FULL JOIN' if tracked else 'LEFT JOIN'} {cur} AS t "
+        f"ON {prep.match('t', 's')} WHERE (s.{first} IS NOT NULL AND (t.{first} IS NULL OR "
+        f"{prep.distinct('t', 's', ctx.compare_columns)})){' OR s.' + first + ' IS NULL' if tracked else ''}"
+    )
+
+    def of_kind(kind: int) -> str:
+        return f"{src} AS s JOIN {chg} AS c ON {prep.match('s', 'c')} AND c.{pq('kind')} = {kind}"
+
+    counts = Counts()
+    updates = ctx.non_key_columns
+    if updates and prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq('kind')} = {CHANGED}"):
+        _stage_in_target(
+            prep,
+            ctx,
+            _CHANGED_ROWS,
+            f"SELECT {prep.cols(ctx.data_columns, 's')} FROM {of_kind(CHANGED)}",
+        )
+        assignments = ", ".join(f"{q(c)} = u.{q(c)}" for c in updates)
+        counts.updated = ctx.run(
+            f"UPDATE {ctx.table} AS t SET {assignments}, "
+            f"{q('_loaded_at')} = {ctx.const('batch_ts')}, {q('_batch_id')} = {ctx.const('batch_id')} "
+            f"FROM {q(_CHANGED_ROWS)} AS u WHERE {ctx.match('t', 'u')}"
+        )
+        ctx.run(f"DROP TABLE {q(_CHANGED_ROWS)}")
+    if tracked and prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq('kind')} = {ABSENT}"):
+        _stage_in_target(
+            prep,
+            ctx,
+            _CLOSING,
+            f"SELECT {prep.cols(keys)} FROM {chg} WHERE {pq('kind')} = {ABSENT}",
+        )
+        counts.deleted = ctx.run(
+            f"DELETE FROM {ctx.table} AS t USING {q(_CLOSING)} AS g WHERE {ctx.match('t', 'g')}"
+        )
+        ctx.run(f"DROP TABLE {q(_CLOSING)}")
+    counts.inserted = _copy_versions(prep, ctx, of_kind(NEW_KEY), with_constants=True)
+    counts.unchanged = max(total - counts.inserted - counts.updated, 0)
+    for table in (CHANGES, _CURRENT):
+        prep.run(f"DROP TABLE {pq(table)}")
+    return counts
+
+
+def _copy_versions(
+    prep: LoadContext,
+    ctx: LoadContext,
+    select_from: str,
+    *,
+    with_constants: bool,
+    freeze: bool = False,
+) -> int:
+    """COPY rows of ``select_from`` (aliased ``s``) into the target, hashed on the way out.
+
+    ``row_hash`` is computed while the rows stream out of the preparing session, so hashing
+    overlaps with the target ingesting the previous batch.
+    """
+    q = prep.q
+    scd2 = ctx.target.mode is LoadMode.SCD2
+    names = list(ctx.data_columns)
+    selects = [f"s.{q(n)}" for n in names]
+    if scd2:
+        names.append("row_hash")
+        selects.append(prep.row_hash_sql("s"))
+    if with_constants:
+        if scd2:
+            names += ["valid_from", "is_current", "is_deleted"]
+            selects += [f"s.{q('valid_from')}", "TRUE", "FALSE"]
+        names += ["_loaded_at", "_batch_id"]
+        selects += [
+            f"(SELECT {q('batch_ts')} FROM {q(BATCH)})",
+            f"(SELECT {q('batch_id')} FROM {q(BATCH)})",
+        ]
+    reader = prep.backend.read_arrow(f"SELECT {', '.join(selects)} FROM {select_from}")
+    ctx.statements.append(f"COPY {ctx.table} ({ctx.cols(names)}) FROM STDIN")
+    return ctx.backend.copy_arrow(ctx.table, reader, columns=names, freeze=freeze)
+
+
+def _add_batch_constant_columns(ctx: LoadContext, late: Sequence[TableColumn]) -> None:
+    backend = ctx.backend
+    backend.execute(
+        "SELECT set_config('ematix.batch_id', %s, true), set_config('ematix.batch_ts', %s, true)",
+        (ctx.batch_id, ctx.batch_ts.isoformat()),
+    )
+    batch_ts = "CAST(current_setting('ematix.batch_ts') AS TIMESTAMPTZ)"
+    values = {
+        "_loaded_at": batch_ts,
+        "_batch_id": "current_setting('ematix.batch_id')",
+        "valid_from": batch_ts,
+        "is_current": "TRUE",
+        "is_deleted": "FALSE",
+    }
+    additions = []
+    for column in late:
+        definition = f"ADD COLUMN {ctx.q(column.name)} {backend.column_type_sql(column.type)}"
+        if column.name in values:
+            definition += f" DEFAULT {values[column.name]}"
+        if not column.nullable:
+            definition += " NOT NULL"
+        additions.append(definition)
+    ctx.run(f"ALTER TABLE {ctx.table} {', '.join(additions)}")
+    defaults = [f"ALTER COLUMN {ctx.q(c.name)} DROP DEFAULT" for c in late if c.name in values]
+    ctx.run(f"ALTER TABLE {ctx.table} {', '.join(defaults)}")
