@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -64,13 +65,27 @@ class DuckDBBackend(SqlBackend):
     ) -> int:
         # Arrow types are kept: the plan casts to the target's types when it reads the table.
         view = f"_ematix_arrow_{uuid.uuid4().hex[:12]}"
-        self.con.register(view, reader)
+        failures: list[BaseException] = []
+
+        def batches():
+            try:
+                yield from reader
+            except BaseException as error:  # DuckDB reports it only as a generic failure
+                failures.append(error)
+                raise
+
+        self.con.register(view, pa.RecordBatchReader.from_batches(reader.schema, batches()))
         try:
             self.execute(
                 f"CREATE TEMP TABLE {self.quote(table)} AS SELECT * FROM {self.quote(view)}"
             )
+        except Exception:
+            if failures:
+                raise failures[0] from None
+            raise
         finally:
-            self.con.unregister(view)
+            with contextlib.suppress(duckdb.Error):  # must not hide the error above
+                self.con.unregister(view)
         return int(self.query(f"SELECT COUNT(*) FROM {self.quote(table)}")[0][0])
 
     def register_arrow(self, name: str, data: Any) -> None:

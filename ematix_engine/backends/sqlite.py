@@ -84,6 +84,9 @@ class SQLiteBackend(SqlBackend):
         self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 100_000
     ) -> pa.RecordBatchReader:
         declared = self._declared_types(sql, params)
+        fast = self._read_arrow_adbc(sql, params, declared, batch_size)
+        if fast is not None:
+            return fast
         cursor = self.con.execute(sql, params if params is not None else ())
         names = [d[0] for d in cursor.description]
         first = cursor.fetchmany(batch_size)
@@ -135,6 +138,59 @@ class SQLiteBackend(SqlBackend):
         return pa.schema(
             [(n, _arrow_type_for_declared(d)) for n, d in zip(names, declared, strict=True)]
         )
+
+    def _read_arrow_adbc(
+        self, sql: str, params: Sequence[Any] | None, declared: list[str], batch_size: int
+    ) -> pa.RecordBatchReader | None:
+        """Read through the ADBC SQLite driver (in C, no Python object per value), if it applies.
+
+        It applies to a database file whose result columns all have INTEGER, REAL or TEXT
+        affinity; otherwise None (the ``sqlite3`` path, which reads declared types). The driver fixes each column's Arrow type from the values of its first batch,
+        so a start of NULLs would fix the wrong one: one row holding a value of each column's
+        affinity goes first, marked, and is filtered out of the stream again.
+        """
+        if self.path in ("", ":memory:") or not all(d in _AFFINITY_SAMPLE for d in declared):
+            return None
+        import adbc_driver_sqlite.dbapi as adbc
+
+        names = [
+            d[0]
+            for d in self.con.execute(f"SELECT * FROM ({sql}) LIMIT 0", params or ()).description
+        ]
+        marker = "_ematix_sample_row"
+        samples = ", ".join(
+            f"{_AFFINITY_SAMPLE[d]} AS {self.quote(n)}"
+            for n, d in zip(names, declared, strict=True)
+        )
+        wrapped = f"SELECT 1 AS {marker}, {samples} UNION ALL SELECT 0, * FROM ({sql})"
+        schema = pa.schema(
+            [pa.field(n, _arrow_type_for_declared(d)) for n, d in zip(names, declared, strict=True)]
+        )
+        connection = adbc.connect(self.path)
+        try:
+            cursor = connection.cursor()
+            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_size)})
+            cursor.execute(wrapped, tuple(params) if params else None)
+            reader = cursor.fetch_record_batch()
+        except BaseException:
+            connection.close()
+            raise
+
+        def batches():
+            try:
+                for batch in reader:
+                    kept = batch.filter(pc.equal(batch.column(0), 0))
+                    yield pa.RecordBatch.from_arrays(
+                        [c.cast(f.type) for c, f in zip(kept.columns[1:], schema, strict=True)],
+                        schema=schema,
+                    )
+            except (adbc.Error, OSError) as error:  # the stream reports as OSError
+                raise _named_mismatch(error, names) from error
+            finally:
+                cursor.close()
+                connection.close()
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
 
     def _declared_types(self, sql: str, params: Sequence[Any] | None = None) -> list[str]:
         """Declared type of each result column (upper case; "" for expressions)."""
@@ -221,6 +277,21 @@ def _canonical_timestamp(value: Any) -> Any:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+#: A value of each affinity, for the sample row of :meth:`SQLiteBackend._read_arrow_adbc`.
+_AFFINITY_SAMPLE = {"INT": "0", "REAL": "CAST(0 AS REAL)", "TEXT": "''"}
+
+
+def _named_mismatch(error: Exception, names: list[str]) -> Exception:
+    """The driver's "Type mismatch in column N" with the column's name (N counts the marker)."""
+    found = re.search(r"column (\d+)", str(error))
+    if found is None or not 0 < int(found.group(1)) <= len(names):
+        return error
+    name = names[int(found.group(1)) - 1]
+    return ValueError(
+        f"column {name!r} holds a value that does not match its declared type: {error}"
+    )
 
 
 def _stream_type(declared: str, inferred: pa.DataType) -> pa.DataType:
