@@ -28,6 +28,20 @@ def source(tmp_path: Path) -> Path:
     return path
 
 
+def declare_copied(source: Path, tmp_path: Path) -> type:
+    """Register the SQLite source as ``src``, a DuckDB warehouse as ``default``; declare ``copied``."""
+    register_connection(SQLiteConnection(name="src", path=str(source)))
+    register_connection(DuckDBConnection(name="default", path=str(tmp_path / "wh.duckdb")))
+
+    @ematix.table(schema="main", name="copied")
+    class Copied:
+        id: Annotated[BigInt, pk()]
+        v: Double | None
+        s: Text | None
+
+    return Copied
+
+
 def test_adbc_path_keeps_declared_types_after_a_null_start(source: Path) -> None:
     backend = SQLiteBackend(str(source))
     try:
@@ -57,14 +71,7 @@ def test_expression_columns_take_the_sqlite3_path(source: Path) -> None:
 
 
 def test_watermark_parameter_binds_on_the_adbc_path(source: Path, tmp_path: Path) -> None:
-    register_connection(SQLiteConnection(name="src", path=str(source)))
-    register_connection(DuckDBConnection(name="default", path=str(tmp_path / "wh.duckdb")))
-
-    @ematix.table(schema="main", name="copied")
-    class Copied:
-        id: Annotated[BigInt, pk()]
-        v: Double | None
-        s: Text | None
+    Copied = declare_copied(source, tmp_path)
 
     @ematix.pipeline(target=Copied, mode="append", source_connection="src", incremental_column="id")
     def copied(conn):
@@ -82,14 +89,7 @@ def test_text_in_an_integer_column_fails_the_load_naming_the_pipeline(
 ) -> None:
     with sqlite3.connect(source) as db:
         db.execute("INSERT INTO t VALUES ('not a number', 1, 'x')")
-    register_connection(SQLiteConnection(name="src", path=str(source)))
-    register_connection(DuckDBConnection(name="default", path=str(tmp_path / "wh.duckdb")))
-
-    @ematix.table(schema="main", name="copied")
-    class Copied:
-        id: Annotated[BigInt, pk()]
-        v: Double | None
-        s: Text | None
+    Copied = declare_copied(source, tmp_path)
 
     @ematix.pipeline(target=Copied, mode="append", source_connection="src")
     def broken_ids(conn):
