@@ -30,15 +30,25 @@ _LABELS: list[tuple[str, str]] = [
     (r'CREATE TEMP TABLE "_ematix_raw" AS', "stage: same-db CTAS of the source query"),
     (r"LIMIT 0$", "raw schema probe"),
     (r"information_schema|pragma_table_info|format_type", "ensure_table: introspect"),
+    (r"ADD PRIMARY KEY", "build the primary key after a first load"),
+    (
+        r"^ALTER TABLE \S+ (ADD COLUMN|ALTER COLUMN) .*(DEFAULT|DROP DEFAULT)",
+        "first load: add batch-constant columns",
+    ),
     (r"^(CREATE SCHEMA|CREATE TABLE|ALTER TABLE \S+ ADD)", "ensure_table: DDL"),
+    (r"set_config\('ematix", "batch constants"),
     (r'"_ematix_pre" AS SELECT', "prepare: cast + row_hash (CTAS)"),
     (r"HAVING COUNT\(\*\) > 1", "prepare: duplicate-key check"),
     (r"ROW_NUMBER\(\)", "prepare: dedupe"),
     (r"RENAME TO", "prepare: rename"),
     (r'^SELECT COUNT\(\*\) FROM "_ematix_src"$', "count source rows"),
-    (r'"_ematix_chg" AS SELECT', "scd2: find new/changed keys (join)"),
-    (r'^UPDATE .* FROM "_ematix_chg"', "scd2: close changed versions"),
-    (r'^INSERT INTO .* JOIN "_ematix_chg"', "scd2: insert new versions"),
+    (r"^LOCK TABLE", "compare: lock the target against writers"),
+    (r'"_ematix_chg" AS SELECT', "find new, changed and absent keys (join)"),
+    (r'COUNT\(\*\) FROM "_ematix_chg"', "count changes"),
+    (r'^UPDATE .* FROM "_ematix_(chg|close)"', "close changed and absent versions"),
+    (r'^UPDATE .* FROM "_ematix_upd"', "merge: update changed rows"),
+    (r'^DELETE .* USING "_ematix_close"', "merge: delete absent keys"),
+    (r'^INSERT INTO .* JOIN "_ematix_(chg|close)"', "insert new versions / tombstones"),
     (r'"_ematix_gone" AS SELECT', "deletes: find absent keys (anti-join)"),
     (r'COUNT\(\*\) FROM "_ematix_gone"', "deletes: count"),
     (r'^UPDATE .* FROM "_ematix_gone"', "deletes: close absent keys"),
@@ -58,11 +68,30 @@ _METHOD_LABELS = {
     "prepare_load_session": "session settings",
     "table_columns": "ensure_table: introspect",
     "stage_arrow": "stage: cross-db write into target",
-    "copy_arrow": "load: COPY prepared rows straight into an empty target",
+    "copy_arrow": "load: COPY prepared rows into the target",
     "analyze": "analyze temp tables",
 }
 _SQL_METHODS = ("execute", "query", "read_arrow")
 SOURCE_READ = "stage: source read (query + Arrow batches)"
+#: stage_arrow labels by the temp table written (default: the method's label).
+_STAGED_LABELS = {
+    "_ematix_cur": "compare: read the target's current rows into DuckDB (ADBC)",
+    "_ematix_close": "compare: send keys to close or delete",
+    "_ematix_upd": "compare: send changed rows (merge)",
+    "_ematix_src": "stage: prepared rows into a target temp table",
+}
+
+
+def _is_source_read(backend: str, sql: str) -> bool:
+    """Whether ``read_arrow`` reads the pipeline's source.
+
+    Not when it streams prepared rows out of the DuckDB session (``_ematix_*`` tables) or
+    reads the PostgreSQL target's current rows (this benchmark's sources are DuckDB and SQLite
+    files); those readers are consumed, and timed, inside the call that writes them.
+    """
+    if sql.rstrip().upper().endswith("LIMIT 0"):
+        return False
+    return '"_ematix_' not in sql and backend != "postgres"
 
 
 def label_sql(sql: str) -> str:
@@ -130,12 +159,14 @@ class StatementProfiler:
             sql = ""
             if method in _SQL_METHODS:
                 sql = str(args[0]) if args else str(kwargs.get("sql", ""))
-            if method == "read_arrow" and not sql.rstrip().upper().endswith("LIMIT 0"):
+            if method == "read_arrow" and _is_source_read(backend, sql):
                 # A source read: time the batches as the target pulls them.
                 profiler.source_read_s += elapsed
                 return profiler._timed_reader(result)
             if outermost:
                 label = label_sql(sql) if sql else _METHOD_LABELS[method]
+                if method == "stage_arrow" and args:
+                    label = _STAGED_LABELS.get(str(args[0]), label)
                 profiler.events.append(Event(label, elapsed, backend, " ".join(sql.split())))
             return result
 

@@ -10,7 +10,17 @@ import pytest
 
 from ematix_engine.api import ematix
 from ematix_engine.api.table import pk
-from ematix_engine.types import BigInt, Boolean, Date, Double, Json, Numeric, Text, TimestampTZ
+from ematix_engine.types import (
+    BigInt,
+    Boolean,
+    Bytes,
+    Date,
+    Double,
+    Json,
+    Numeric,
+    Text,
+    TimestampTZ,
+)
 from tests.integration.batch.harness import (
     Harness,
     assert_scd2_invariants,
@@ -239,3 +249,33 @@ def test_postgres_reload_compares_json_as_jsonb(
 
     assert (again.rows_inserted, again.rows_updated, again.rows_unchanged) == (0, 0, 1)
     assert target.count("docs") == 1
+
+
+def test_postgres_bytes_round_trip_and_compare(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Bytes reach PostgreSQL as bytea hex text (vectorised) and compare exactly in-process."""
+    source = make_harness("duckdb", request, tmp_path, name="src")
+    target = make_harness("postgres", request, tmp_path, name="default")
+    src = source.table("blobs")
+    source.execute(f"CREATE TABLE {src} (id BIGINT, payload BLOB)")
+    rows = [(1, b"\x00\xff\\x"), (2, b""), (3, None), (4, "日本".encode())]
+    source.execute(f"INSERT INTO {src} VALUES (?, ?), (?, ?), (?, ?), (?, ?)", sum(rows, ()))
+
+    @ematix.table(schema=target.schema, name="blobs")
+    class Blobs:
+        id: Annotated[BigInt, pk()]
+        payload: Bytes | None
+
+    @ematix.pipeline(target=Blobs, mode="merge", source_connection="src", name="blobs")
+    def load(conn):
+        return f"SELECT id, payload FROM {src}"
+
+    assert load.run().rows_inserted == 4
+    stored = target.query(f"SELECT id, payload FROM {target.table('blobs')} ORDER BY id")
+    assert [(i, None if p is None else bytes(p)) for i, p in stored] == rows
+    assert load.run().rows_unchanged == 4
+
+    source.execute(f"UPDATE {src} SET payload = ? WHERE id = 2", [b"\x01"])
+    changed = load.run()
+    assert (changed.rows_updated, changed.rows_unchanged) == (1, 3)
