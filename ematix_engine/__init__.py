@@ -21,6 +21,7 @@ from ematix_engine.api import ematix
 from ematix_engine.api.pipeline import Pipeline, pipeline, target
 from ematix_engine.api.table import natural_key, pk, table, table_spec
 from ematix_engine.batch.orchestrate import run_due
+from ematix_engine.batch.progress import LoadProgress
 from ematix_engine.batch.result import PreviewResult, RunResult, TargetResult
 from ematix_engine.connections import (
     Connection,
@@ -79,6 +80,7 @@ __all__ = [
     "KafkaConnection",
     "LoadError",
     "LoadMode",
+    "LoadProgress",
     "MySQLConnection",
     "ObjectStoreLocalConnection",
     "ObjectStoreS3Connection",

@@ -17,6 +17,7 @@ from ematix_engine.errors import ConfigError, closest_match
 from ematix_engine.specs import Deletes, LoadMode, PipelineSpec, RetryPolicy, TargetSpec
 
 if TYPE_CHECKING:
+    from ematix_engine.batch.progress import LoadProgress
     from ematix_engine.batch.result import PreviewResult, RunResult, TargetResult
     from ematix_engine.runlog.base import RunLog
 
@@ -102,6 +103,7 @@ class Pipeline:
         *,
         batch_size: int = 100_000,
         on_target: Callable[[TargetResult], None] | None = None,
+        on_progress: Callable[[LoadProgress], None] | None = None,
     ) -> RunResult:
         """Load every target once and return the counts.
 
@@ -109,13 +111,22 @@ class Pipeline:
             run_log: where to record the firing (nothing is recorded when None).
             batch_size: rows per Arrow batch on cross-database loads.
             on_target: called with each target's result as it completes.
+            on_progress: called with a :class:`~ematix_engine.batch.progress.LoadProgress`
+                as each target enters a phase and, while a source streams from another
+                database, after every batch.
 
         Raises:
             EmatixError: the load failed; the target and its watermark are unchanged.
         """
         from ematix_engine.batch.runner import run_pipeline
 
-        return run_pipeline(self, run_log=run_log, batch_size=batch_size, on_target=on_target)
+        return run_pipeline(
+            self,
+            run_log=run_log,
+            batch_size=batch_size,
+            on_target=on_target,
+            on_progress=on_progress,
+        )
 
     def preview(self) -> PreviewResult:
         """Plan the load and return the SQL it would run, without touching any table."""

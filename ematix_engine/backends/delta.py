@@ -30,6 +30,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from ematix_engine.backends.duckdb import DuckDBBackend
 
 if TYPE_CHECKING:
+    from ematix_engine.batch.progress import ProgressReporter
     from ematix_engine.batch.result import TargetResult
     from ematix_engine.specs import PipelineSpec, TargetSpec
 
@@ -140,6 +141,7 @@ class DeltaBackend:
         batch_id: str,
         dry_run: bool = False,
         batch_size: int = 100_000,
+        progress: ProgressReporter | None = None,
     ) -> TargetResult:
         """Load one target: plan in DuckDB, then commit the difference to Delta."""
         from dataclasses import replace
@@ -193,6 +195,7 @@ class DeltaBackend:
                 batch_size=batch_size,
                 same_db=same_db,
                 source_connection=source_conn,
+                progress=progress,
             )
             if dry_run:
                 return replace(result, backend=self.name)

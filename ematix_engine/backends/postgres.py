@@ -328,7 +328,7 @@ _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
 def _bytea_text(column: pa.Array) -> pa.Array:
-    """``bytea`` input text (``\\x`` + hex digits) for every value, vectorised with NumPy."""
+    r"""``bytea`` input text (``\x`` + hex digits) for every value, vectorised with NumPy."""
     column = column.cast(pa.large_binary())
     offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[
         column.offset : column.offset + len(column) + 1

@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from ematix_engine.backends.base import SqlBackend
 from ematix_engine.batch.context import BATCH, RAW, SOURCE, LoadContext
+from ematix_engine.batch.progress import ProgressReporter
 from ematix_engine.errors import DuplicateKeyError, SourceError
 from ematix_engine.schema.ddl import TableColumn
 from ematix_engine.schema.types import ColumnType, TimestampTZ, column_type_from_arrow
@@ -146,6 +147,7 @@ def stage_cross_database(
     watermark_value: str | None,
     batch_size: int,
     watermark_type: type[ColumnType] | None = None,
+    progress: ProgressReporter | None = None,
 ) -> int:
     """Stream the user's SQL from ``source`` into ``_ematix_raw`` on ``target``; return rows."""
     uses_watermark = bool(_WATERMARK.search(user_sql))
@@ -161,6 +163,8 @@ def stage_cross_database(
         occurrences = len(_WATERMARK.findall(user_sql)) if uses_watermark else 1
         params = source.watermark_params(watermark_value, occurrences)
     reader = source.read_arrow(select, params or None, batch_size=batch_size)
+    if progress is not None:
+        reader = progress.counting(reader)
     target.drop_temp(RAW)
     staged = target.stage_arrow(RAW, reader)
     target.analyze(RAW)

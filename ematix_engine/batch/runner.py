@@ -43,6 +43,14 @@ from ematix_engine.batch.prepare import (
     stage_same_database,
     target_primary_key,
 )
+from ematix_engine.batch.progress import (
+    COMMITTED,
+    PREPARING,
+    READING,
+    WRITING,
+    ProgressCallback,
+    ProgressReporter,
+)
 from ematix_engine.batch.replace import load_replace
 from ematix_engine.batch.result import RunResult, TargetResult
 from ematix_engine.batch.scd2 import load_scd2
@@ -84,6 +92,7 @@ def run_pipeline(
     batch_size: int = 100_000,
     attempt: int | None = None,
     on_target: Callable[[TargetResult], None] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> RunResult:
     """Load every target of ``pipeline`` once.
 
@@ -94,7 +103,9 @@ def run_pipeline(
         batch_size: rows per Arrow batch on cross-database loads.
         attempt: attempt number to record (default: the RunLog's next attempt). A failure on
             the retry policy's last attempt is recorded as ``gave_up``.
-        on_target: called with each target's result as it completes (progress display).
+        on_target: called with each target's result as it completes.
+        on_progress: called as each target's load enters a phase and, while a source streams
+            from another database, after every batch (see :mod:`ematix_engine.batch.progress`).
 
     Returns:
         The counts per target and in total.
@@ -116,7 +127,14 @@ def run_pipeline(
     try:
         for target in spec.targets:
             results.append(
-                load_target(spec, target, batch_id=run_id, dry_run=dry_run, batch_size=batch_size)
+                load_target(
+                    spec,
+                    target,
+                    batch_id=run_id,
+                    dry_run=dry_run,
+                    batch_size=batch_size,
+                    progress=ProgressReporter(on_progress, spec.name, target.label),
+                )
             )
             if on_target is not None:
                 on_target(results[-1])
@@ -168,14 +186,18 @@ def load_target(
     batch_id: str,
     dry_run: bool = False,
     batch_size: int = 100_000,
+    progress: ProgressReporter | None = None,
 ) -> TargetResult:
     """Load one target in one transaction (see the module docstring)."""
     started = time.perf_counter()
+    progress = progress or ProgressReporter(None, spec.name, target.label)
     backend = open_backend(_target_connection(target))
     try:
-        result = _load_with(backend, spec, target, batch_id, dry_run, batch_size)
+        result = _load_with(backend, spec, target, batch_id, dry_run, batch_size, progress)
     finally:
         backend.close()
+    source_rows = result.rows_inserted + result.rows_updated + result.rows_unchanged
+    progress.phase(COMMITTED, max(progress.rows_read, source_rows))
     return replace(result, duration_s=time.perf_counter() - started)
 
 
@@ -186,12 +208,17 @@ def _load_with(
     batch_id: str,
     dry_run: bool,
     batch_size: int,
+    progress: ProgressReporter,
 ) -> TargetResult:
+    options = {
+        "batch_id": batch_id,
+        "dry_run": dry_run,
+        "batch_size": batch_size,
+        "progress": progress,
+    }
     if backend.name == "delta":
-        return backend.load(spec, target, batch_id=batch_id, dry_run=dry_run, batch_size=batch_size)
-    return run_sql_target(
-        backend, spec, target, batch_id=batch_id, dry_run=dry_run, batch_size=batch_size
-    )
+        return backend.load(spec, target, **options)
+    return run_sql_target(backend, spec, target, **options)
 
 
 def _incremental_type(spec: PipelineSpec, target: TargetSpec):
@@ -210,6 +237,7 @@ def run_sql_target(
     batch_size: int = 100_000,
     same_db: bool | None = None,
     source_connection: Any = None,
+    progress: ProgressReporter | None = None,
 ) -> TargetResult:
     """Load one target through a SQL session (also the compute step of Delta loads).
 
@@ -222,7 +250,9 @@ def run_sql_target(
         batch_size: rows per Arrow batch when staging across databases.
         same_db: force the same-database (or staged) path; default: compare connections.
         source_connection: the connection the SQL runs on; default: the pipeline's.
+        progress: receives the phases and the rows read (default: nobody).
     """
+    progress = progress or ProgressReporter(None, spec.name, target.label)
     batch_ts = datetime.now(UTC)
     source_conn = source_connection or _source_connection(spec, target)
     from ematix_engine.connections import get_connection
@@ -255,7 +285,11 @@ def run_sql_target(
                 prep.prepare_load_session()
             for session in sessions:
                 _batch_constants(session, batch_id, batch_ts, watermark, wm_type, target)
-            _stage_raw(prep, spec, user_sql, source_conn, same_db, watermark, wm_type, batch_size)
+            progress.phase(READING)
+            _stage_raw(
+                prep, spec, user_sql, source_conn, same_db, watermark, wm_type, batch_size, progress
+            )
+            progress.phase(PREPARING)
             columns, mapping = resolve_columns(spec.name, target, raw_schema(prep))
             physical = columns + managed_columns(target)
             schema_arg = target.table.schema if backend.SUPPORTS_SCHEMAS else None
@@ -297,6 +331,7 @@ def run_sql_target(
             try:
                 prep_ctx = context(prep)
                 prepare_source(prep_ctx, mapping)
+                progress.phase(WRITING)
                 if straight_in:
                     counts = Counts(inserted=copy_into_empty_target(prep_ctx, ctx, late=late))
                 elif in_process and compares_in_process(ctx, ddl):
@@ -396,6 +431,7 @@ def _stage_raw(
     watermark: str | None,
     wm_type: Any,
     batch_size: int,
+    progress: ProgressReporter,
 ) -> None:
     """Land the source rows in ``_ematix_raw`` on the preparing session."""
     try:
@@ -412,6 +448,7 @@ def _stage_raw(
                 watermark,
                 batch_size,
                 watermark_type=wm_type,
+                progress=progress,
             )
         finally:
             source.close()

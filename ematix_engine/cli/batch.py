@@ -59,35 +59,22 @@ def _open_run_log(url: str):
 def run(module: str, names: tuple[str, ...], run_log_url: str, dry_run: bool) -> None:
     """Run the named pipelines once, now."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ematix_engine.cli.progress import LoadDisplay
 
     console = Console(stderr=True)
     try:
         pipelines = _load(module, names)
         log = _open_run_log(run_log_url)
         failed = False
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} targets"),
-            TimeElapsedColumn(),
-        )
-        # On a terminal: a bar per pipeline that advances as each target commits.
-        with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
+        # On a terminal: a bar per target with its phase and the rows read so far.
+        with LoadDisplay(console) as display:
             for pipeline in pipelines:
-                task = progress.add_task(
-                    f"loading {pipeline.name}", total=len(pipeline.spec.targets)
-                )
-
-                def advance(_result: object, task: int = task) -> None:
-                    progress.advance(task)
-
                 try:
                     result = (
                         pipeline.dry_run()
                         if dry_run
-                        else pipeline.run(run_log=log, on_target=advance)
+                        else pipeline.run(run_log=log, on_progress=display.update)
                     )
                 except EmatixError as error:
                     click.echo(f"FAILED {pipeline.name}: {error}", err=True)
