@@ -52,13 +52,46 @@ def type_family(existing_type: str) -> str:
 _FALSE_FRIENDS = re.compile(r"interval|point")
 
 
-def _compatible(existing_type: str, column_type: type[ColumnType]) -> bool:
+# Integer widths in bits by type name, for ``_narrower`` (names as the backends report them).
+_INT_BITS = {
+    "tinyint": 8, "byte": 8, "int1": 8,
+    "smallint": 16, "short": 16, "int2": 16,
+    "integer": 32, "int": 32, "int4": 32, "mediumint": 32,
+    "bigint": 64, "long": 64, "int8": 64,
+}  # fmt: skip
+_DECLARED_INT_BITS = {"SMALLINT": 16, "INT": 32, "BIGINT": 64}
+_VARCHAR_LENGTH = re.compile(r"(?:varchar|character varying|char)\s*\((\d+)\)")
+
+
+def _compatible(existing_type: str, column_type: type[ColumnType], dialect: str) -> bool:
     existing = existing_type.lower()
     if existing == "" or existing == "null":  # SQLite columns without declared type
         return True
     if _FALSE_FRIENDS.search(existing):
         return False
-    return any(token in existing for token in _COMPATIBLE[column_type.hash_family])
+    if not any(token in existing for token in _COMPATIBLE[column_type.hash_family]):
+        return False
+    return not _narrower(existing, column_type, dialect)
+
+
+def _narrower(existing: str, column_type: type[ColumnType], dialect: str) -> bool:
+    """Whether the existing column cannot hold every value of the declared type.
+
+    An integer column narrower than the declared integer (``INTEGER`` for ``BigInt``), or a
+    ``VARCHAR(m)`` shorter than a declared ``String[n]``. Never on SQLite, whose integers are
+    all 64-bit and whose ``VARCHAR(m)`` holds any length.
+    """
+    if dialect == "sqlite":  # enforces neither integer widths nor VARCHAR lengths
+        return False
+    declared_bits = _DECLARED_INT_BITS.get(column_type.sql_name)
+    if declared_bits is not None:
+        bits = _INT_BITS.get(existing.split("(")[0].strip())
+        return bits is not None and bits < declared_bits
+    params = getattr(column_type, "params", None)
+    if column_type.sql_name == "VARCHAR" and params:
+        found = _VARCHAR_LENGTH.search(existing)
+        return found is not None and int(found.group(1)) < params[0]
+    return False
 
 
 def ensure_table(
@@ -113,7 +146,7 @@ def ensure_table(
                     f"ALTER TABLE {table_sql} ADD COLUMN {backend.quote(column.name)} "
                     f"{backend.column_type_sql(column.type)}"
                 )
-            elif not _compatible(current, column.type):
+            elif not _compatible(current, column.type, backend.dialect):
                 raise SchemaDriftError(
                     label,
                     column.name,

@@ -93,6 +93,8 @@ _KINDS: dict[str, tuple[str, str]] = {
 #: Generic column types → DDL per SQL database (for the tables the tests create).
 _TYPES: dict[str, dict[str, str]] = {
     "duckdb": {
+        "integer": "INTEGER",
+        "varchar(8)": "VARCHAR(8)",
         "bigint": "BIGINT",
         "text": "TEXT",
         "double": "DOUBLE",
@@ -102,6 +104,8 @@ _TYPES: dict[str, dict[str, str]] = {
         "date": "DATE",
     },
     "postgres": {
+        "integer": "INTEGER",
+        "varchar(8)": "VARCHAR(8)",
         "bigint": "BIGINT",
         "text": "TEXT",
         "double": "DOUBLE PRECISION",
@@ -111,6 +115,8 @@ _TYPES: dict[str, dict[str, str]] = {
         "date": "DATE",
     },
     "sqlite": {
+        "integer": "INTEGER",
+        "varchar(8)": "VARCHAR(8)",
         "bigint": "INTEGER",
         "text": "TEXT",
         "double": "REAL",
@@ -123,6 +129,8 @@ _TYPES: dict[str, dict[str, str]] = {
 
 #: Generic column types → Arrow types (for Delta tables the tests create directly).
 _ARROW_TYPES: dict[str, pa.DataType] = {
+    "integer": pa.int32(),
+    "varchar(8)": pa.string(),
     "bigint": pa.int64(),
     "text": pa.string(),
     "double": pa.float64(),

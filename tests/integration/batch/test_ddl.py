@@ -9,7 +9,7 @@ import pytest
 from ematix_engine.api import ematix
 from ematix_engine.api.table import pk
 from ematix_engine.errors import SchemaDriftError
-from ematix_engine.types import BigInt, Text
+from ematix_engine.types import BigInt, String, Text
 from tests.integration.batch.harness import Harness
 
 
@@ -89,3 +89,41 @@ def test_adding_an_all_null_column_does_not_reversion_scd2(h: Harness) -> None:
     result = declare(h, f"SELECT id, name, extra FROM {src}", "scd2").run()
 
     assert (result.rows_inserted, result.rows_closed, result.rows_unchanged) == (0, 0, 2)
+
+
+@pytest.mark.parametrize(
+    ("existing", "declared", "source_type", "value", "drifts_on"),
+    [
+        ("integer", BigInt, "bigint", 2**40, {"postgres", "duckdb", "delta"}),
+        ("varchar(8)", String[16], "text", "sixteen chars!!!", {"postgres"}),
+    ],
+    ids=["integer-under-bigint", "varchar8-under-string16"],
+)
+def test_narrower_existing_column_is_schema_drift(
+    h: Harness,
+    existing: str,
+    declared: type,
+    source_type: str,
+    value: object,
+    drifts_on: set[str],
+) -> None:
+    """A column that cannot hold every declared value is drift; SQLite enforces neither."""
+    h.create_target("wide", {"id": "bigint", "v": existing})
+    src = h.create_source("src", {"id": "bigint", "v": source_type}, [(1, value)])
+
+    # Built with type(): the declared type is a parameter, which string annotations can't see.
+    columns = {"id": Annotated[BigInt, pk()], "v": declared | None}
+    Wide = ematix.table(schema=h.schema, name="wide")(
+        type("Wide", (), {"__annotations__": columns})
+    )
+
+    @ematix.pipeline(target=Wide, mode="merge", name="widen", **h.pipeline_options)
+    def widen(conn):
+        return f"SELECT id, v FROM {src}"
+
+    if h.target_kind in drifts_on:
+        with pytest.raises(SchemaDriftError) as caught:
+            widen.run()
+        assert caught.value.column == "v"
+    else:
+        assert widen.run().rows_inserted == 1
