@@ -347,13 +347,23 @@ def _arrow(duck: DuckDBBackend, sql: str, table_sql: str, params: Any = None) ->
     return data.cast(schema)
 
 
+#: Commits read first when looking for a watermark; the whole log only when they lack it.
+HISTORY_PAGE = 200
+
+
 def _watermark_in(table: DeltaTable, spec_name: str) -> str | None:
-    """Latest watermark of ``spec_name`` in the commit metadata of ``table``'s history."""
-    for commit in table.history(200):
-        value = commit.get(_WATERMARK_KEY + spec_name)
-        if value is not None:
-            return value
-    return None
+    """Latest watermark of ``spec_name`` in the commit metadata of ``table``'s history.
+
+    Every commit ematix makes carries the pipeline's current watermark, so the newest commits
+    usually hold it; when other writers made more than :data:`HISTORY_PAGE` commits since,
+    the whole log is read (as far as Delta's log retention keeps it).
+    """
+    key = _WATERMARK_KEY + spec_name
+    recent = table.history(HISTORY_PAGE)
+    found = next((c[key] for c in recent if c.get(key) is not None), None)
+    if found is None and len(recent) >= HISTORY_PAGE:
+        found = next((c[key] for c in table.history() if c.get(key) is not None), None)
+    return found
 
 
 def _new_columns(duck: DuckDBBackend, snapshot: DeltaTable, table_sql: str) -> list[str]:

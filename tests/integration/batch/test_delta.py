@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Annotated
 
 import pytest
+from deltalake import write_deltalake
 
 from ematix_engine.api import ematix
 from ematix_engine.api.table import pk
+from ematix_engine.backends import delta as delta_backend
 from ematix_engine.errors import DuplicateKeyError, EmatixError, LoadError
 from ematix_engine.types import BigInt, Text, TimestampTZ
 from tests.integration.batch.harness import Harness, at, make_harness, to_dt
@@ -139,6 +141,25 @@ def test_watermark_advances_in_a_commit_of_its_own_when_no_row_changes(d: Harnes
     assert d.rows("t", ["id", "name", "ts"]) == [(1, "a", at(1))]
     assert load.run().rows_unchanged == 0  # nothing above the new watermark
     assert d.delta_version("t") == 1
+
+
+def test_watermark_survives_many_commits_by_other_writers(
+    d: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other writers' commits push ematix's last commit out of the first history page."""
+    monkeypatch.setattr(delta_backend, "HISTORY_PAGE", 2)
+    src = d.create_source("src", COLUMNS, [(1, "a", at(1))])
+    load = declare(d, f"SELECT id, name, ts FROM {src}", "append", incremental_column="ts")
+    load.run()
+    table = d.delta_table("t")
+    for _ in range(3):  # commits without ematix metadata, e.g. a compaction job
+        write_deltalake(d.delta_path("t"), table.to_pyarrow_table().slice(0, 0), mode="append")
+    d.set_rows("src", [(1, "a", at(1)), (2, "b", at(2))])
+
+    again = load.run()
+
+    assert again.rows_inserted == 1  # only the row above the kept watermark
+    assert to_dt(again.watermark) == at(2)
 
 
 @pytest.mark.parametrize("mode", ["merge", "scd2"])
