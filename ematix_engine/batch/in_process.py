@@ -21,11 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ematix_engine.batch.changes import ABSENT, CHANGED, NEW_KEY, changes_sql
 from ematix_engine.batch.context import BATCH, CHANGES, SOURCE, Counts, LoadContext
 from ematix_engine.batch.scd2 import (
-    ABSENT,
-    CHANGED,
-    NEW_KEY,
     close_current_sql,
     insert_tombstones,
     snapshot_changes_sql,
@@ -135,13 +133,12 @@ def _load_scd2(prep: LoadContext, ctx: LoadContext) -> Counts:
 
     counts = Counts(deleted=absent)
     if closing:
-        ctx.backend.stage_arrow(
+        _stage_in_target(
+            prep,
+            ctx,
             _CLOSING,
-            prep.backend.read_arrow(
-                f"SELECT {prep.cols(keys)}, {pq('kind')} FROM {chg} WHERE {pq('kind')} <> {NEW_KEY}"
-            ),
+            f"SELECT {prep.cols(keys)}, {pq('kind')} FROM {chg} WHERE {pq('kind')} <> {NEW_KEY}",
         )
-        ctx.analyze(_CLOSING)
         counts.closed = ctx.run(close_current_sql(ctx, q(_CLOSING)))
         if absent and target.deletes is Deletes.NEW_RECORD:
             counts.inserted += insert_tombstones(ctx, q(_CLOSING))
@@ -160,20 +157,12 @@ def _load_merge(prep: LoadContext, ctx: LoadContext) -> Counts:
     """Upsert: changed rows are staged for one ``UPDATE``, new rows COPYed straight in."""
     q, pq = ctx.q, prep.q
     target = ctx.target
-    keys, first = list(target.keys), pq(target.keys[0])
+    keys = list(target.keys)
     _pull_current(prep, ctx, "", "")
     src, cur, chg = pq(SOURCE), pq(_CURRENT), pq(CHANGES)
     tracked = target.deletes is Deletes.CLOSE
     total = prep.scalar(f"SELECT COUNT(*) FROM {src}")
-    prep.run(
-        f"CREATE TEMP TABLE {chg} AS SELECT "
-        + ", ".join(f"COALESCE(s.{pq(k)}, t.{pq(k)}) AS {pq(k)}" for k in keys)
-        + f", CASE WHEN s.{first} IS NULL THEN {ABSENT} WHEN t.{first} IS NULL THEN {NEW_KEY} "
-        f"ELSE {CHANGED} END AS {pq('kind')} "
-        f"FROM {src} AS s {'FULL JOIN' if tracked else 'LEFT JOIN'} {cur} AS t "
-        f"ON {prep.match('t', 's')} WHERE (s.{first} IS NOT NULL AND (t.{first} IS NULL OR "
-        f"{prep.distinct('t', 's', ctx.compare_columns)})){' OR s.' + first + ' IS NULL' if tracked else ''}"
-    )
+    prep.run(changes_sql(prep, src, cur, tracked=tracked, tombstones=False))
 
     def of_kind(kind: int) -> str:
         return f"{src} AS s JOIN {chg} AS c ON {prep.match('s', 'c')} AND c.{pq('kind')} = {kind}"

@@ -27,13 +27,11 @@ Two plans share the TTL step:
 
 from __future__ import annotations
 
+from ematix_engine.batch.changes import ABSENT, NEW_KEY, changes_sql
 from ematix_engine.batch.context import CHANGES, SOURCE, Counts, LoadContext
 from ematix_engine.specs import Deletes
 
 __all__ = [
-    "ABSENT",
-    "CHANGED",
-    "NEW_KEY",
     "close_current_sql",
     "insert_tombstones",
     "load_scd2",
@@ -63,50 +61,10 @@ def load_scd2(ctx: LoadContext) -> Counts:
     return counts
 
 
-#: ``kind`` values in the snapshot change table.
-NEW_KEY, CHANGED, ABSENT = 0, 1, 2
-
-
 def snapshot_changes_sql(ctx: LoadContext, source: str, current: str) -> str:
-    """``CREATE TEMP TABLE`` of the keys a snapshot changes, with their ``kind``.
-
-    One pass over the prepared ``source`` and the ``current`` versions (a FROM item holding
-    the keys, compare columns and ``is_deleted`` of the current versions only): ``kind`` is
-    :data:`NEW_KEY` (no current version), :data:`CHANGED` (compare columns differ NULL-safely,
-    or the current version is a tombstone) or, when deletes are tracked, :data:`ABSENT` (a live
-    current version the snapshot lacks). Unchanged keys are left out.
-    """
-    q, keys = ctx.q, ctx.target.keys
-    first = q(keys[0])
+    """The change table of a snapshot SCD2 load over the ``current`` versions."""
     tracked = ctx.target.deletes is not Deletes.IGNORE
-    key_list = ", ".join(f"COALESCE(s.{q(k)}, t.{q(k)}) AS {q(k)}" for k in keys)
-    changed = (
-        f"(s.{first} IS NOT NULL AND (t.{first} IS NULL OR t.{q('is_deleted')} OR "
-        f"{ctx.distinct('t', 's', ctx.compare_columns)}))"
-    )
-    kind = (
-        f"CASE WHEN s.{first} IS NULL THEN {ABSENT} WHEN t.{first} IS NULL THEN {NEW_KEY} "
-        f"ELSE {CHANGED} END AS {q('kind')}"
-    )
-    create = f"CREATE TEMP TABLE {q(CHANGES)} AS "
-    if not tracked:
-        return (
-            f"{create}SELECT {key_list}, {kind} FROM {source} AS s LEFT JOIN {current} AS t "
-            f"ON {ctx.match('t', 's')} WHERE {changed}"
-        )
-    if not ctx.backend.SUPPORTS_FULL_JOIN:  # the same rows as a LEFT JOIN plus an anti-join
-        return (
-            f"{create}SELECT {key_list}, {kind} FROM {source} AS s LEFT JOIN {current} AS t "
-            f"ON {ctx.match('t', 's')} WHERE {changed} "
-            f"UNION ALL SELECT {ctx.cols(keys, 't')}, {ABSENT} FROM {current} AS t "
-            f"WHERE NOT t.{q('is_deleted')} AND NOT EXISTS "
-            f"(SELECT 1 FROM {source} AS s WHERE {ctx.match('s', 't')})"
-        )
-    return (
-        f"{create}SELECT {key_list}, {kind} FROM {source} AS s FULL JOIN {current} AS t "
-        f"ON {ctx.match('t', 's')} WHERE {changed} "
-        f"OR (s.{first} IS NULL AND NOT t.{q('is_deleted')})"
-    )
+    return changes_sql(ctx, source, current, tracked=tracked, tombstones=True)
 
 
 def insert_tombstones(ctx: LoadContext, closed_keys: str) -> int:
