@@ -22,9 +22,11 @@ from ematix_dagster.checks import asset_check_result
 from ematix_dagster.constants import RUN_TAG_PIPELINE
 from ematix_dagster.event_iterator import EmatixEvent, EmatixEventIterator
 from ematix_dagster.metadata import EmatixMetadata, TableMetadata, table_schema_from
+from ematix_dagster.progress import ProgressLog
 from ematix_dagster.refs import EmatixAssetRef, lookup_ref
 from ematix_dagster.retry import requested_retry
 from ematix_dagster.runlog import DagsterRunLog
+from ematix_engine.batch.progress import ProgressReporter
 from ematix_engine.batch.result import TargetResult
 from ematix_engine.batch.runner import load_target
 from ematix_engine.checks import Check, CheckOutcome, check_session, evaluate_checks
@@ -145,7 +147,8 @@ class EmatixResource(dg.ConfigurableResource):
         try:
             for ref in refs:
                 begun = time.perf_counter()
-                result = load_target(spec, ref.target, batch_id=run_id)
+                progress = ProgressReporter(ProgressLog(context.log), spec.name, ref.target.label)
+                result = load_target(spec, ref.target, batch_id=run_id, progress=progress)
                 results.append(result)
                 elapsed = time.perf_counter() - begun
                 yield from self._after_load(context, ref, result, elapsed, run_id, attempt)

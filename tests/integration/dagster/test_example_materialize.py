@@ -71,6 +71,9 @@ def test_materialize_whole_example_on_duckdb(
     first = _materialize_all(example_defs, dagster_instance)
     checks = _check_results(first)
     assert len(checks) == 21 and all(checks.values()), checks
+    logged = [e.user_message for e in dagster_instance.all_logs(first.run_id) if e.user_message]
+    assert "ematix: analytics.customer_dim: reading source" in logged  # progress in the run log
+    assert "ematix: analytics.customer_dim: writing" in logged
 
     counts = {key: _duckdb_count(example_data, key) for key in WAREHOUSE}
     counts |= {key: _delta_count(example_data, key) for key in LAKE}
