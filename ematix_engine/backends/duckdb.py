@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -17,6 +19,7 @@ from ematix_engine.schema.types import ColumnType
 __all__ = ["DuckDBBackend"]
 
 _DML = ("INSERT", "UPDATE", "DELETE")
+_SCRATCH = os.path.join(tempfile.gettempdir(), "ematix-duckdb")
 
 
 class DuckDBBackend(SqlBackend):
@@ -30,7 +33,10 @@ class DuckDBBackend(SqlBackend):
     def __init__(self, path: str = ":memory:", *, connection: Any = None) -> None:
         super().__init__(connection)
         self.path = path
-        self.con = duckdb.connect(path)
+        # An in-memory session (the preparing or planning step of a load) spills beyond its
+        # memory limit into the system's temporary folder, not into ``.tmp`` under the cwd.
+        config = {"temp_directory": _SCRATCH} if path == ":memory:" else {}
+        self.con = duckdb.connect(path, config=config)
 
     @override
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> int:
