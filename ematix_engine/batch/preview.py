@@ -8,9 +8,11 @@ from ematix_engine.backends import same_database
 from ematix_engine.batch.context import RAW, SOURCE
 from ematix_engine.batch.result import PreviewResult, TargetPreview
 from ematix_engine.batch.runner import _source_connection, _target_connection
+from ematix_engine.specs import LoadMode
 
 if TYPE_CHECKING:
     from ematix_engine.api.pipeline import Pipeline
+    from ematix_engine.specs import TargetSpec
 
 __all__ = ["preview_pipeline"]
 
@@ -32,12 +34,16 @@ def preview_pipeline(pipeline: Pipeline) -> PreviewResult:
         source_sql = spec.source(get_connection(source_conn))
         same = same_database(source_conn, _target_connection(target))
         kind = get_connection(_target_connection(target)).kind
-        steps = [
-            f"stage source into {RAW} ({'CREATE TEMP VIEW AS SELECT' if same else 'Arrow batches'})",
-            "ensure_table (create / add columns)",
-            f"prepare {SOURCE}: normalize, cast, row_hash, dedupe",
-            f"{target.mode.value} into {target.label}",
-        ]
+        if not same and kind == "postgres":
+            steps = _in_process_steps(target)
+        else:
+            steps = [
+                f"stage source into {RAW} "
+                f"({'CREATE TEMP VIEW AS SELECT' if same else 'Arrow batches'})",
+                "ensure_table (create / add columns)",
+                f"prepare {SOURCE}: normalize, cast, row_hash, dedupe",
+                f"{target.mode.value} into {target.label}",
+            ]
         if spec.incremental_column:
             steps.append(f"advance watermark on {spec.incremental_column} in the same transaction")
         previews.append(
@@ -50,3 +56,27 @@ def preview_pipeline(pipeline: Pipeline) -> PreviewResult:
             )
         )
     return PreviewResult(pipeline=spec.name, source_sql=source_sql, targets=tuple(previews))
+
+
+def _in_process_steps(target: TargetSpec) -> list[str]:
+    """Steps of a cross-database load into PostgreSQL (see ``batch/in_process.py``)."""
+    steps = [
+        f"stage source into {RAW} (Arrow batches into an in-memory DuckDB session)",
+        "ensure_table (create / add columns)",
+        f"prepare {SOURCE} in DuckDB: normalize, cast, dedupe",
+        f"empty target: COPY the rows (hashed on the way) straight into {target.label}",
+    ]
+    compares = target.mode is LoadMode.MERGE or (
+        target.mode is LoadMode.SCD2
+        and target.event_timestamp_column is None
+        and target.ttl_seconds is None
+    )
+    if compares:
+        steps.append(
+            "otherwise: lock the target against writers, read its current keys and compare "
+            "columns into DuckDB, compare there, send only the keys to close or delete and "
+            "the new rows"
+        )
+    else:
+        steps.append(f"otherwise: COPY {SOURCE} into a temp table, then {target.mode.value}")
+    return steps

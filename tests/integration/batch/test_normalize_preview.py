@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
+
+import pytest
 
 from ematix_engine.api import ematix
 from ematix_engine.api.table import pk
 from ematix_engine.normalize import empty_to_null, lower, trim
 from ematix_engine.types import BigInt, String, Text
-from tests.integration.batch.harness import Harness
+from tests.integration.batch.harness import Harness, make_harness
 
 
 def test_lower_trim_empty_to_null(h: Harness) -> None:
@@ -102,3 +105,14 @@ def test_preview_writes_nothing_and_names_the_mode(h: Harness) -> None:
     # delta, postgres_x: the source tables live in a DuckDB file, staged across databases
     assert preview.targets[0].same_database == (not h.cross_database)
     assert not h.exists("dry")
+
+
+def test_preview_of_a_cross_database_load_into_postgres_names_the_in_process_compare(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    h = make_harness("postgres_x", request, tmp_path)
+    src = h.create_source("src", {"id": "bigint", "name": "text"}, [(1, "a")])
+    merge = declare(h, f"SELECT id, name FROM {src}", mode="merge").preview()
+    assert any("compare there" in step for step in merge.targets[0].statements)
+    appended = declare(h, f"SELECT id, name FROM {src}", mode="append").preview()
+    assert any("into a temp table, then append" in s for s in appended.targets[0].statements)
