@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import tempfile
 import uuid
@@ -19,7 +20,8 @@ from ematix_engine.schema.types import ColumnType
 __all__ = ["DuckDBBackend"]
 
 _DML = ("INSERT", "UPDATE", "DELETE")
-_SCRATCH = os.path.join(tempfile.gettempdir(), "ematix-duckdb")
+# One folder per OS user: a shared one would belong to whoever created it first.
+_SCRATCH = os.path.join(tempfile.gettempdir(), f"ematix-duckdb-{getpass.getuser()}")
 
 
 class DuckDBBackend(SqlBackend):

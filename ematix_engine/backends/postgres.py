@@ -138,6 +138,42 @@ class PostgresBackend(SqlBackend):
 
         return pa.RecordBatchReader.from_batches(schema, batches())
 
+    def read_in_transaction(self, sql: str, schema: pa.Schema) -> pa.Table:
+        """Rows of ``sql`` read on this session, inside its transaction, typed by ``schema``.
+
+        ``COPY (sql) TO STDOUT`` as CSV, parsed by Arrow. Unlike :meth:`read_arrow` (a second,
+        ADBC connection), the read sees what the transaction sees and cannot queue behind a
+        lock request that itself waits for this transaction. The caller selects text forms
+        that parse back exactly (see ``batch/in_process.py``).
+
+        Raises:
+            pyarrow.ArrowInvalid: a value does not parse as its ``schema`` type (nothing in
+                the transaction changed; the caller may take another way).
+        """
+        sink = io.BytesIO()
+        with (
+            self.con.cursor() as cursor,
+            cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy,
+        ):
+            for block in copy:
+                sink.write(block)
+        if sink.tell() == 0:
+            return schema.empty_table()
+        sink.seek(0)
+        return pa_csv.read_csv(
+            sink,
+            read_options=pa_csv.ReadOptions(column_names=schema.names),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=schema,
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,  # "" is the empty string, not NULL
+                true_values=["t"],
+                false_values=["f"],
+            ),
+        )
+
     @override
     def result_schema(self, sql: str) -> pa.Schema:
         with self.con.cursor() as cursor:

@@ -145,9 +145,12 @@ class SQLiteBackend(SqlBackend):
         """Read through the ADBC SQLite driver (in C, no Python object per value), if it applies.
 
         It applies to a database file whose result columns all have INTEGER, REAL or TEXT
-        affinity; otherwise None (the ``sqlite3`` path, which reads declared types). The driver fixes each column's Arrow type from the values of its first batch,
-        so a start of NULLs would fix the wrong one: one row holding a value of each column's
-        affinity goes first, marked, and is filtered out of the stream again.
+        affinity and distinct names, and to SQL the driver's own connection can prepare (it
+        lacks the functions, attached databases and temp tables of this one); otherwise None
+        (the ``sqlite3`` path, which reads declared types). The driver fixes each column's
+        Arrow type from the values of its first batch, so a start of NULLs would fix the wrong
+        one: one row holding a value of each column's affinity goes first, marked, and is
+        filtered out of the stream again.
         """
         if self.path in ("", ":memory:") or not all(d in _AFFINITY_SAMPLE for d in declared):
             return None
@@ -157,6 +160,8 @@ class SQLiteBackend(SqlBackend):
             d[0]
             for d in self.con.execute(f"SELECT * FROM ({sql}) LIMIT 0", params or ()).description
         ]
+        if len(set(names)) != len(names):
+            return None
         marker = "_ematix_sample_row"
         samples = ", ".join(
             f"{_AFFINITY_SAMPLE[d]} AS {self.quote(n)}"
@@ -172,6 +177,9 @@ class SQLiteBackend(SqlBackend):
             cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_size)})
             cursor.execute(wrapped, tuple(params) if params else None)
             reader = cursor.fetch_record_batch()
+        except adbc.Error:  # e.g. a function only this connection has: use the sqlite3 path
+            connection.close()
+            return None
         except BaseException:
             connection.close()
             raise
@@ -181,7 +189,7 @@ class SQLiteBackend(SqlBackend):
                 for batch in reader:
                     kept = batch.filter(pc.equal(batch.column(0), 0))
                     yield pa.RecordBatch.from_arrays(
-                        [c.cast(f.type) for c, f in zip(kept.columns[1:], schema, strict=True)],
+                        [_cast_named(c, f) for c, f in zip(kept.columns[1:], schema, strict=True)],
                         schema=schema,
                     )
             except (adbc.Error, OSError) as error:  # the stream reports as OSError
@@ -281,6 +289,16 @@ def _canonical_timestamp(value: Any) -> Any:
 
 #: A value of each affinity, for the sample row of :meth:`SQLiteBackend._read_arrow_adbc`.
 _AFFINITY_SAMPLE = {"INT": "0", "REAL": "CAST(0 AS REAL)", "TEXT": "''"}
+
+
+def _cast_named(column: pa.Array, field: pa.Field) -> pa.Array:
+    """``column`` cast to ``field``'s type; a value that does not fit names the column."""
+    try:
+        return column.cast(field.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise ValueError(
+            f"column {field.name!r} holds a value that does not match its declared type: {error}"
+        ) from error
 
 
 def _named_mismatch(error: Exception, names: list[str]) -> Exception:

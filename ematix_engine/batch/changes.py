@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from ematix_engine.batch.context import CHANGES, LoadContext
 
-__all__ = ["ABSENT", "CHANGED", "NEW_KEY", "changes_sql"]
+__all__ = ["ABSENT", "CHANGED", "KIND", "NEW_KEY", "changes_sql"]
 
-#: ``kind`` values in the change table.
+#: The change table's column telling what happens to a key (prefixed: it sits beside the keys).
+KIND = "_ematix_kind"
+#: Its values.
 NEW_KEY, CHANGED, ABSENT = 0, 1, 2
 
 
 def changes_sql(
     ctx: LoadContext, source: str, current: str, *, tracked: bool, tombstones: bool
 ) -> str:
-    """``CREATE TEMP TABLE _ematix_chg`` of the keys that change, with their ``kind``.
+    """``CREATE TEMP TABLE _ematix_chg`` of the keys that change, with their :data:`KIND`.
 
     One pass over the prepared ``source`` and ``current`` (a FROM item with the keys and
     compare columns of the target's current rows, plus ``is_deleted`` when ``tombstones``).
@@ -26,7 +28,7 @@ def changes_sql(
         tombstones: ``current`` rows carry ``is_deleted`` (SCD2); a current tombstone counts
             as changed when its key is back, and is not absent again when it stays away.
 
-    ``kind`` is :data:`NEW_KEY` (no current row), :data:`CHANGED` (compare columns differ
+    :data:`KIND` is :data:`NEW_KEY` (no current row), :data:`CHANGED` (compare columns differ
     NULL-safely) or, when ``tracked``, :data:`ABSENT`. Unchanged keys are left out.
     """
     q, keys = ctx.q, ctx.target.keys
@@ -40,7 +42,7 @@ def changes_sql(
     )
     kind = (
         f"CASE WHEN s.{first} IS NULL THEN {ABSENT} WHEN t.{first} IS NULL THEN {NEW_KEY} "
-        f"ELSE {CHANGED} END AS {q('kind')}"
+        f"ELSE {CHANGED} END AS {q(KIND)}"
     )
     create = f"CREATE TEMP TABLE {q(CHANGES)} AS "
     if not tracked:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ematix_engine.batch.changes import ABSENT, CHANGED, NEW_KEY, changes_sql
+import pyarrow as pa
+
+from ematix_engine.batch.changes import ABSENT, CHANGED, KIND, NEW_KEY, changes_sql
 from ematix_engine.batch.context import BATCH, CHANGES, SOURCE, Counts, LoadContext
 from ematix_engine.batch.scd2 import (
     close_current_sql,
@@ -32,6 +34,7 @@ from ematix_engine.schema.ddl import TableColumn
 from ematix_engine.specs import Deletes, LoadMode, TargetSpec
 
 __all__ = [
+    "CompareUnavailable",
     "batch_constant_columns",
     "compares_in_process",
     "copy_into_empty_target",
@@ -41,11 +44,12 @@ __all__ = [
 _CURRENT = "_ematix_cur"
 _CLOSING = "_ematix_close"
 _CHANGED_ROWS = "_ematix_upd"
-# Type families whose values survive the round trip target → Arrow → DuckDB exactly, so a
-# comparison in DuckDB equals the comparison the target would make. JSON is not among them:
-# PostgreSQL's jsonb equality ignores key order and spacing, text comparison does not.
+# Type families whose values survive the round trip target → CSV text → Arrow → DuckDB
+# exactly, so a comparison in DuckDB equals the comparison the target would make. JSON is not
+# among them (PostgreSQL's jsonb equality ignores key order and spacing, text comparison does
+# not), nor bytes (bytea text would need decoding).
 _EXACT_FAMILIES = frozenset(
-    {"int", "text", "bool", "float", "decimal", "date", "timestamp", "timestamptz", "bytes"}
+    {"int", "text", "bool", "float", "decimal", "date", "timestamp", "timestamptz"}
 )
 
 
@@ -103,14 +107,75 @@ def copy_into_empty_target(
     return copied
 
 
-def _pull_current(prep: LoadContext, ctx: LoadContext, extra: str, where: str) -> None:
-    """Lock the target against writers, then read its keys and compare columns into DuckDB."""
-    keys = ctx.target.keys
+class CompareUnavailable(Exception):
+    """The target's rows could not be read back exactly; nothing was written yet."""
+
+
+def _pull_current(prep: LoadContext, ctx: LoadContext, *, tombstones: bool) -> None:
+    """Lock the target against writers, then read its current keys and compare columns.
+
+    The rows are read on the load's own connection, in its transaction (a second connection
+    could queue behind a lock request that waits for this transaction, and never return), in
+    text forms that parse back to exactly the values PostgreSQL compares: ``character(n)`` as
+    its text, zoned timestamps in UTC, doubles with every digit.
+
+    Raises:
+        CompareUnavailable: a value has no exact Arrow form (``numeric`` NaN, a BC date,
+            ``infinity`` timestamps); the caller falls back to comparing in PostgreSQL.
+    """
+    q, target = ctx.q, ctx.target
+    by_name = {c.name: c for c in ctx.columns}
+    names = [*target.keys, *(c for c in ctx.compare_columns if c not in target.keys)]
+    selects, fields = [], []
+    for name in names:
+        column = by_name[name]
+        selects.append(f"{_exact_text(ctx, f't.{q(name)}', column)} AS {q(name)}")
+        fields.append(pa.field(name, _parsed_type(column)))
+    where = ""
+    if tombstones:
+        selects.append(f"t.{q('is_deleted')}")
+        fields.append(pa.field("is_deleted", pa.bool_()))
+        where = f" WHERE t.{q('is_current')}"
+    current_sql = f"SELECT {', '.join(selects)} FROM {ctx.table} AS t{where}"
     ctx.run(f"LOCK TABLE {ctx.table} IN SHARE ROW EXCLUSIVE MODE")
-    pulled = [*keys, *(c for c in ctx.compare_columns if c not in keys)]
-    current_sql = f"SELECT {ctx.cols(pulled, 't')}{extra} FROM {ctx.table} AS t{where}"
     ctx.statements.append(current_sql)
-    prep.backend.stage_arrow(_CURRENT, ctx.backend.read_arrow(current_sql))
+    ctx.backend.execute("SET LOCAL extra_float_digits = 3")
+    ctx.backend.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+    try:
+        rows = ctx.backend.read_in_transaction(current_sql, pa.schema(fields))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise CompareUnavailable(str(error)) from error
+    finally:
+        ctx.backend.execute("SET LOCAL extra_float_digits = 0")  # row_hash text (schema.hashing)
+    rows = pa.Table.from_arrays(
+        [rows.column(f.name).cast(_compared_type(by_name.get(f.name), f.type)) for f in fields],
+        names=[f.name for f in fields],
+    )
+    prep.backend.stage_arrow(_CURRENT, rows.to_reader())
+
+
+def _exact_text(ctx: LoadContext, column_sql: str, column: TableColumn) -> str:
+    """SQL giving ``column_sql``'s value as text that parses back exactly."""
+    family = column.type.hash_family
+    if family == "text":  # character(n) compares as text without its padding
+        return f"CAST({column_sql} AS TEXT)"
+    if family == "timestamptz":
+        return f"({column_sql} AT TIME ZONE 'UTC')"
+    return column_sql
+
+
+def _parsed_type(column: TableColumn) -> pa.DataType:
+    """Arrow type the CSV text of ``column`` is parsed as."""
+    if column.type.hash_family == "timestamptz":
+        return pa.timestamp("us")
+    return column.type.arrow_type()
+
+
+def _compared_type(column: TableColumn | None, parsed: pa.DataType) -> pa.DataType:
+    """Arrow type of the pulled column (UTC timestamps get their zone back)."""
+    if column is not None and column.type.hash_family == "timestamptz":
+        return pa.timestamp("us", tz="UTC")
+    return parsed
 
 
 def _stage_in_target(prep: LoadContext, ctx: LoadContext, table: str, select: str) -> None:
@@ -124,12 +189,12 @@ def _load_scd2(prep: LoadContext, ctx: LoadContext) -> Counts:
     q, pq = ctx.q, prep.q
     target = ctx.target
     keys = list(target.keys)
-    _pull_current(prep, ctx, f", t.{q('is_deleted')}", f" WHERE t.{q('is_current')}")
+    _pull_current(prep, ctx, tombstones=True)
     src, chg = pq(SOURCE), pq(CHANGES)
     total = prep.scalar(f"SELECT COUNT(*) FROM {src}")
     prep.run(snapshot_changes_sql(prep, src, pq(_CURRENT)))
-    absent = prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq('kind')} = {ABSENT}")
-    closing = prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq('kind')} <> {NEW_KEY}")
+    absent = prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq(KIND)} = {ABSENT}")
+    closing = prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq(KIND)} <> {NEW_KEY}")
 
     counts = Counts(deleted=absent)
     if closing:
@@ -137,7 +202,7 @@ def _load_scd2(prep: LoadContext, ctx: LoadContext) -> Counts:
             prep,
             ctx,
             _CLOSING,
-            f"SELECT {prep.cols(keys)}, {pq('kind')} FROM {chg} WHERE {pq('kind')} <> {NEW_KEY}",
+            f"SELECT {prep.cols(keys)}, {pq(KIND)} FROM {chg} WHERE {pq(KIND)} <> {NEW_KEY}",
         )
         counts.closed = ctx.run(close_current_sql(ctx, q(_CLOSING)))
         if absent and target.deletes is Deletes.NEW_RECORD:
@@ -158,18 +223,18 @@ def _load_merge(prep: LoadContext, ctx: LoadContext) -> Counts:
     q, pq = ctx.q, prep.q
     target = ctx.target
     keys = list(target.keys)
-    _pull_current(prep, ctx, "", "")
+    _pull_current(prep, ctx, tombstones=False)
     src, cur, chg = pq(SOURCE), pq(_CURRENT), pq(CHANGES)
     tracked = target.deletes is Deletes.CLOSE
     total = prep.scalar(f"SELECT COUNT(*) FROM {src}")
     prep.run(changes_sql(prep, src, cur, tracked=tracked, tombstones=False))
 
     def of_kind(kind: int) -> str:
-        return f"{src} AS s JOIN {chg} AS c ON {prep.match('s', 'c')} AND c.{pq('kind')} = {kind}"
+        return f"{src} AS s JOIN {chg} AS c ON {prep.match('s', 'c')} AND c.{pq(KIND)} = {kind}"
 
     counts = Counts()
     updates = ctx.non_key_columns
-    if updates and prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq('kind')} = {CHANGED}"):
+    if updates and prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq(KIND)} = {CHANGED}"):
         _stage_in_target(
             prep,
             ctx,
@@ -183,12 +248,12 @@ def _load_merge(prep: LoadContext, ctx: LoadContext) -> Counts:
             f"FROM {q(_CHANGED_ROWS)} AS u WHERE {ctx.match('t', 'u')}"
         )
         ctx.run(f"DROP TABLE {q(_CHANGED_ROWS)}")
-    if tracked and prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq('kind')} = {ABSENT}"):
+    if tracked and prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq(KIND)} = {ABSENT}"):
         _stage_in_target(
             prep,
             ctx,
             _CLOSING,
-            f"SELECT {prep.cols(keys)} FROM {chg} WHERE {pq('kind')} = {ABSENT}",
+            f"SELECT {prep.cols(keys)} FROM {chg} WHERE {pq(KIND)} = {ABSENT}",
         )
         counts.deleted = ctx.run(
             f"DELETE FROM {ctx.table} AS t USING {q(_CLOSING)} AS g WHERE {ctx.match('t', 'g')}"

@@ -299,6 +299,24 @@ def _duplicate_hash_sql(ctx: LoadContext, alias: str) -> str:
     return ctx.row_hash_sql(alias, others)
 
 
+def _reject_null_keys(ctx: LoadContext, keys: list[str]) -> None:
+    """Fail the load when a source row has no value in a key column.
+
+    Such a row has no identity to merge or version on: it would otherwise fail on the target's
+    primary key, or (where the target has none) never match and be lost.
+    """
+    q = ctx.q
+    counts = ctx.rows(
+        "SELECT "
+        + ", ".join(f"SUM(CASE WHEN {q(k)} IS NULL THEN 1 ELSE 0 END)" for k in keys)
+        + f" FROM {q(_PRE)}"
+    )
+    missing = {k: int(n) for k, n in zip(keys, counts[0] if counts else (), strict=False) if n}
+    if missing:
+        detail = ", ".join(f"{n} in {k!r}" for k, n in missing.items())
+        raise SourceError(ctx.pipeline, f"source rows with a NULL key column ({detail})")
+
+
 def _resolve_duplicates(ctx: LoadContext) -> None:
     """Drop exact duplicates, keep the newest event per key, report real conflicts.
 
@@ -317,6 +335,7 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
         slot = [*keys, "valid_from"]
     else:
         slot = keys
+    _reject_null_keys(ctx, keys)
     repeated = ctx.scalar(
         f"SELECT COUNT(*) FROM (SELECT 1 AS one FROM {pre} GROUP BY {ctx.cols(slot)} "
         f"HAVING COUNT(*) > 1) AS d"

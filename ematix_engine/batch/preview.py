@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from ematix_engine.backends import same_database
 from ematix_engine.batch.context import RAW, SOURCE
 from ematix_engine.batch.result import PreviewResult, TargetPreview
-from ematix_engine.batch.runner import _source_connection, _target_connection
+from ematix_engine.batch.runner import _copies_straight_in, _source_connection, _target_connection
 from ematix_engine.specs import LoadMode
 
 if TYPE_CHECKING:
@@ -64,8 +64,11 @@ def _in_process_steps(target: TargetSpec) -> list[str]:
         f"stage source into {RAW} (Arrow batches into an in-memory DuckDB session)",
         "ensure_table (create / add columns)",
         f"prepare {SOURCE} in DuckDB: normalize, cast, dedupe",
-        f"empty target: COPY the rows (hashed on the way) straight into {target.label}",
     ]
+    if _copies_straight_in(target):
+        steps.append(
+            f"empty target: COPY the rows (hashed on the way) straight into {target.label}"
+        )
     compares = target.mode is LoadMode.MERGE or (
         target.mode is LoadMode.SCD2
         and target.event_timestamp_column is None

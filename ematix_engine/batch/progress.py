@@ -8,7 +8,8 @@ rows read so far::
 
     pipeline.run(on_progress=show)
 
-A callback that raises is logged and ignored: a broken display never fails a load.
+A callback that raises is logged and ignored: a broken display never fails a load. It may be
+called from a worker thread that pulls the source's batches.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ __all__ = ["LoadProgress", "ProgressCallback", "ProgressReporter"]
 
 log = logging.getLogger("ematix.batch")
 
-#: Phases in the order a load enters them.
+#: Phases in the order a load enters them (a dry run ends "rolled back").
 READING, PREPARING, WRITING, COMMITTED = "reading source", "preparing", "writing", "committed"
+ROLLED_BACK = "rolled back"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +36,11 @@ class LoadProgress:
     Attributes:
         pipeline: the pipeline's name.
         target: the target, ``schema.table``.
-        phase: ``"reading source"``, ``"preparing"``, ``"writing"`` or ``"committed"``.
-        rows_read: source rows read so far (streamed loads count batch by batch; a
-            same-database load reports its source rows once it has committed).
+        phase: ``"reading source"``, ``"preparing"``, ``"writing"``, then ``"committed"`` (or
+            ``"rolled back"`` for a dry run).
+        rows_read: source rows read so far. A source streamed from another database counts
+            batch by batch; a same-database source reports its rows (after exact duplicates
+            are dropped) when writing starts.
     """
 
     pipeline: str
@@ -57,6 +61,11 @@ class ProgressReporter:
         self._target = target
         self._phase = READING
         self.rows_read = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether anybody listens (counting rows for nobody is wasted work)."""
+        return self._callback is not None
 
     def phase(self, phase: str, rows_read: int | None = None) -> None:
         """Enter ``phase`` (optionally setting the rows read)."""

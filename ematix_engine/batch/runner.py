@@ -26,6 +26,7 @@ from ematix_engine.backends.duckdb import DuckDBBackend
 from ematix_engine.batch.append import load_append
 from ematix_engine.batch.context import BATCH, RAW, SOURCE, Counts, LoadContext
 from ematix_engine.batch.in_process import (
+    CompareUnavailable,
     batch_constant_columns,
     compares_in_process,
     copy_into_empty_target,
@@ -47,6 +48,7 @@ from ematix_engine.batch.progress import (
     COMMITTED,
     PREPARING,
     READING,
+    ROLLED_BACK,
     WRITING,
     ProgressCallback,
     ProgressReporter,
@@ -196,8 +198,7 @@ def load_target(
         result = _load_with(backend, spec, target, batch_id, dry_run, batch_size, progress)
     finally:
         backend.close()
-    source_rows = result.rows_inserted + result.rows_updated + result.rows_unchanged
-    progress.phase(COMMITTED, max(progress.rows_read, source_rows))
+    progress.phase(ROLLED_BACK if dry_run else COMMITTED)
     return replace(result, duration_s=time.perf_counter() - started)
 
 
@@ -331,19 +332,22 @@ def run_sql_target(
             try:
                 prep_ctx = context(prep)
                 prepare_source(prep_ctx, mapping)
+                if progress.active and not progress.rows_read:  # not streamed: count them
+                    progress.rows_read = prep_ctx.scalar(
+                        f"SELECT COUNT(*) FROM {prep.quote(SOURCE)}"
+                    )
                 progress.phase(WRITING)
                 if straight_in:
                     counts = Counts(inserted=copy_into_empty_target(prep_ctx, ctx, late=late))
                 elif in_process and compares_in_process(ctx, ddl):
-                    counts = load_in_process(prep_ctx, ctx)
+                    try:
+                        counts = load_in_process(prep_ctx, ctx)
+                    except CompareUnavailable as why:
+                        log.info("%s: comparing in PostgreSQL instead (%s)", spec.name, why)
+                        counts = _load_staged(prep, ctx)
+                elif in_process:
+                    counts = _load_staged(prep, ctx)
                 else:
-                    if in_process:
-                        backend.stage_arrow(
-                            SOURCE,
-                            prep.read_arrow(f"SELECT * FROM {prep.quote(SOURCE)}"),
-                            column_types={c.name: c.type for c in physical},
-                        )
-                        backend.analyze(SOURCE)
                     counts = _MODES[target.mode](ctx)
                 if defer_key:
                     ctx.run(
@@ -399,6 +403,17 @@ def run_sql_target(
         watermark=new_watermark,
         row_count=row_count,
     )
+
+
+def _load_staged(prep: SqlBackend, ctx: LoadContext) -> Counts:
+    """COPY the prepared rows into a temp table of the target, then run the mode's SQL plan."""
+    ctx.backend.stage_arrow(
+        SOURCE,
+        prep.read_arrow(f"SELECT * FROM {prep.quote(SOURCE)}"),
+        column_types={c.name: c.type for c in ctx.physical_columns},
+    )
+    ctx.backend.analyze(SOURCE)
+    return _MODES[ctx.target.mode](ctx)
 
 
 def _batch_constants(

@@ -27,7 +27,7 @@ Two plans share the TTL step:
 
 from __future__ import annotations
 
-from ematix_engine.batch.changes import ABSENT, NEW_KEY, changes_sql
+from ematix_engine.batch.changes import ABSENT, KIND, NEW_KEY, changes_sql
 from ematix_engine.batch.context import CHANGES, SOURCE, Counts, LoadContext
 from ematix_engine.specs import Deletes
 
@@ -80,7 +80,7 @@ def insert_tombstones(ctx: LoadContext, closed_keys: str) -> int:
         f"SELECT {ctx.cols(names, 't')}, t.{q('row_hash')}, {ctx.const('batch_ts')}, NULL, TRUE, "
         f"TRUE, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
         f"FROM {ctx.table} AS t JOIN {closed_keys} AS c ON {ctx.match('t', 'c')} "
-        f"WHERE c.{q('kind')} = {ABSENT} AND t.{q('valid_to')} = {ctx.const('batch_ts')}"
+        f"WHERE c.{q(KIND)} = {ABSENT} AND t.{q('valid_to')} = {ctx.const('batch_ts')}"
     )
 
 
@@ -90,7 +90,7 @@ def close_current_sql(ctx: LoadContext, closed_keys: str) -> str:
     return (
         f"UPDATE {ctx.table} AS t SET {q('valid_to')} = {ctx.const('batch_ts')}, "
         f"{q('is_current')} = FALSE FROM {closed_keys} AS c "
-        f"WHERE t.{q('is_current')} AND c.{q('kind')} <> {NEW_KEY} AND {ctx.match('t', 'c')}"
+        f"WHERE t.{q('is_current')} AND c.{q(KIND)} <> {NEW_KEY} AND {ctx.match('t', 'c')}"
     )
 
 
@@ -125,7 +125,7 @@ def _snapshot(ctx: LoadContext, counts: Counts, total: int) -> None:
     current = f"(SELECT * FROM {ctx.table} WHERE {q('is_current')})"
     ctx.run(snapshot_changes_sql(ctx, src, current))
     ctx.analyze(CHANGES)
-    absent = ctx.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {q('kind')} = {ABSENT}")
+    absent = ctx.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {q(KIND)} = {ABSENT}")
     counts.closed += ctx.run(close_current_sql(ctx, chg))
     versions = _insert_versions(
         ctx, f"{src} AS s JOIN {chg} AS c ON {ctx.match('s', 'c')}", _NO_END, "TRUE"

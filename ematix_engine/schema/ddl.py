@@ -58,9 +58,11 @@ _INT_BITS = {
     "smallint": 16, "short": 16, "int2": 16,
     "integer": 32, "int": 32, "int4": 32, "mediumint": 32,
     "bigint": 64, "long": 64, "int8": 64,
+    # DuckDB's unsigned integers hold no negative value: narrower than any signed declaration
+    "utinyint": 0, "usmallint": 0, "uinteger": 0, "ubigint": 0,
 }  # fmt: skip
 _DECLARED_INT_BITS = {"SMALLINT": 16, "INT": 32, "BIGINT": 64}
-_VARCHAR_LENGTH = re.compile(r"(?:varchar|character varying|char)\s*\((\d+)\)")
+_VARCHAR_LENGTH = re.compile(r"(?:varchar|character varying|character|char)\s*\((\d+)\)")
 
 
 def _compatible(existing_type: str, column_type: type[ColumnType], dialect: str) -> bool:

@@ -254,7 +254,7 @@ def test_postgres_reload_compares_json_as_jsonb(
 def test_postgres_bytes_round_trip_and_compare(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """Bytes reach PostgreSQL as bytea hex text (vectorised) and compare exactly in-process."""
+    """Bytes reach PostgreSQL as bytea hex text (vectorised) and compare exactly on reload."""
     source = make_harness("duckdb", request, tmp_path, name="src")
     target = make_harness("postgres", request, tmp_path, name="default")
     src = source.table("blobs")
