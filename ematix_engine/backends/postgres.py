@@ -27,6 +27,8 @@ from ematix_engine.schema.types import ColumnType
 __all__ = ["PostgresBackend"]
 
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, batch_size=65_536)
+#: How long a read at an exported snapshot waits for a lock before giving up.
+_SNAPSHOT_LOCK_TIMEOUT = "2s"
 
 # PostgreSQL type OIDs → Arrow types for reading query results.
 _OID_ARROW: dict[int, pa.DataType] = {
@@ -106,20 +108,39 @@ class PostgresBackend(SqlBackend):
 
     @override
     def read_arrow(
-        self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 100_000
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        batch_size: int = 100_000,
+        *,
+        snapshot: str | None = None,
     ) -> pa.RecordBatchReader:
         """Stream ``sql`` as Arrow through the ADBC driver (binary COPY in C, no Python loop).
 
         Parameters use ``$1`` (see :meth:`source_placeholder`). ``numeric`` columns arrive as
         ``decimal128`` with the column's precision and scale; JSON as text.
+
+        ``snapshot`` (from ``pg_export_snapshot()`` in an open transaction) makes the read see
+        exactly what that transaction sees. Such a read waits at most a moment for a lock: a
+        lock request queued behind the exporting transaction would otherwise block it, and the
+        exporter waiting for the read, for good.
         """
         import adbc_driver_postgresql.dbapi as adbc
 
         connection = adbc.connect(self.conninfo)
         cursor = connection.cursor()
-        cursor.execute("SET TimeZone = 'UTC'")
-        cursor.execute(sql, parameters=tuple(params) if params else None)
-        reader = cursor.fetch_record_batch()
+        try:
+            if snapshot is not None:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cursor.execute(f"SET TRANSACTION SNAPSHOT {self.literal_sql(snapshot)}")
+                cursor.execute(f"SET lock_timeout = {self.literal_sql(_SNAPSHOT_LOCK_TIMEOUT)}")
+            cursor.execute("SET TimeZone = 'UTC'")
+            cursor.execute(sql, parameters=tuple(params) if params else None)
+            reader = cursor.fetch_record_batch()
+        except BaseException:
+            cursor.close()
+            connection.close()
+            raise
         schema = pa.schema([_plain_field(f) for f in reader.schema])
 
         def batches():
@@ -137,42 +158,6 @@ class PostgresBackend(SqlBackend):
                 connection.close()
 
         return pa.RecordBatchReader.from_batches(schema, batches())
-
-    def read_in_transaction(self, sql: str, schema: pa.Schema) -> pa.Table:
-        """Rows of ``sql`` read on this session, inside its transaction, typed by ``schema``.
-
-        ``COPY (sql) TO STDOUT`` as CSV, parsed by Arrow. Unlike :meth:`read_arrow` (a second,
-        ADBC connection), the read sees what the transaction sees and cannot queue behind a
-        lock request that itself waits for this transaction. The caller selects text forms
-        that parse back exactly (see ``batch/in_process.py``).
-
-        Raises:
-            pyarrow.ArrowInvalid: a value does not parse as its ``schema`` type (nothing in
-                the transaction changed; the caller may take another way).
-        """
-        sink = io.BytesIO()
-        with (
-            self.con.cursor() as cursor,
-            cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy,
-        ):
-            for block in copy:
-                sink.write(block)
-        if sink.tell() == 0:
-            return schema.empty_table()
-        sink.seek(0)
-        return pa_csv.read_csv(
-            sink,
-            read_options=pa_csv.ReadOptions(column_names=schema.names),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=schema,
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,  # "" is the empty string, not NULL
-                true_values=["t"],
-                false_values=["f"],
-            ),
-        )
 
     @override
     def result_schema(self, sql: str) -> pa.Schema:

@@ -114,68 +114,45 @@ class CompareUnavailable(Exception):
 def _pull_current(prep: LoadContext, ctx: LoadContext, *, tombstones: bool) -> None:
     """Lock the target against writers, then read its current keys and compare columns.
 
-    The rows are read on the load's own connection, in its transaction (a second connection
-    could queue behind a lock request that waits for this transaction, and never return), in
-    text forms that parse back to exactly the values PostgreSQL compares: ``character(n)`` as
-    its text, zoned timestamps in UTC, doubles with every digit.
+    The read runs on a second (ADBC, binary) connection, at the snapshot the load's own
+    transaction exports right after taking the lock, so it sees exactly what the load's
+    statements will update (in any isolation level). Text columns are read as ``TEXT``:
+    ``character(n)`` then compares without its padding, as PostgreSQL compares it.
 
     Raises:
-        CompareUnavailable: a value has no exact Arrow form (``numeric`` NaN, a BC date,
-            ``infinity`` timestamps); the caller falls back to comparing in PostgreSQL.
+        CompareUnavailable: the read failed before anything was written: it waited for a
+            lock longer than a moment (an ``ALTER TABLE`` queued behind this load would
+            otherwise block it for good), or a value has no Arrow form (``numeric`` NaN).
     """
     q, target = ctx.q, ctx.target
     by_name = {c.name: c for c in ctx.columns}
     names = [*target.keys, *(c for c in ctx.compare_columns if c not in target.keys)]
-    selects, fields = [], []
-    for name in names:
-        column = by_name[name]
-        selects.append(f"{_exact_text(ctx, f't.{q(name)}', column)} AS {q(name)}")
-        fields.append(pa.field(name, _parsed_type(column)))
+    selects = [
+        f"CAST(t.{q(n)} AS TEXT) AS {q(n)}"
+        if by_name[n].type.hash_family == "text"
+        else f"t.{q(n)}"
+        for n in names
+    ]
     where = ""
     if tombstones:
         selects.append(f"t.{q('is_deleted')}")
-        fields.append(pa.field("is_deleted", pa.bool_()))
         where = f" WHERE t.{q('is_current')}"
     current_sql = f"SELECT {', '.join(selects)} FROM {ctx.table} AS t{where}"
     ctx.run(f"LOCK TABLE {ctx.table} IN SHARE ROW EXCLUSIVE MODE")
+    snapshot = ctx.backend.query("SELECT pg_export_snapshot()")[0][0]
     ctx.statements.append(current_sql)
-    ctx.backend.execute("SET LOCAL extra_float_digits = 3")
-    ctx.backend.execute("SET LOCAL DateStyle = 'ISO, YMD'")
-    try:
-        rows = ctx.backend.read_in_transaction(current_sql, pa.schema(fields))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-        raise CompareUnavailable(str(error)) from error
-    finally:
-        ctx.backend.execute("SET LOCAL extra_float_digits = 0")  # row_hash text (schema.hashing)
-    rows = pa.Table.from_arrays(
-        [rows.column(f.name).cast(_compared_type(by_name.get(f.name), f.type)) for f in fields],
-        names=[f.name for f in fields],
+    expected = pa.schema(
+        [pa.field(n, by_name[n].type.arrow_type()) for n in names]
+        + ([pa.field("is_deleted", pa.bool_())] if tombstones else [])
     )
-    prep.backend.stage_arrow(_CURRENT, rows.to_reader())
-
-
-def _exact_text(ctx: LoadContext, column_sql: str, column: TableColumn) -> str:
-    """SQL giving ``column_sql``'s value as text that parses back exactly."""
-    family = column.type.hash_family
-    if family == "text":  # character(n) compares as text without its padding
-        return f"CAST({column_sql} AS TEXT)"
-    if family == "timestamptz":
-        return f"({column_sql} AT TIME ZONE 'UTC')"
-    return column_sql
-
-
-def _parsed_type(column: TableColumn) -> pa.DataType:
-    """Arrow type the CSV text of ``column`` is parsed as."""
-    if column.type.hash_family == "timestamptz":
-        return pa.timestamp("us")
-    return column.type.arrow_type()
-
-
-def _compared_type(column: TableColumn | None, parsed: pa.DataType) -> pa.DataType:
-    """Arrow type of the pulled column (UTC timestamps get their zone back)."""
-    if column is not None and column.type.hash_family == "timestamptz":
-        return pa.timestamp("us", tz="UTC")
-    return parsed
+    try:
+        # Read to the end first, so the read's connection is closed (and its snapshot released)
+        # whatever the cast below finds.
+        rows = ctx.backend.read_arrow(current_sql, snapshot=snapshot).read_all()
+        prep.backend.stage_arrow(_CURRENT, rows.cast(expected).to_reader())
+    except Exception as error:  # nothing was written: the caller compares in PostgreSQL
+        prep.backend.drop_temp(_CURRENT)
+        raise CompareUnavailable(str(error).strip() or type(error).__name__) from error
 
 
 def _stage_in_target(prep: LoadContext, ctx: LoadContext, table: str, select: str) -> None:
