@@ -91,8 +91,9 @@ def test_existing_character_column_does_not_change_every_load(hx: Harness) -> No
 
 def test_queued_access_exclusive_lock_does_not_hang_the_load(hx: Harness) -> None:
     """An ACCESS EXCLUSIVE request (ALTER TABLE, TRUNCATE, …) queued behind the load's lock
-    must not stall the load's own read of the target: the read runs on the load's connection.
-    (Read on a second connection, it would queue behind the ALTER, which waits for the load.)"""
+    must not stall the load: its read of the target (a second connection, which queues behind
+    the ALTER, which waits for the load) gives up after a moment and the load compares in
+    PostgreSQL instead."""
     hx.create_source("s", {"id": "bigint", "v": "text"}, [(1, "a"), (2, "b")])
     load = _declare(hx, "locked", "id", "merge")
     load.run()
