@@ -74,8 +74,9 @@ _METHOD_LABELS = {
 _SQL_METHODS = ("execute", "query", "read_arrow")
 SOURCE_READ = "stage: source read (query + Arrow batches)"
 #: stage_arrow labels by the temp table written (default: the method's label).
+_SNAPSHOT_READ = "compare: read the target's current rows (ADBC, at the load's snapshot)"
 _STAGED_LABELS = {
-    "_ematix_cur": "compare: read the target's current rows into DuckDB (ADBC)",
+    "_ematix_cur": "compare: load them into DuckDB",
     "_ematix_close": "compare: send keys to close or delete",
     "_ematix_upd": "compare: send changed rows (merge)",
     "_ematix_src": "stage: prepared rows into a target temp table",
@@ -163,6 +164,9 @@ class StatementProfiler:
                 # A source read: time the batches as the target pulls them.
                 profiler.source_read_s += elapsed
                 return profiler._timed_reader(result)
+            if method == "read_arrow" and kwargs.get("snapshot"):
+                # The compare step's read of the target, consumed right away by read_all().
+                return profiler._labelled_reader(result, elapsed, backend, sql)
             if outermost:
                 label = label_sql(sql) if sql else _METHOD_LABELS[method]
                 if method == "stage_arrow" and args:
@@ -187,6 +191,27 @@ class StatementProfiler:
                     profiler.source_read_s += time.perf_counter() - started
                     return
                 profiler.source_read_s += time.perf_counter() - started
+                yield batch
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    def _labelled_reader(
+        self, reader: pa.RecordBatchReader, elapsed: float, backend: str, sql: str
+    ) -> pa.RecordBatchReader:
+        """Record the time to open ``reader`` plus the time its batches take, as one step."""
+        event = Event(_SNAPSHOT_READ, elapsed, backend, " ".join(sql.split()))
+        self.events.append(event)
+
+        def batches():
+            iterator = iter(reader)
+            while True:
+                started = time.perf_counter()
+                try:
+                    batch = next(iterator)
+                except StopIteration:
+                    event.seconds += time.perf_counter() - started
+                    return
+                event.seconds += time.perf_counter() - started
                 yield batch
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
