@@ -151,58 +151,58 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     ctx.run(
         f"CREATE TEMP TABLE {tl} AS "
         f"WITH {aff} AS (SELECT DISTINCT {ctx.cols(keys)} FROM {src}), "
-        f"{hist} AS (SELECT {ctx.cols(keys, 't')}, t.{vf}, t.{q('valid_to')} AS old_valid_to, "
-        f"t.{h} AS old_hash, t.{q('is_deleted')} AS is_deleted "
+        f"{hist} AS (SELECT {ctx.cols(keys, 't')}, t.{vf}, t.{q('valid_to')} AS _ematix_old_valid_to, "
+        f"t.{h} AS _ematix_old_hash, t.{q('is_deleted')} AS is_deleted "
         f"FROM {ctx.table} AS t JOIN {aff} AS a ON {ctx.match('t', 'a')}), "
-        f"{corr} AS (SELECT hh.*, s.{h} AS new_hash FROM {hist} AS hh LEFT JOIN {src} AS s "
+        f"{corr} AS (SELECT hh.*, s.{h} AS _ematix_new_hash FROM {hist} AS hh LEFT JOIN {src} AS s "
         f"ON {ctx.match('hh', 's')} AND s.{vf} = hh.{vf}), "
         f"{allv} AS ("
-        f"SELECT {ctx.cols(keys)}, {vf}, old_valid_to, COALESCE(new_hash, old_hash) AS {h}, "
-        f"is_deleted, 0 AS is_new, "
-        f"CASE WHEN new_hash IS NOT NULL AND new_hash <> old_hash THEN 1 ELSE 0 END AS corrected "
+        f"SELECT {ctx.cols(keys)}, {vf}, _ematix_old_valid_to, COALESCE(_ematix_new_hash, _ematix_old_hash) AS {h}, "
+        f"is_deleted, 0 AS _ematix_is_new, "
+        f"CASE WHEN _ematix_new_hash IS NOT NULL AND _ematix_new_hash <> _ematix_old_hash THEN 1 ELSE 0 END AS _ematix_corrected "
         f"FROM {corr} "
         f"UNION ALL "
         f"SELECT {ctx.cols(keys, 's')}, s.{vf}, NULL, s.{h}, FALSE, 1, 0 FROM {src} AS s "
         f"WHERE NOT EXISTS (SELECT 1 FROM {hist} AS hh WHERE {ctx.match('hh', 's')} "
         f"AND hh.{vf} = s.{vf})), "
         f"{marked} AS (SELECT x.*, "
-        f"LAG({h}) OVER (PARTITION BY {part} ORDER BY {vf}) AS prev_hash, "
-        f"LAG(is_deleted) OVER (PARTITION BY {part} ORDER BY {vf}) AS prev_deleted, "
-        f"LAG(is_new) OVER (PARTITION BY {part} ORDER BY {vf}) AS prev_new "
+        f"LAG({h}) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_hash, "
+        f"LAG(is_deleted) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_deleted, "
+        f"LAG(_ematix_is_new) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_new "
         f"FROM {allv} AS x), "
         # A version equal to the one before it is redundant: a new event never becomes one,
         # and an existing (non-tombstone) version that a late, equal event now precedes merges
         # into that event, so history matches what loading every event at once would give.
-        f"{kept} AS (SELECT m.*, CASE WHEN prev_hash IS NOT NULL AND prev_hash = {h} "
-        f"AND NOT prev_deleted AND (is_new = 1 OR (prev_new = 1 AND NOT is_deleted)) "
-        f"THEN 1 ELSE 0 END AS dropped FROM {marked} AS m), "
+        f"{kept} AS (SELECT m.*, CASE WHEN _ematix_prev_hash IS NOT NULL AND _ematix_prev_hash = {h} "
+        f"AND NOT _ematix_prev_deleted AND (_ematix_is_new = 1 OR (_ematix_prev_new = 1 AND NOT is_deleted)) "
+        f"THEN 1 ELSE 0 END AS _ematix_dropped FROM {marked} AS m), "
         # A key whose history has no current version was closed (deleted or expired) at its
         # latest valid_to; a late event before that time must not re-open it.
-        f"{ends} AS (SELECT {ctx.cols(keys)}, CASE WHEN SUM(CASE WHEN old_valid_to IS NULL "
-        f"THEN 1 ELSE 0 END) > 0 THEN NULL ELSE MAX(old_valid_to) END AS key_end "
+        f"{ends} AS (SELECT {ctx.cols(keys)}, CASE WHEN SUM(CASE WHEN _ematix_old_valid_to IS NULL "
+        f"THEN 1 ELSE 0 END) > 0 THEN NULL ELSE MAX(_ematix_old_valid_to) END AS _ematix_key_end "
         f"FROM {hist} GROUP BY {ctx.cols(keys)}) "
         f"SELECT k.*, COALESCE(LEAD(k.{vf}) OVER (PARTITION BY {ctx.cols(keys, 'k')} "
-        f"ORDER BY k.{vf}), CASE WHEN e.key_end IS NOT NULL AND k.{vf} < e.key_end "
-        f"THEN e.key_end END) AS new_valid_to "
-        f"FROM {kept} AS k LEFT JOIN {ends} AS e ON {ctx.match('k', 'e')} WHERE k.dropped = 0 "
-        f"UNION ALL SELECT k.*, NULL FROM {kept} AS k WHERE dropped = 1"
+        f"ORDER BY k.{vf}), CASE WHEN e._ematix_key_end IS NOT NULL AND k.{vf} < e._ematix_key_end "
+        f"THEN e._ematix_key_end END) AS _ematix_new_valid_to "
+        f"FROM {kept} AS k LEFT JOIN {ends} AS e ON {ctx.match('k', 'e')} WHERE k._ematix_dropped = 0 "
+        f"UNION ALL SELECT k.*, NULL FROM {kept} AS k WHERE _ematix_dropped = 1"
     )
     op = "IS NOT" if ctx.backend.dialect == "sqlite" else "IS DISTINCT FROM"
     moved = (
-        f"FROM {tl} AS c WHERE c.is_new = 0 AND c.dropped = 0 AND {ctx.match('t', 'c')} "
-        f"AND t.{vf} = c.{vf} AND c.new_valid_to {op} c.old_valid_to"
+        f"FROM {tl} AS c WHERE c._ematix_is_new = 0 AND c._ematix_dropped = 0 AND {ctx.match('t', 'c')} "
+        f"AND t.{vf} = c.{vf} AND c._ematix_new_valid_to {op} c._ematix_old_valid_to"
     )
     merged = ctx.run(
         f"DELETE FROM {ctx.table} AS t WHERE EXISTS (SELECT 1 FROM {tl} AS c "
-        f"WHERE c.is_new = 0 AND c.dropped = 1 AND {ctx.match('t', 'c')} AND t.{vf} = c.{vf})"
+        f"WHERE c._ematix_is_new = 0 AND c._ematix_dropped = 1 AND {ctx.match('t', 'c')} AND t.{vf} = c.{vf})"
     )
     counts.closed += ctx.scalar(
-        f"SELECT COUNT(*) FROM {tl} AS c WHERE c.is_new = 0 AND c.dropped = 0 "
-        f"AND c.old_valid_to IS NULL AND c.new_valid_to IS NOT NULL"
+        f"SELECT COUNT(*) FROM {tl} AS c WHERE c._ematix_is_new = 0 AND c._ematix_dropped = 0 "
+        f"AND c._ematix_old_valid_to IS NULL AND c._ematix_new_valid_to IS NOT NULL"
     )
     relinked = ctx.run(
-        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = c.new_valid_to, "
-        f"{q('is_current')} = (c.new_valid_to IS NULL) {moved}"
+        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = c._ematix_new_valid_to, "
+        f"{q('is_current')} = (c._ematix_new_valid_to IS NULL) {moved}"
     )
     counts.updated += max(relinked - counts.closed, 0) + max(merged, 0)
     updates = ctx.data_columns
@@ -215,8 +215,8 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     counts.inserted += _insert_versions(
         ctx,
         f"{src} AS s JOIN {tl} AS c ON {ctx.match('s', 'c')} AND s.{vf} = c.{vf}",
-        "c.new_valid_to",
-        "c.is_new = 1 AND c.dropped = 0",
+        "c._ematix_new_valid_to",
+        "c._ematix_is_new = 1 AND c._ematix_dropped = 0",
     )
     ctx.run(f"DROP TABLE {tl}")
 

@@ -8,8 +8,8 @@ import pytest
 
 from ematix_engine.api import ematix
 from ematix_engine.api.table import pk
-from ematix_engine.types import BigInt, Text
-from tests.integration.batch.harness import Harness
+from ematix_engine.types import BigInt, Text, TimestampTZ
+from tests.integration.batch.harness import Harness, assert_scd2_invariants, at
 
 TABLE = 'tbl "x";--ü'
 KEY = "key; --"
@@ -102,3 +102,33 @@ def test_weird_incremental_column(h: Harness) -> None:
     h.insert("pct src", [(3, "c")])
     assert load.run().rows_inserted == 1
     assert h.rows(TABLE, [PERCENT]) == [(1,), (2,), (3,)]
+
+
+@pytest.mark.parametrize(
+    ("key", "options"),
+    [
+        ("kind", {"deletes": "close"}),  # the snapshot change table's helper column, unprefixed
+        ("is_new", {"event_timestamp_column": "ts"}),  # event-time timeline helpers
+        ("dropped", {"event_timestamp_column": "ts"}),
+    ],
+)
+def test_keys_named_like_plan_helper_columns(h: Harness, key: str, options: dict) -> None:
+    """The plans' helper columns carry an ``_ematix_`` prefix, so no key name collides."""
+    columns = {key: "bigint", "v": "text", "ts": "timestamptz"}
+    src = h.create_source("helpers", columns, [(1, "a", at(2))])
+    annotations = {key: Annotated[BigInt, pk()], "v": Text | None, "ts": TimestampTZ}
+    klass = type("Helpers", (), {"__annotations__": annotations, "__module__": __name__})
+    table = ematix.table(schema=h.schema, name="helpers_dim")(klass)
+
+    @ematix.pipeline(target=table, mode="scd2", name="helpers", **h.pipeline_options, **options)
+    def load(conn):
+        return f"SELECT * FROM {src}"
+
+    assert load.run().rows_inserted == 1
+    event_time = "event_timestamp_column" in options
+    late = [(1, "late", at(1))] if event_time else []  # event time: a late event is history
+    h.set_rows("helpers", [(1, "b", at(3)), *late, (2, "c", at(3))])
+    second = load.run()
+    versions = assert_scd2_invariants(h, "helpers_dim", [key])
+    assert len(versions[(2,)]) == 1
+    assert len(versions[(1,)]) == (3 if event_time else 2), second
