@@ -2,19 +2,22 @@
 
 A backend with ``PREPARES_IN_PROCESS`` (PostgreSQL) receives cross-database batches that an
 in-memory DuckDB session normalized, de-duplicated and (for the rows it inserts) hashed. This
-module holds the two plans that then avoid copying every source row into the target:
+module holds the plans that then avoid copying every source row into the target:
 
 * **First load** (:func:`copy_into_empty_target`): the prepared rows are COPYed straight into
   the empty target. When this load created the table, the columns holding one value for the
   whole batch are added after the rows (see :func:`batch_constant_columns`).
-* **Later snapshot SCD2 loads** (:func:`load_scd2_in_process`): the target's current versions
-  (keys and compare columns, binary through ADBC) are read into the DuckDB session, new, changed
-  and absent keys are found there, and the target receives only the keys whose current version
-  closes (one ``UPDATE``) and the new versions (``COPY``). A 10% change to 1,000,000 rows moves
-  110,000 rows instead of 1,000,000, and the comparison runs off the server.
+* **Later merge and snapshot-SCD2 loads** (:func:`load_in_process`): the target's current
+  keys and compare columns are read into the DuckDB session (binary, through ADBC), new,
+  changed and absent keys are found there (:mod:`ematix_engine.batch.changes`), and the target
+  receives only the keys to close or delete, the changed rows (merge) and the new rows. A 10%
+  change to 1,000,000 rows moves about 110,000 rows instead of 1,000,000, and the comparison
+  runs off the server.
 
-The target is locked against other writers (``SHARE ROW EXCLUSIVE``, readers still pass) before
-it is read, so the versions compared are the versions the load's transaction then updates.
+The target is locked against other writers (``SHARE ROW EXCLUSIVE``, readers still pass), then
+read at the snapshot the load's transaction exports, so the rows compared are the rows the load
+then updates. When that read cannot be done exactly or promptly, :class:`CompareUnavailable`
+sends the load back to the staged SQL plan; nothing has been written by then.
 """
 
 from __future__ import annotations
@@ -44,12 +47,11 @@ __all__ = [
 _CURRENT = "_ematix_cur"
 _CLOSING = "_ematix_close"
 _CHANGED_ROWS = "_ematix_upd"
-# Type families whose values survive the round trip target → CSV text → Arrow → DuckDB
-# exactly, so a comparison in DuckDB equals the comparison the target would make. JSON is not
-# among them (PostgreSQL's jsonb equality ignores key order and spacing, text comparison does
-# not), nor bytes (bytea text would need decoding).
+# Type families whose values survive the round trip target → Arrow → DuckDB exactly, so a
+# comparison in DuckDB equals the comparison the target would make. JSON is not among them:
+# PostgreSQL's jsonb equality ignores key order and spacing, text comparison does not.
 _EXACT_FAMILIES = frozenset(
-    {"int", "text", "bool", "float", "decimal", "date", "timestamp", "timestamptz"}
+    {"int", "text", "bool", "float", "decimal", "date", "timestamp", "timestamptz", "bytes"}
 )
 
 
