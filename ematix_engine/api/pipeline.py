@@ -134,11 +134,15 @@ class Pipeline:
 
         return preview_pipeline(self)
 
-    def dry_run(self) -> RunResult:
-        """Run the real SQL inside a transaction that is rolled back; report the counts."""
+    def dry_run(self, *, on_progress: Callable[[LoadProgress], None] | None = None) -> RunResult:
+        """Run the real SQL inside a transaction that is rolled back; report the counts.
+
+        Args:
+            on_progress: as for :meth:`run`; the last phase is ``"rolled back"``.
+        """
         from ematix_engine.batch.runner import run_pipeline
 
-        return run_pipeline(self, dry_run=True)
+        return run_pipeline(self, dry_run=True, on_progress=on_progress)
 
 
 def _complete_target(

@@ -72,7 +72,7 @@ def run(module: str, names: tuple[str, ...], run_log_url: str, dry_run: bool) ->
             for pipeline in pipelines:
                 try:
                     result = (
-                        pipeline.dry_run()
+                        pipeline.dry_run(on_progress=display.update)
                         if dry_run
                         else pipeline.run(run_log=log, on_progress=display.update)
                     )

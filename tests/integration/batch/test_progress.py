@@ -104,3 +104,15 @@ def test_load_display_prints_nothing_off_a_terminal() -> None:
     with LoadDisplay(Console(file=out, force_terminal=False)) as display:
         display.update(LoadProgress("items", "shop.items", "committed", 3))
     assert out.getvalue() == ""
+
+
+def test_a_dry_run_ends_rolled_back(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    target = make_harness("duckdb", request, tmp_path, name="default")
+    load = declare(target, target.create_source("s", {"id": "bigint", "name": "text"}, ROWS))
+    events: list[LoadProgress] = []
+
+    assert load.dry_run(on_progress=events.append).rows_inserted == 5
+
+    assert [e.phase for e in events][-2:] == ["writing", "rolled back"]
+    assert events[-1].rows_read == 5
+    assert not target.exists("items")
