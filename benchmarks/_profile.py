@@ -95,6 +95,24 @@ def _is_source_read(backend: str, sql: str) -> bool:
     return '"_ematix_' not in sql and backend != "postgres"
 
 
+def _timed(reader: pa.RecordBatchReader, add: Any) -> pa.RecordBatchReader:
+    """``reader``, passing the seconds each batch (and the end) takes to ``add``."""
+
+    def batches():
+        iterator = iter(reader)
+        while True:
+            started = time.perf_counter()
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                add(time.perf_counter() - started)
+                return
+            add(time.perf_counter() - started)
+            yield batch
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
 def label_sql(sql: str) -> str:
     """The plan step a statement belongs to."""
     flat = " ".join(sql.split())
@@ -179,21 +197,12 @@ class StatementProfiler:
         return wrapper
 
     def _timed_reader(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
-        profiler = self
+        """``reader``, adding the time its batches take to the source-read total."""
 
-        def batches():
-            iterator = iter(reader)
-            while True:
-                started = time.perf_counter()
-                try:
-                    batch = next(iterator)
-                except StopIteration:
-                    profiler.source_read_s += time.perf_counter() - started
-                    return
-                profiler.source_read_s += time.perf_counter() - started
-                yield batch
+        def add(seconds: float) -> None:
+            self.source_read_s += seconds
 
-        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+        return _timed(reader, add)
 
     def _labelled_reader(
         self, reader: pa.RecordBatchReader, elapsed: float, backend: str, sql: str
@@ -202,19 +211,10 @@ class StatementProfiler:
         event = Event(_SNAPSHOT_READ, elapsed, backend, " ".join(sql.split()))
         self.events.append(event)
 
-        def batches():
-            iterator = iter(reader)
-            while True:
-                started = time.perf_counter()
-                try:
-                    batch = next(iterator)
-                except StopIteration:
-                    event.seconds += time.perf_counter() - started
-                    return
-                event.seconds += time.perf_counter() - started
-                yield batch
+        def add(seconds: float) -> None:
+            event.seconds += seconds
 
-        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+        return _timed(reader, add)
 
     # ----------------------------------------------------------------------- report
     def breakdown(self, wall_s: float) -> dict[str, float]:

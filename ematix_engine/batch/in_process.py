@@ -157,6 +157,13 @@ def _pull_current(prep: LoadContext, ctx: LoadContext, *, tombstones: bool) -> N
         raise CompareUnavailable(str(error).strip() or type(error).__name__) from error
 
 
+def _kind_counts(prep: LoadContext) -> dict[int, int]:
+    """Keys per :data:`KIND` in the change table (one scan)."""
+    kind = prep.q(KIND)
+    rows = prep.rows(f"SELECT {kind}, COUNT(*) FROM {prep.q(CHANGES)} GROUP BY {kind}")
+    return {int(k): int(n) for k, n in rows}
+
+
 def _stage_in_target(prep: LoadContext, ctx: LoadContext, table: str, select: str) -> None:
     """Copy the rows of ``select`` (on the preparing session) into temp table ``table``."""
     types = {c.name: c.type for c in ctx.physical_columns}
@@ -172,8 +179,9 @@ def _load_scd2(prep: LoadContext, ctx: LoadContext) -> Counts:
     src, chg = pq(SOURCE), pq(CHANGES)
     total = prep.scalar(f"SELECT COUNT(*) FROM {src}")
     prep.run(snapshot_changes_sql(prep, src, pq(_CURRENT)))
-    absent = prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq(KIND)} = {ABSENT}")
-    closing = prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq(KIND)} <> {NEW_KEY}")
+    kinds = _kind_counts(prep)
+    absent = kinds.get(ABSENT, 0)
+    closing = absent + kinds.get(CHANGED, 0)
 
     counts = Counts(deleted=absent)
     if closing:
@@ -213,7 +221,8 @@ def _load_merge(prep: LoadContext, ctx: LoadContext) -> Counts:
 
     counts = Counts()
     updates = ctx.non_key_columns
-    if updates and prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq(KIND)} = {CHANGED}"):
+    kinds = _kind_counts(prep)
+    if updates and kinds.get(CHANGED):
         _stage_in_target(
             prep,
             ctx,
@@ -227,7 +236,7 @@ def _load_merge(prep: LoadContext, ctx: LoadContext) -> Counts:
             f"FROM {q(_CHANGED_ROWS)} AS u WHERE {ctx.match('t', 'u')}"
         )
         ctx.run(f"DROP TABLE {q(_CHANGED_ROWS)}")
-    if tracked and prep.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {pq(KIND)} = {ABSENT}"):
+    if tracked and kinds.get(ABSENT):
         _stage_in_target(
             prep,
             ctx,
