@@ -32,12 +32,15 @@ from ematix_dagster.metadata import declared_table_schema
 from ematix_dagster.refs import EmatixAssetRef, register_ref
 from ematix_dagster.retry import dagster_retry_policy
 from ematix_dagster.translator import EmatixTranslator, EmatixTranslatorData
-from ematix_engine import registry
-from ematix_engine.api.pipeline import Pipeline
-from ematix_engine.backends import backend_kind
+from ematix_engine import (
+    ConfigError,
+    Pipeline,
+    TargetSpec,
+    UnknownNameError,
+    backend_kind,
+    registry,
+)
 from ematix_engine.checks import checks_for_target
-from ematix_engine.errors import ConfigError, UnknownNameError
-from ematix_engine.specs import TargetSpec
 
 __all__ = [
     "EmatixAssetPlan",

@@ -20,8 +20,8 @@ from ematix_dagster.resource import EmatixResource
 from ematix_dagster.retry import dagster_retry_policy
 from ematix_dagster.sensors import build_alert_sensors
 from ematix_dagster.translator import EmatixTranslator
-from ematix_engine.api.pipeline import Pipeline
-from ematix_engine.ops.alerters import Alerter
+from ematix_engine import Pipeline
+from ematix_engine.ops import Alerter
 
 __all__ = ["DEFAULT_RESOURCE", "build_assets_definition", "build_definitions", "build_schedules"]
 

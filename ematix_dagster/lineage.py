@@ -18,10 +18,14 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage
 
-from ematix_engine.backends import backend_kind, same_database
-from ematix_engine.batch.prepare import substitute_watermark
+from ematix_engine import (
+    PipelineSpec,
+    TargetSpec,
+    backend_kind,
+    same_database,
+    substitute_watermark,
+)
 from ematix_engine.connections import get_connection
-from ematix_engine.specs import PipelineSpec, TargetSpec
 
 __all__ = [
     "DEFAULT_CONNECTION",
@@ -92,8 +96,6 @@ def same_store(a: Any, b: Any) -> bool:
         return connection_name(a) == connection_name(b)
     if first == second:
         return True
-    if first.kind == second.kind == "delta_local":
-        return str(first.path).rstrip("/") == str(second.path).rstrip("/")
     try:
         return same_database(first, second)
     except Exception:
@@ -158,7 +160,7 @@ def analyze_source(spec: PipelineSpec, target: TargetSpec) -> SourceAnalysis:
         connection = get_connection(conn)
         name = connection.name
         dialect = _DIALECTS.get(backend_kind(connection))
-        sql = spec.source(connection)
+        sql = spec.source.render(connection)
     except Exception as error:
         log.warning(
             "pipeline %r: could not render its source SQL for lineage (%s); the asset gets no "

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import dagster as dg
 
-from ematix_engine.specs import LoadMode, TargetSpec
+from ematix_engine import LoadMode, TargetSpec
 from ematix_engine.types import Boolean, Text, TimestampTZ
 
 __all__ = ["EmatixMetadata", "TableMetadata", "declared_table_schema", "table_schema_from"]

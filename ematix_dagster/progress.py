@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ematix_engine.batch.progress import COMMITTED, LoadProgress
+from ematix_engine import LoadProgress
 
 __all__ = ["ProgressLog"]
 
@@ -29,7 +29,7 @@ class ProgressLog:
 
     def __call__(self, event: LoadProgress) -> None:
         """Log ``event`` if it starts a phase or the last line is ``every_s`` old."""
-        if event.phase == COMMITTED:
+        if event.committed:
             return
         now = self._clock()
         phase, logged_at = self._last.get(event.target, ("", float("-inf")))

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ematix_engine.api.pipeline import Pipeline
+from ematix_engine import Pipeline, TargetSpec
 from ematix_engine.checks import Check
-from ematix_engine.specs import TargetSpec
 
 __all__ = ["EmatixAssetRef", "lookup_ref", "register_ref"]
 

@@ -1,10 +1,11 @@
 """``EmatixResource``: run the selected targets of ematix pipelines inside a Dagster asset.
 
-An asset body is one line, ``yield from ematix.run(context=context)``. For every selected asset
-the resource loads that one target (``ematix_engine.batch.runner.load_target``: other targets of
-a fan-out pipeline are left alone), yields a ``MaterializeResult`` with the standard table
+An asset body is one line, ``yield from ematix.run(context=context)``. The resource runs each
+pipeline's selected targets through the engine's public run iterator
+(:func:`ematix_engine.iter_run`: other targets of a fan-out pipeline are left alone), logs its
+progress, and for each finished target yields a ``MaterializeResult`` with the standard table
 metadata and the load counts, then evaluates the asset's selected checks and yields their
-``AssetCheckResult`` s. Each pipeline's firing is recorded in :class:`DagsterRunLog` (the same
+``AssetCheckResult`` s. The engine records each firing in :class:`DagsterRunLog` (the same
 history ``ematix status`` and the retry logic read), and the Dagster run is tagged
 ``ematix/pipeline``.
 """
@@ -12,7 +13,6 @@ history ``ematix status`` and the retry logic read), and the Dagster run is tagg
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -26,12 +26,15 @@ from ematix_dagster.progress import ProgressLog
 from ematix_dagster.refs import EmatixAssetRef, lookup_ref
 from ematix_dagster.retry import requested_retry
 from ematix_dagster.runlog import DagsterRunLog
-from ematix_engine.batch.progress import ProgressReporter
-from ematix_engine.batch.result import TargetResult
-from ematix_engine.batch.runner import load_target
+from ematix_engine import (
+    ConfigError,
+    EmatixError,
+    LoadProgress,
+    RunStarted,
+    TargetResult,
+    iter_run,
+)
 from ematix_engine.checks import Check, CheckOutcome, check_session, evaluate_checks
-from ematix_engine.errors import ConfigError, EmatixError
-from ematix_engine.runlog.base import RunRecord, RunStatus
 
 __all__ = ["EmatixResource"]
 
@@ -119,71 +122,40 @@ class EmatixResource(dg.ConfigurableResource):
         refs: list[EmatixAssetRef],
         run_log: DagsterRunLog | None,
     ) -> Iterator[EmatixEvent]:
+        """Run the pipeline's selected targets through the engine's public run iterator."""
         spec = refs[0].pipeline.spec
-        attempt = (
-            run_log.attempt_state(spec.name).next_attempt
-            if run_log is not None
-            else context.retry_number + 1
-        )
-        run_id = uuid.uuid4().hex
-        record = RunRecord(
-            run_id=run_id,
-            pipeline=spec.name,
-            status=RunStatus.RUNNING,
-            attempt=attempt,
-            metrics={
-                "dagster_run_id": context.run.run_id,
-                "targets": [ref.target.label for ref in refs],
-            },
-        )
-        if run_log is not None:
-            run_log.record_finish(record)
-        context.log.info(
-            f"ematix: loading {', '.join(r.target.label for r in refs)} "
-            f"(pipeline {spec.name!r}, attempt {attempt} of {spec.retry.max_attempts})"
-        )
+        by_label = {ref.target.label: ref for ref in refs}
+        progress = ProgressLog(context.log)
         started = time.perf_counter()
-        results: list[TargetResult] = []
+        run_id, attempt = "", context.retry_number + 1
+        events = iter_run(
+            spec,
+            run_log=run_log,
+            targets=list(by_label),
+            attempt=None if run_log is not None else attempt,
+            run_metrics={"dagster_run_id": context.run.run_id},
+        )
         try:
-            for ref in refs:
-                begun = time.perf_counter()
-                progress = ProgressReporter(ProgressLog(context.log), spec.name, ref.target.label)
-                result = load_target(spec, ref.target, batch_id=run_id, progress=progress)
-                results.append(result)
-                elapsed = time.perf_counter() - begun
-                yield from self._after_load(context, ref, result, elapsed, run_id, attempt)
-        except BaseException as error:
-            if run_log is not None:
-                final = attempt >= spec.retry.max_attempts
-                run_log.record_finish(
-                    record.finished(
-                        RunStatus.GAVE_UP if final else RunStatus.FAILED,
-                        error=str(error).strip() or type(error).__name__,
-                        metrics={**record.metrics, "duration_s": time.perf_counter() - started},
+            for event in events:
+                if isinstance(event, RunStarted):
+                    run_id, attempt = event.run_id, event.attempt or attempt
+                    context.log.info(
+                        f"ematix: loading {', '.join(event.targets)} (pipeline "
+                        f"{spec.name!r}, attempt {attempt} of {spec.retry.max_attempts})"
                     )
-                )
-            if isinstance(error, Exception):
-                retry = requested_retry(spec.retry, attempt, error)
-                if retry is not None:
-                    raise retry from error
+                elif isinstance(event, LoadProgress):
+                    progress(event)
+                elif isinstance(event, TargetResult):
+                    elapsed, started = time.perf_counter() - started, time.perf_counter()
+                    ref = by_label[event.target]
+                    yield from self._after_load(context, ref, event, elapsed, run_id, attempt)
+        except Exception as error:
+            retry = requested_retry(spec.retry, attempt, error)
+            if retry is not None:
+                raise retry from error
             raise
-        if run_log is not None:
-            run_log.record_finish(
-                record.finished(
-                    RunStatus.SUCCESS,
-                    rows_inserted=sum(r.rows_inserted for r in results),
-                    rows_updated=sum(r.rows_updated for r in results),
-                    rows_unchanged=sum(r.rows_unchanged for r in results),
-                    rows_closed=sum(r.rows_closed for r in results),
-                    rows_deleted=sum(r.rows_deleted for r in results),
-                    watermark=next((r.watermark for r in results if r.watermark), None),
-                    metrics={
-                        **record.metrics,
-                        "duration_s": time.perf_counter() - started,
-                        "row_counts": {r.target: r.row_count for r in results},
-                    },
-                )
-            )
+        finally:
+            events.close()
 
     def _selected_checks(
         self, context: dg.AssetExecutionContext, ref: EmatixAssetRef

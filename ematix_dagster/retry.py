@@ -14,7 +14,7 @@ import random
 
 import dagster as dg
 
-from ematix_engine.specs import RetryPolicy
+from ematix_engine import RetryPolicy
 
 __all__ = ["dagster_retry_policy", "needs_requested_retries", "requested_retry"]
 

@@ -32,20 +32,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from ematix_dagster.constants import RUNLOG_JOB_NAME, RUNLOG_STREAM_RUN_ID
-from ematix_engine.runlog.base import (
-    AttemptState,
-    RunRecord,
-    RunStatus,
-    attempt_state_from,
-    utc_now,
-)
+from ematix_engine.runlog import AttemptState, RunRecord, RunStatus, attempt_state_from
 
 __all__ = ["DagsterRunLog"]
 
@@ -219,7 +213,7 @@ class DagsterRunLog:
 
     def record_skip(self, pipeline: str, reason: str) -> RunRecord:
         """Record a firing that was not attempted (status ``skipped``, attempt 0)."""
-        now = utc_now()
+        now = datetime.now(UTC)
         record = RunRecord(
             pipeline=pipeline,
             status=RunStatus.SKIPPED,

@@ -17,9 +17,15 @@ from ematix_dagster.constants import RUN_TAG_PIPELINE
 from ematix_dagster.refs import lookup_ref
 from ematix_dagster.runlog import DagsterRunLog
 from ematix_engine import registry
-from ematix_engine.ops import AlerterGroup, AlertEvent, AlertKind, events_for_run, open_alerter
-from ematix_engine.ops.alerters import Alerter
-from ematix_engine.runlog.base import AttemptState, RunRecord, attempt_state_from
+from ematix_engine.ops import (
+    Alerter,
+    AlerterGroup,
+    AlertEvent,
+    AlertKind,
+    events_for_run,
+    open_alerter,
+)
+from ematix_engine.runlog import AttemptState, RunRecord, attempt_state_from
 
 __all__ = ["build_alert_sensors", "failure_events", "open_alerter_group", "recovery_events"]
 

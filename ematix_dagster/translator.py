@@ -21,7 +21,7 @@ import dagster as dg
 
 from ematix_dagster.lineage import SourceAnalysis
 from ematix_dagster.metadata import EmatixMetadata, TableMetadata, declared_table_schema
-from ematix_engine.specs import PipelineSpec, TargetSpec
+from ematix_engine import PipelineSpec, TargetSpec
 
 __all__ = ["CODE_REFERENCES_KEY", "EmatixTranslator", "EmatixTranslatorData"]
 

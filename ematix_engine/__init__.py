@@ -17,12 +17,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from ematix_engine import registry
 from ematix_engine.api import ematix
 from ematix_engine.api.pipeline import Pipeline, pipeline, target
 from ematix_engine.api.table import natural_key, pk, table, table_spec
+from ematix_engine.backends import backend_kind, same_database
 from ematix_engine.batch.orchestrate import run_due
-from ematix_engine.batch.progress import LoadProgress
 from ematix_engine.batch.result import PreviewResult, RunResult, TargetResult
+from ematix_engine.batch.runner import RunEvent, RunStarted, iter_run
+from ematix_engine.batch.source import substitute_watermark
 from ematix_engine.connections import (
     Connection,
     DeltaLocalConnection,
@@ -51,6 +54,7 @@ from ematix_engine.errors import (
     LoadError,
     SchemaDriftError,
     SourceError,
+    UnknownNameError,
     UnsupportedError,
 )
 from ematix_engine.ops import open_alerter, open_alerters, open_metrics
@@ -61,9 +65,11 @@ from ematix_engine.specs import (
     LoadMode,
     PipelineSpec,
     RetryPolicy,
+    SqlSource,
     TableSpec,
     TargetSpec,
 )
+from ematix_engine.write.progress import LoadProgress
 
 __all__ = [
     "ColumnSpec",
@@ -89,24 +95,30 @@ __all__ = [
     "PostgresConnection",
     "PreviewResult",
     "RetryPolicy",
+    "RunEvent",
     "RunLog",
     "RunRecord",
     "RunResult",
+    "RunStarted",
     "RunStatus",
     "SQLiteConnection",
     "SchemaDriftError",
     "SchemaRegistryConnection",
     "SourceError",
+    "SqlSource",
     "TableSpec",
     "TargetResult",
     "TargetSpec",
+    "UnknownNameError",
     "UnsupportedError",
     "__version__",
+    "backend_kind",
     "check_connection",
     "connect",
     "ematix",
     "format_from_path",
     "get_connection",
+    "iter_run",
     "list_connections",
     "natural_key",
     "open_alerter",
@@ -116,7 +128,10 @@ __all__ = [
     "pipeline",
     "pk",
     "register_connection",
+    "registry",
     "run_due",
+    "same_database",
+    "substitute_watermark",
     "table",
     "table_spec",
     "target",

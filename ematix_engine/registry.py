@@ -1,7 +1,10 @@
-"""Every declared batch pipeline, by name, plus the dependency graph between them.
+"""Every declared pipeline's spec, by name, plus the dependency graph between them.
 
-The Dagster layer and the CLI read pipelines from here. Cycles in ``depends_on`` are caught
-when the pipeline that closes the ring is declared (``CycleError`` naming the ring).
+The registry holds :class:`~ematix_engine.specs.PipelineSpec` records; :func:`pipelines` and
+:func:`get_pipeline` hand out the user-facing :class:`~ematix_engine.api.pipeline.Pipeline`
+handle of each (one handle per spec). The Dagster layer and the CLI read them from here.
+Cycles in ``depends_on`` are caught when the pipeline that closes the ring is declared
+(``CycleError`` naming the ring).
 """
 
 from __future__ import annotations
@@ -14,71 +17,92 @@ from ematix_engine.errors import ConfigError, CycleError, UnknownNameError
 
 if TYPE_CHECKING:
     from ematix_engine.api.pipeline import Pipeline
+    from ematix_engine.specs import PipelineSpec
 
 __all__ = [
     "clear",
     "find_cycle",
     "get_pipeline",
+    "get_spec",
     "load_module",
     "pipelines",
     "register",
+    "specs",
     "topological_order",
     "unregister",
 ]
 
-_PIPELINES: dict[str, Pipeline] = {}
+_SPECS: dict[str, PipelineSpec] = {}
 
 
-def register(pipeline: Pipeline) -> None:
-    """Add ``pipeline``; a pipeline of the same name from the same module replaces the old one.
+def register(spec: PipelineSpec) -> None:
+    """Add ``spec``; a pipeline of the same name from the same module replaces the old one.
 
     Raises:
         ConfigError: a different module already declared a pipeline with this name.
         CycleError: the new pipeline closes a ring of ``depends_on`` links.
     """
-    name = pipeline.name
-    existing = _PIPELINES.get(name)
-    if existing is not None and existing.spec.module != pipeline.spec.module:
+    name = spec.name
+    existing = _SPECS.get(name)
+    if existing is not None and existing.module != spec.module:
         raise ConfigError(
-            f"pipeline {name!r} is declared twice: in {existing.spec.module} and "
-            f"{pipeline.spec.module}; give one of them another name"
+            f"pipeline {name!r} is declared twice: in {existing.module} and "
+            f"{spec.module}; give one of them another name"
         )
-    _PIPELINES[name] = pipeline
-    ring = find_cycle({n: p.spec.depends_on for n, p in _PIPELINES.items()}, start=name)
+    _SPECS[name] = spec
+    ring = find_cycle({n: s.depends_on for n, s in _SPECS.items()}, start=name)
     if ring:
-        del _PIPELINES[name]
+        del _SPECS[name]
         if existing is not None:
-            _PIPELINES[name] = existing
+            _SPECS[name] = existing
         raise CycleError(ring)
 
 
 def unregister(name: str) -> None:
     """Remove a pipeline (tests and reloads)."""
-    _PIPELINES.pop(name, None)
+    _SPECS.pop(name, None)
 
 
 def clear() -> None:
     """Forget every pipeline (tests)."""
-    _PIPELINES.clear()
+    _SPECS.clear()
 
 
-def pipelines(names: Iterable[str] | None = None) -> list[Pipeline]:
-    """Declared pipelines, in declaration order (all of them, or those named)."""
+def specs(names: Iterable[str] | None = None) -> list[PipelineSpec]:
+    """Declared pipeline specs, in declaration order (all of them, or those named)."""
     if names is None:
-        return list(_PIPELINES.values())
-    return [get_pipeline(n) for n in names]
+        return list(_SPECS.values())
+    return [get_spec(n) for n in names]
 
 
-def get_pipeline(name: str) -> Pipeline:
-    """Return the pipeline ``name``.
+def get_spec(name: str) -> PipelineSpec:
+    """Return the spec of pipeline ``name``.
 
     Raises:
         UnknownNameError: with the closest declared name.
     """
     try:
-        return _PIPELINES[name]
+        return _SPECS[name]
     except KeyError:
-        raise UnknownNameError("pipeline", name, list(_PIPELINES)) from None
+        raise UnknownNameError("pipeline", name, list(_SPECS)) from None
+
+
+def pipelines(names: Iterable[str] | None = None) -> list[Pipeline]:
+    """Handles of the declared pipelines, in declaration order (all of them, or those named)."""
+    from ematix_engine.api.pipeline import Pipeline
+
+    return [Pipeline.of(spec) for spec in specs(names)]
+
+
+def get_pipeline(name: str) -> Pipeline:
+    """Return the handle of pipeline ``name``.
+
+    Raises:
+        UnknownNameError: with the closest declared name.
+    """
+    from ematix_engine.api.pipeline import Pipeline
+
+    return Pipeline.of(get_spec(name))
 
 
 def load_module(module: str) -> list[Pipeline]:
@@ -92,10 +116,10 @@ def load_module(module: str) -> list[Pipeline]:
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     imported = importlib.import_module(module)
-    declared = [p for p in _PIPELINES.values() if p.spec.module == imported.__name__]
+    declared = [p for p in pipelines() if p.spec.module == imported.__name__]
     if not declared:  # imported before the registry was cleared: fire its decorators again
         imported = importlib.reload(imported)
-        declared = [p for p in _PIPELINES.values() if p.spec.module == imported.__name__]
+        declared = [p for p in pipelines() if p.spec.module == imported.__name__]
     return declared
 
 
@@ -131,8 +155,8 @@ def topological_order(selected: Iterable[Pipeline]) -> list[Pipeline]:
     names = {p.name for p in chosen}
     for p in chosen:
         for upstream in p.spec.depends_on:
-            if upstream not in _PIPELINES:
-                raise UnknownNameError("pipeline", upstream, list(_PIPELINES))
+            if upstream not in _SPECS:
+                raise UnknownNameError("pipeline", upstream, list(_SPECS))
     ordered: list[Pipeline] = []
     placed: set[str] = set()
     remaining = chosen[:]

@@ -3,15 +3,20 @@
 Declarations (``@ematix.table``, ``@ematix.pipeline``) become these specs once, at import time,
 validated in ``__post_init__``. The batch runner, the CLI and the Dagster layer read them and
 never look at the decorated Python objects again. Change a spec with ``dataclasses.replace``.
+
+Specs are deeply immutable and hashable: sequences are tuples and mappings are
+:class:`FrozenMapping`, so a spec can key a cache or a set. A pipeline's ``source`` is one of
+the :data:`Source` union — a :class:`SqlSource` today; streams, change streams and DataFrames
+join it as new members, and the write core takes rows from any of them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ematix_engine.errors import ConfigError, closest_match
 
@@ -20,18 +25,55 @@ if TYPE_CHECKING:
     from ematix_engine.schema.types import ColumnType
 
 __all__ = [
-    "MANAGED_COLUMNS",
-    "SCD2_COLUMNS",
     "ColumnSpec",
     "Deletes",
+    "FrozenMapping",
     "LoadMode",
     "PipelineSpec",
     "RetryPolicy",
+    "Source",
+    "SqlSource",
     "TableSpec",
     "TargetSpec",
 ]
 
 _NAME = re.compile(r"\S")
+
+
+class FrozenMapping(Mapping[str, str]):
+    """A read-only, hashable mapping (a spec's ``tags``).
+
+    Example:
+        >>> tags = FrozenMapping({"team": "data"})
+        >>> tags["team"], hash(tags) == hash(FrozenMapping(team="data"))
+        ('data', True)
+    """
+
+    __slots__ = ("_data", "_hash")
+
+    def __init__(self, data: Mapping[str, str] | None = None, **items: str) -> None:
+        self._data = dict(data or {}, **items)
+        self._hash: int | None = None
+
+    def __getitem__(self, key: str) -> str:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(frozenset(self._data.items()))
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self._data) == dict(other)
+
+    def __repr__(self) -> str:
+        return f"FrozenMapping({self._data!r})"
 
 
 class LoadMode(StrEnum):
@@ -49,12 +91,6 @@ class Deletes(StrEnum):
     IGNORE = "ignore"
     CLOSE = "close"
     NEW_RECORD = "new_record"
-
-
-#: Columns ematix adds to every target it manages.
-MANAGED_COLUMNS = ("_loaded_at", "_batch_id")
-#: Columns ematix adds to SCD2 targets (``is_deleted`` is true only on tombstone versions).
-SCD2_COLUMNS = ("valid_from", "valid_to", "is_current", "row_hash", "is_deleted")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,16 +291,38 @@ class TargetSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SqlSource:
+    """Rows a SQL query returns: a batch pipeline's source.
+
+    Attributes:
+        query: callable taking the source connection and returning SQL (may use
+            ``$watermark``).
+        connection: name or typed connection the SQL runs on; None: the target's.
+        incremental_column: source column whose maximum becomes the next watermark.
+    """
+
+    query: Callable[[Any], str]
+    connection: Any = None
+    incremental_column: str | None = None
+
+    def render(self, connection: Any) -> str:
+        """The SQL for ``connection`` (calls :attr:`query`)."""
+        return self.query(connection)
+
+
+#: What a pipeline reads: SQL today; a stream, a change stream and a DataFrame later.
+Source: TypeAlias = SqlSource
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PipelineSpec:
     """A declared batch pipeline.
 
     Attributes:
         name: unique pipeline name (the function name unless given).
         targets: one or more targets (fan-out).
-        source: callable taking the source connection and returning SQL (may use ``$watermark``).
+        source: where the rows come from (:data:`Source`).
         schedule: cron expression, or None for on-demand pipelines.
-        incremental_column: source column whose max becomes the next watermark.
-        source_connection: name or typed connection the SQL runs on; defaults to the target's.
         depends_on: names of upstream pipelines.
         retry: the retry policy.
         description: docstring of the decorated function.
@@ -273,16 +331,14 @@ class PipelineSpec:
         source_line: first line of the declaring function.
         group: Dagster asset group (optional).
         owners: Dagster owners.
-        tags: free-form tags (Dagster tags too).
+        tags: free-form tags (Dagster tags too), frozen.
         checks: user-declared data checks (mapped to asset checks by the Dagster layer).
     """
 
     name: str
     targets: tuple[TargetSpec, ...]
-    source: Callable[[Any], str]
+    source: Source
     schedule: str | None = None
-    incremental_column: str | None = None
-    source_connection: Any = None
     depends_on: tuple[str, ...] = ()
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     description: str = ""
@@ -291,5 +347,23 @@ class PipelineSpec:
     source_line: int = 0
     group: str | None = None
     owners: tuple[str, ...] = ()
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: FrozenMapping = field(default_factory=FrozenMapping)
     checks: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tags, FrozenMapping):
+            object.__setattr__(self, "tags", FrozenMapping(self.tags))
+        for name in ("targets", "depends_on", "owners", "checks"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+
+    @property
+    def incremental_column(self) -> str | None:
+        """The source's incremental column (SQL sources), if any."""
+        return getattr(self.source, "incremental_column", None)
+
+    @property
+    def source_connection(self) -> Any:
+        """The connection the source reads from; None: the target's."""
+        return getattr(self.source, "connection", None)

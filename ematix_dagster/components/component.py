@@ -31,8 +31,7 @@ from ematix_dagster.asset_decorator import resolve_pipelines
 from ematix_dagster.components.scaffolder import EmatixPipelinesScaffolder
 from ematix_dagster.definitions import build_definitions
 from ematix_dagster.translator import EmatixTranslator, EmatixTranslatorData
-from ematix_engine.api.pipeline import Pipeline
-from ematix_engine.errors import ConfigError
+from ematix_engine import ConfigError, Pipeline
 
 __all__ = ["EmatixPipelinesComponent"]
 

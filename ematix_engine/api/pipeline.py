@@ -8,18 +8,28 @@ missing keys, modes that need options they lack. A bad declaration fails the imp
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ematix_engine import registry
 from ematix_engine.api.table import table_spec
 from ematix_engine.errors import ConfigError, closest_match
-from ematix_engine.specs import Deletes, LoadMode, PipelineSpec, RetryPolicy, TargetSpec
+from ematix_engine.modes import MODES
+from ematix_engine.specs import (
+    Deletes,
+    FrozenMapping,
+    LoadMode,
+    PipelineSpec,
+    RetryPolicy,
+    SqlSource,
+    TargetSpec,
+)
 
 if TYPE_CHECKING:
-    from ematix_engine.batch.progress import LoadProgress
     from ematix_engine.batch.result import PreviewResult, RunResult, TargetResult
     from ematix_engine.runlog.base import RunLog
+    from ematix_engine.write.progress import LoadProgress
 
 __all__ = ["Pipeline", "TargetDeclaration", "pipeline", "target"]
 
@@ -75,14 +85,30 @@ _TARGET_OPTIONS = (
 class Pipeline:
     """A declared batch pipeline: call ``run()``, ``preview()`` or ``dry_run()``.
 
+    A thin handle on one frozen :class:`PipelineSpec` (what the registry holds); every method
+    hands the spec to the engine. :meth:`of` returns the one handle of a spec.
+
     Attributes:
         spec: the frozen :class:`PipelineSpec` every layer reads.
     """
+
+    _handles: ClassVar[weakref.WeakValueDictionary[PipelineSpec, Pipeline]] = (
+        weakref.WeakValueDictionary()
+    )
 
     def __init__(self, spec: PipelineSpec) -> None:
         self.spec = spec
         self.__doc__ = spec.description or None
         self.__name__ = spec.name
+
+    @classmethod
+    def of(cls, spec: PipelineSpec) -> Pipeline:
+        """The handle of ``spec`` (the same object for the same spec while it lives)."""
+        handle = cls._handles.get(spec)
+        if handle is None or handle.spec is not spec:
+            handle = cls(spec)
+            cls._handles[spec] = handle
+        return handle
 
     @property
     def name(self) -> str:
@@ -91,7 +117,7 @@ class Pipeline:
 
     def __call__(self, connection: Any) -> str:
         """Return the source SQL for ``connection`` (calls the decorated function)."""
-        return self.spec.source(connection)
+        return self.spec.source.render(connection)
 
     def __repr__(self) -> str:
         targets = ", ".join(f"{t.label} ({t.mode})" for t in self.spec.targets)
@@ -111,7 +137,7 @@ class Pipeline:
             run_log: where to record the firing (nothing is recorded when None).
             batch_size: rows per Arrow batch on cross-database loads.
             on_target: called with each target's result as it completes.
-            on_progress: called with a :class:`~ematix_engine.batch.progress.LoadProgress`
+            on_progress: called with a :class:`~ematix_engine.write.progress.LoadProgress`
                 as each target enters a phase and, while a source streams from another
                 database, after every batch.
 
@@ -183,16 +209,17 @@ def _complete_target(
     if event_ts is not None:
         columns_checked = columns("event_timestamp_column")
         event_ts = columns_checked[0]
-    if mode in (LoadMode.MERGE, LoadMode.SCD2) and not keys:
+    description = MODES[mode]
+    if description.needs_keys and not keys:
         raise ConfigError(
             f"{where}: mode={mode.value!r} needs keys; mark key columns with pk() or pass keys=[...]"
         )
-    if mode is not LoadMode.SCD2 and options.get("ttl_seconds") is not None:
-        raise ConfigError(f"{where}: ttl_seconds only applies to mode='scd2'")
-    if mode in (LoadMode.APPEND, LoadMode.REPLACE) and deletes is not Deletes.IGNORE:
-        raise ConfigError(f"{where}: deletes={deletes.value!r} needs mode 'merge' or 'scd2'")
-    if mode is LoadMode.MERGE and deletes is Deletes.NEW_RECORD:
-        raise ConfigError(f"{where}: deletes='new_record' only applies to mode='scd2'")
+    if not description.takes_ttl and options.get("ttl_seconds") is not None:
+        takes = [m.value for m, d in MODES.items() if d.takes_ttl]
+        raise ConfigError(f"{where}: ttl_seconds only applies to mode={_either(takes)}")
+    if deletes not in description.deletes:
+        takes = [m.value for m, d in MODES.items() if deletes in d.deletes]
+        raise ConfigError(f"{where}: deletes={deletes.value!r} {_needs(takes)}")
     ttl = options.get("ttl_seconds")
     if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
         raise ConfigError(f"{where}: ttl_seconds must be a positive integer, got {ttl!r}")
@@ -200,14 +227,12 @@ def _complete_target(
         raise ConfigError(
             f"{where}: compare_columns must not repeat key columns {sorted(set(compare) & set(keys))}"
         )
-    if mode is LoadMode.SCD2:
-        clash = {"valid_from", "valid_to", "is_current", "row_hash", "is_deleted"} & set(
-            spec_table.column_names
+    clash = set(description.managed_names) - {"_loaded_at", "_batch_id"}
+    clash &= set(spec_table.column_names)
+    if clash:
+        raise ConfigError(
+            f"{where}: columns {sorted(clash)} are managed by {mode.value}; rename them in the table"
         )
-        if clash:
-            raise ConfigError(
-                f"{where}: columns {sorted(clash)} are managed by scd2; rename them in the table"
-            )
     asset_key = options.get("asset_key")
     if isinstance(asset_key, str):
         asset_key = tuple(asset_key.split("/"))
@@ -222,6 +247,16 @@ def _complete_target(
         connection=options.get("connection") or spec_table.connection,
         asset_key=tuple(asset_key) if asset_key else None,
     )
+
+
+def _either(modes: list[str]) -> str:
+    return " or ".join(repr(m) for m in modes)
+
+
+def _needs(modes: list[str]) -> str:
+    if len(modes) == 1:
+        return f"only applies to mode={modes[0]!r}"
+    return f"needs mode {' or '.join(repr(m) for m in modes)}"
 
 
 def pipeline(
@@ -340,10 +375,12 @@ def pipeline(
         spec = PipelineSpec(
             name=pipeline_name,
             targets=target_specs,
-            source=function,
+            source=SqlSource(
+                query=function,
+                connection=source_connection,
+                incremental_column=incremental_column,
+            ),
             schedule=schedule,
-            incremental_column=incremental_column,
-            source_connection=source_connection,
             depends_on=tuple(depends_on),
             retry=RetryPolicy.from_value(retry, pipeline_name),
             description=inspect.cleandoc(function.__doc__ or ""),
@@ -352,12 +389,11 @@ def pipeline(
             source_line=source_line,
             group=group,
             owners=tuple(owners),
-            tags=dict(tags or {}),
+            tags=FrozenMapping(tags or {}),
             checks=tuple(checks),
         )
-        built = Pipeline(spec)
-        registry.register(built)
-        return built
+        registry.register(spec)
+        return Pipeline.of(spec)
 
     return decorate(fn) if fn is not None else decorate
 

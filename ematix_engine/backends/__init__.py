@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
 from ematix_engine.backends.base import SqlBackend
+from ematix_engine.backends.store import TableStore
 from ematix_engine.errors import ConfigError
 
-__all__ = ["SqlBackend", "backend_kind", "open_backend", "same_database"]
+__all__ = [
+    "SqlBackend",
+    "TableStore",
+    "backend_class",
+    "backend_class_for_dialect",
+    "backend_kind",
+    "open_backend",
+    "same_database",
+]
+
+#: Backend class by connection kind, as ``module:class`` (imported on first use).
+_CLASSES = {
+    "postgres": "ematix_engine.backends.postgres:PostgresBackend",
+    "duckdb": "ematix_engine.backends.duckdb:DuckDBBackend",
+    "sqlite": "ematix_engine.backends.sqlite:SQLiteBackend",
+    "delta_local": "ematix_engine.backends.delta:DeltaBackend",
+}
 
 
 def _conn(connection: Any):
@@ -23,44 +41,48 @@ def backend_kind(connection: Any) -> str:
     return {"delta_local": "delta"}.get(kind, kind)
 
 
-def open_backend(connection: Any) -> Any:
-    """Open a session on ``connection`` (a name or a typed connection).
-
-    Returns:
-        A :class:`SqlBackend` for PostgreSQL, DuckDB and SQLite, or a ``DeltaBackend``.
+def backend_class(connection: Any) -> type:
+    """The backend class a connection opens, without opening it (for planning and preview).
 
     Raises:
         ConfigError: the connection's kind cannot be a batch source or target.
     """
     conn = _conn(connection)
-    if conn.kind == "postgres":
-        from ematix_engine.backends.postgres import PostgresBackend
-
-        return PostgresBackend(conn.conninfo(), connection=conn)
-    if conn.kind == "duckdb":
-        from ematix_engine.backends.duckdb import DuckDBBackend
-
-        _parent_dir(conn.path)
-        return DuckDBBackend(conn.path, connection=conn)
-    if conn.kind == "sqlite":
-        from ematix_engine.backends.sqlite import SQLiteBackend
-
-        _parent_dir(conn.path)
-        return SQLiteBackend(conn.path, connection=conn)
-    if conn.kind == "delta_local":
-        from ematix_engine.backends.delta import DeltaBackend
-
-        return DeltaBackend(conn.path, connection=conn)
-    raise ConfigError(
-        f"connection {conn.name!r} is of kind {conn.kind!r}, which batch pipelines cannot read "
-        f"or write; use postgres, duckdb, sqlite or delta_local"
-    )
+    path = _CLASSES.get(conn.kind)
+    if path is None:
+        raise ConfigError(
+            f"connection {conn.name!r} is of kind {conn.kind!r}, which batch pipelines cannot "
+            f"read or write; use postgres, duckdb, sqlite or delta_local"
+        )
+    return _import(path)
 
 
-def _parent_dir(path: str) -> None:
-    if path != ":memory:":
-        parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, exist_ok=True)
+def backend_class_for_dialect(dialect: str) -> type[SqlBackend]:
+    """The SQL backend class that speaks ``dialect`` (postgres, duckdb or sqlite)."""
+    for kind in ("postgres", "duckdb", "sqlite"):
+        cls = _import(_CLASSES[kind])
+        if cls.dialect == dialect:
+            return cls
+    raise ValueError(f"no backend speaks the {dialect!r} dialect")
+
+
+def _import(path: str) -> type:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def open_backend(connection: Any) -> Any:
+    """Open a session on ``connection`` (a name or a typed connection).
+
+    Returns:
+        A :class:`TableStore`: a :class:`SqlBackend` for PostgreSQL, DuckDB and SQLite, or a
+        ``DeltaBackend``.
+
+    Raises:
+        ConfigError: the connection's kind cannot be a batch source or target.
+    """
+    conn = _conn(connection)
+    return backend_class(conn).open(conn)
 
 
 def same_database(a: Any, b: Any) -> bool:
@@ -70,7 +92,7 @@ def same_database(a: Any, b: Any) -> bool:
         return False
     if first.kind == "postgres":
         return first.conninfo() == second.conninfo()
-    if first.kind in ("duckdb", "sqlite"):
+    if first.kind in ("duckdb", "sqlite", "delta_local"):
         if ":memory:" in (first.path, second.path):
             return first is second
         return os.path.abspath(first.path) == os.path.abspath(second.path)

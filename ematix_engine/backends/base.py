@@ -1,26 +1,51 @@
-"""What every SQL backend offers the batch engine.
+"""What every SQL backend offers the write core.
 
-A backend wraps one open database session. The planner (``ematix_engine.batch``) asks it to
+A backend wraps one open database session. The write core (``ematix_engine.write``) asks it to
 quote names, map column types, run statements inside one transaction, stream query results out
 as Arrow, and stage Arrow batches into a temporary table. Differences between systems are data:
-capability flags and a type map on each subclass (``backends/<system>.py``), in the manner of
-sqlglot's dialect classes.
+capability flags, a type map, cast and ``row_hash`` SQL templates on each subclass
+(``backends/<system>.py``), in the manner of sqlglot's dialect classes. Nothing outside
+``backends/`` asks which system it talks to.
+
+Every backend is also a :class:`~ematix_engine.backends.store.TableStore`: a write opens a
+:meth:`SqlBackend.write_session` whose transaction commits the rows together with a named
+checkpoint (:mod:`ematix_engine.backends.checkpoints`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 from sqlglot import exp
 
+from ematix_engine.errors import UnsupportedError
 from ematix_engine.schema.types import ColumnType, column_type_from_arrow
 
-__all__ = ["SqlBackend"]
+if TYPE_CHECKING:
+    from ematix_engine.specs import LoadMode
+
+__all__ = ["SqlBackend", "SqlWriteSession"]
+
+#: Canonical text of each hash family, shared by the dialects that agree (``{c}``: the column,
+#: ``{scale}``: a decimal's scale). See :mod:`ematix_engine.schema.hashing` for the rules.
+COMMON_HASH_TEXT: Mapping[str, str] = {
+    "text": "CAST({c} AS TEXT)",
+    "json": "CAST({c} AS TEXT)",
+    "int": "CAST({c} AS TEXT)",
+    "bool": "CASE WHEN {c} IS NULL THEN NULL WHEN {c} THEN 'true' ELSE 'false' END",
+    "decimal": "CAST({c} AS TEXT)",
+    "date": "CAST({c} AS TEXT)",
+    "timestamp": "CAST({c} AS TEXT)",
+    "timestamptz": "CAST({c} AS TEXT)",
+    "bytes": "CASE WHEN {c} IS NULL THEN NULL ELSE lower(hex({c})) END",
+}
 
 log = logging.getLogger("ematix.backends")
 
@@ -35,6 +60,8 @@ class SqlBackend(ABC):
     name: ClassVar[str] = ""
     #: sqlglot dialect name.
     dialect: ClassVar[str] = ""
+    #: The system's name as people write it, for messages.
+    DISPLAY_NAME: ClassVar[str] = ""
     #: Whether ``schema.table`` names are real namespaces (SQLite: no, everything in main).
     SUPPORTS_SCHEMAS: ClassVar[bool] = True
     #: Whether ``FULL JOIN`` works (SQLite before 3.39 has none).
@@ -46,11 +73,42 @@ class SqlBackend(ABC):
     #: (DuckDB over the Arrow stream) before they reach this backend, because doing it in the
     #: target costs more (PostgreSQL hashes ~6x slower than DuckDB).
     PREPARES_IN_PROCESS: ClassVar[bool] = False
+    #: Whether a first load into a table it created adds the primary key after the rows (an
+    #: index builds faster than it updates; PostgreSQL).
+    ADDS_PRIMARY_KEY_AFTER_FIRST_LOAD: ClassVar[bool] = False
+    #: Whether the database enforces integer widths and VARCHAR lengths (SQLite: no), so a
+    #: narrower existing column is schema drift.
+    ENFORCES_TYPE_WIDTHS: ClassVar[bool] = True
+    #: Whether timestamps are stored as canonical text (SQLite), so parameters are sent so.
+    TIMESTAMPS_AS_TEXT: ClassVar[bool] = False
+    #: NULL-safe "differs" operator.
+    NULL_SAFE_DISTINCT: ClassVar[str] = "IS DISTINCT FROM"
+    #: Statement prefix that asks for a query plan without running the query.
+    EXPLAIN: ClassVar[str] = "EXPLAIN"
+    #: Whether SQL runs in the store itself (a SQL database: yes).
+    RUNS_SQL: ClassVar[bool] = True
     #: DDL type overrides by ``ColumnType.sql_name``; others render through sqlglot.
     TYPE_MAP: ClassVar[Mapping[str, str]] = {}
+    #: Cast templates by hash family where a plain ``CAST({value} AS {type})`` is not enough.
+    CAST_TEMPLATES: ClassVar[Mapping[str, str]] = {}
+    #: Canonical-text SQL per hash family (``{c}`` the column, ``{scale}`` a decimal scale).
+    HASH_TEXT: ClassVar[Mapping[str, str]] = COMMON_HASH_TEXT
+    #: One hashed part from its canonical text ``{text}`` (NULL → the NULL marker).
+    HASH_PART: ClassVar[str] = "{text}"
+    #: Text placed between two parts.
+    HASH_JOIN: ClassVar[str] = ", "
+    #: The parts of a row with no compare column.
+    HASH_EMPTY: ClassVar[str] = ""
+    #: The digest of the joined parts ``{joined}`` as 64 lowercase hex characters.
+    HASH_DIGEST: ClassVar[str] = "{joined}"
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
+
+    @classmethod
+    @abstractmethod
+    def open(cls, connection: Any) -> SqlBackend:
+        """Open a session on a resolved typed connection."""
 
     # ----------------------------------------------------------------- naming and types
     def quote(self, name: str) -> str:
@@ -80,6 +138,36 @@ class SqlBackend(ABC):
             f"{self.column_type_sql(declared.get(f.name) or column_type_from_arrow(f.type))}"
             for f in schema
         )
+
+    def cast_sql(self, value_sql: str, column_type: type[ColumnType]) -> str:
+        """SQL casting ``value_sql`` (an expression) to ``column_type`` on this backend."""
+        template = self.CAST_TEMPLATES.get(column_type.hash_family, "CAST({value} AS {type})")
+        return template.format(value=value_sql, type=self.column_type_sql(column_type))
+
+    @classmethod
+    def canonical_text_sql(cls, column_sql: str, family: str, scale: int = 0) -> str:
+        """SQL rendering ``column_sql`` as the canonical text of its hash family.
+
+        Raises:
+            ValueError: ``family`` is not a hash family.
+        """
+        template = cls.HASH_TEXT.get(family)
+        if template is None:
+            raise ValueError(f"unknown hash family {family!r}")
+        return template.format(c=column_sql, scale=scale)
+
+    @classmethod
+    def row_hash_sql(cls, columns: Sequence[tuple[str, str, int]]) -> str:
+        """SQL computing ``row_hash`` over ``(column sql, hash family, scale)`` in order."""
+        parts = [
+            cls.HASH_PART.format(text=cls.canonical_text_sql(c, family, scale))
+            for c, family, scale in columns
+        ]
+        return cls.HASH_DIGEST.format(joined=cls.HASH_JOIN.join(parts) if parts else cls.HASH_EMPTY)
+
+    def timestamp_param(self, value: datetime) -> Any:
+        """A timestamp as this backend takes it as a bound parameter."""
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f") if self.TIMESTAMPS_AS_TEXT else value
 
     def table_options_sql(self, *, update_heavy: bool = False) -> str:
         """Storage options appended to ``CREATE TABLE`` (none by default)."""
@@ -148,7 +236,7 @@ class SqlBackend(ABC):
         Returns:
             The number of rows appended.
         """
-        raise NotImplementedError(f"{self.name} cannot append Arrow batches to a table")
+        raise UnsupportedError(f"{self.name} cannot append Arrow batches to an existing table")
 
     @abstractmethod
     def begin(self) -> None:
@@ -220,8 +308,83 @@ class SqlBackend(ABC):
         else:
             self.commit()
 
+    # ------------------------------------------------------------------ table store
+    def read_checkpoint(self, name: str, scope: str) -> str | None:
+        """The checkpoint ``(name, scope)`` last committed with rows, or None."""
+        from ematix_engine.backends.checkpoints import read_checkpoint
+
+        return read_checkpoint(self, name, scope)
+
+    @contextlib.contextmanager
+    def write_session(
+        self,
+        schema: str,
+        table: str,
+        *,
+        mode: LoadMode,
+        version_key: Sequence[str],
+        batch_id: str,
+        writer: str = "",
+        dry_run: bool = False,
+    ) -> Iterator[SqlWriteSession]:
+        """One write into ``schema.table``: a transaction committing rows and checkpoints.
+
+        Args:
+            schema: the table's schema.
+            table: the table's name.
+            mode: the load mode (backends that store changes rather than run SQL use it).
+            version_key: the columns identifying a row version (keys, plus ``valid_from``).
+            batch_id: the write's id, stored in ``_batch_id``.
+            writer: who writes (a pipeline's name), for stores that record it.
+            dry_run: roll back at the end instead of committing.
+
+        Yields:
+            The session: run DDL and the plan on ``session.sql``; ``put_checkpoint`` commits
+            with the rows. An exception rolls everything back.
+        """
+        session = SqlWriteSession(self)
+        self.prepare_load_session()
+        with self.transaction(rollback=dry_run):
+            yield session
+            for (name, scope), value in session.pending.items():
+                from ematix_engine.backends.checkpoints import write_checkpoint
+
+                write_checkpoint(self, name, scope, value)
+
+    @contextlib.contextmanager
+    def query_session(self) -> Iterator[SqlBackend]:
+        """A session in which the stored tables can be queried with SQL (this one)."""
+        yield self
+
     def __enter__(self) -> SqlBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def make_parent_dir(path: str) -> None:
+    """Create the folder of a database file (nothing for ``:memory:``)."""
+    if path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+class SqlWriteSession:
+    """The open write of a SQL backend: its session, and the checkpoints to commit with it.
+
+    Attributes:
+        sql: where DDL and the mode's plan run, inside the write's transaction.
+        pending: checkpoints to store just before the commit, by ``(name, scope)``.
+    """
+
+    def __init__(self, backend: SqlBackend) -> None:
+        self.sql = backend
+        self.pending: dict[tuple[str, str], str] = {}
+
+    def read_checkpoint(self, name: str, scope: str) -> str | None:
+        """The committed checkpoint, read inside the write's transaction."""
+        return self.sql.read_checkpoint(name, scope)
+
+    def put_checkpoint(self, name: str, scope: str, value: str) -> None:
+        """Commit ``value`` as checkpoint ``(name, scope)`` together with the rows."""
+        self.pending[(name, scope)] = value

@@ -21,18 +21,18 @@ The watermark of an incremental pipeline rides in that commit's metadata
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from ematix_engine.backends.duckdb import DuckDBBackend
-
-if TYPE_CHECKING:
-    from ematix_engine.batch.progress import ProgressReporter
-    from ematix_engine.batch.result import TargetResult
-    from ematix_engine.specs import PipelineSpec, TargetSpec
+from ematix_engine.specs import LoadMode
 
 __all__ = ["DeltaBackend"]
 
@@ -40,16 +40,57 @@ _WATERMARK_KEY = "ematix.watermark."
 _ORIGINAL = "_ematix_original"
 
 
-class DeltaBackend:
-    """Delta tables under one root folder."""
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """The table a write goes to, and how its rows are identified."""
 
-    name = "delta"
-    dialect = "duckdb"
+    schema: str
+    table: str
+    mode: LoadMode
+    version_key: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _DeltaWrite:
+    """An open Delta write: the DuckDB session the plan runs in, and the checkpoints."""
+
+    sql: DuckDBBackend
+    snapshot: DeltaTable | None
+    read: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    pending: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def read_checkpoint(self, name: str, scope: str) -> str | None:
+        """The checkpoint in the metadata of the version this write started from."""
+        if name not in self.read:
+            self.read[name] = (
+                _watermark_in(self.snapshot, name) if self.snapshot is not None else None
+            )
+        return self.read[name]
+
+    def put_checkpoint(self, name: str, scope: str, value: str) -> None:
+        """Record ``value`` in the metadata of this write's commit."""
+        self.pending[name] = value
+
+
+class DeltaBackend:
+    """Delta tables under one root folder (a :class:`~ematix_engine.backends.store.TableStore`)."""
+
+    name: ClassVar[str] = "delta"
+    dialect: ClassVar[str] = "duckdb"
+    DISPLAY_NAME: ClassVar[str] = "Delta Lake"
+    SUPPORTS_SCHEMAS: ClassVar[bool] = True
+    PREPARES_IN_PROCESS: ClassVar[bool] = False
+    RUNS_SQL: ClassVar[bool] = False
     TYPE_MAP = DuckDBBackend.TYPE_MAP
 
     def __init__(self, root: str, *, connection: Any = None) -> None:
         self.root = Path(root)
         self.connection = connection
+
+    @classmethod
+    def open(cls, connection: Any) -> DeltaBackend:
+        """Open the Delta tables under a ``DeltaLocalConnection``'s path."""
+        return cls(connection.path, connection=connection)
 
     # --------------------------------------------------------------------------- paths
     def table_path(self, schema: str, table: str) -> Path:
@@ -114,6 +155,10 @@ class DeltaBackend:
         """Quote an identifier (DuckDB dialect)."""
         return DuckDBBackend.quote(self, name)  # type: ignore[arg-type]
 
+    def table_sql(self, schema: str | None, name: str) -> str:
+        """Quoted ``schema.table`` as the DuckDB sessions over the root name it."""
+        return DuckDBBackend.table_sql(self, schema, name)  # type: ignore[arg-type]
+
     def column_type_sql(self, column_type: Any) -> str:
         """DDL type on the DuckDB compute engine."""
         return DuckDBBackend.column_type_sql(self, column_type)  # type: ignore[arg-type]
@@ -125,7 +170,28 @@ class DeltaBackend:
     def close(self) -> None:
         """Nothing is held open between loads."""
 
-    # --------------------------------------------------------------------------- target
+    # --------------------------------------------------------------------------- store
+    @contextlib.contextmanager
+    def query_session(self) -> Iterator[DuckDBBackend]:
+        """An in-memory DuckDB session with every table under the root as ``schema.table``."""
+        session = self.compute_session()
+        # DuckDB 2.0 pushes string filters into the pyarrow datasets behind the Delta views as
+        # string_view scalars, which pyarrow cannot compare with string columns ("no kernel
+        # matching input types (string, string_view)"). Queries over this read-only session
+        # scan whole tables anyway, so that pushdown is off here.
+        session.execute("SET disabled_optimizers = 'filter_pushdown'")
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def read_checkpoint(self, name: str, scope: str) -> str | None:
+        """Latest checkpoint ``name`` in the commit metadata of the table labelled ``scope``."""
+        for schema, table in self.tables():
+            if f"{schema}.{table}" == scope:
+                return self.read_watermark(name, schema, table)
+        return None
+
     def read_watermark(self, spec_name: str, schema: str, table: str) -> str | None:
         """Latest watermark recorded for ``spec_name`` in the table's commit metadata."""
         path = self.table_path(schema, table)
@@ -133,99 +199,88 @@ class DeltaBackend:
             return None
         return _watermark_in(DeltaTable(str(path)), spec_name)
 
-    def load(
+    @contextlib.contextmanager
+    def write_session(
         self,
-        spec: PipelineSpec,
-        target: TargetSpec,
+        schema: str,
+        table: str,
         *,
+        mode: LoadMode,
+        version_key: Sequence[str],
         batch_id: str,
+        writer: str = "",
         dry_run: bool = False,
-        batch_size: int = 100_000,
-        progress: ProgressReporter | None = None,
-    ) -> TargetResult:
-        """Load one target: plan in DuckDB, then commit the difference to Delta."""
-        from dataclasses import replace
+    ) -> Iterator[_DeltaWrite]:
+        """One write: the plan runs in DuckDB over a copy of the table; one commit follows.
 
-        from ematix_engine.backends import same_database
-        from ematix_engine.batch.runner import DEFAULT_CONNECTION, run_sql_target
-        from ematix_engine.batch.watermarks import read_watermark, write_watermark
+        The commit holds the difference the plan made to the copy, plus every checkpoint in
+        its metadata (see the module docstring). It is made against the version the plan
+        read, so a concurrent commit to the table is a conflict (the write fails) instead of
+        a silently stale difference.
+        """
         from ematix_engine.errors import LoadError
 
-        schema, name = target.table.schema, target.table.name
-        path = self.table_path(schema, name)
         snapshots: dict[tuple[str, str], DeltaTable] = {}
         duck = self.compute_session(snapshots)
-        # Every write below commits against the version the plan read, so a concurrent commit
-        # to the table is a conflict (the load fails) instead of a silently stale difference.
-        snapshot = snapshots.get((schema, name))
-        exists = snapshot is not None
+        snapshot = snapshots.get((schema, table))
+        write = _DeltaWrite(duck, snapshot)
         try:
-            table_sql = duck.table_sql(schema, name)
-            duck.create_schema(schema)
-            if exists:
-                duck.execute(f"DROP VIEW IF EXISTS {table_sql}")
-                duck.execute(
-                    f"CREATE TABLE {table_sql} AS SELECT * FROM "
-                    f"{duck.quote(f'_ematix_delta_{len(schema)}_{schema}_{name}')}"
-                )
-                # CREATE TABLE AS drops NOT NULL: restore the Delta schema's, so the plan
-                # refuses NULLs in a NOT NULL column as it does on the SQL backends.
-                for field in snapshot.schema().to_arrow():
-                    if not field.nullable:
-                        duck.execute(
-                            f"ALTER TABLE {table_sql} ALTER COLUMN {duck.quote(field.name)} "
-                            "SET NOT NULL"
-                        )
-                duck.execute(f"CREATE TABLE {duck.quote(_ORIGINAL)} AS SELECT * FROM {table_sql}")
-            stored = _watermark_in(snapshot, spec.name) if snapshot is not None else None
-            if stored is not None:
-                write_watermark(duck, spec.name, target.label, stored)
-            # the target's connection, as the runner resolves it (``default`` when unset)
-            target_conn = target.connection or DEFAULT_CONNECTION
-            source_conn = spec.source_connection or target_conn
-            same_db = spec.source_connection is None or same_database(
-                spec.source_connection, target_conn
-            )
-            result = run_sql_target(
-                duck,
-                spec,
-                target,
-                batch_id=batch_id,
-                dry_run=dry_run,
-                batch_size=batch_size,
-                same_db=same_db,
-                source_connection=source_conn,
-                progress=progress,
-            )
+            self._copy_into_session(duck, schema, table, snapshot)
+            duck.prepare_load_session()
+            with duck.transaction(rollback=dry_run):
+                yield write
             if dry_run:
-                return replace(result, backend=self.name)
-            watermark = result.watermark or read_watermark(duck, spec.name, target.label)
-            metadata = {"ematix.batch_id": batch_id, "ematix.pipeline": spec.name}
-            if watermark is not None:
-                metadata[_WATERMARK_KEY + spec.name] = watermark
+                return
+            metadata = {"ematix.batch_id": batch_id, "ematix.pipeline": writer}
+            for checkpoint, value in {**write.read, **write.pending}.items():
+                if value is not None:
+                    metadata[_WATERMARK_KEY + checkpoint] = value
+            changed = any(write.read.get(k) != v for k, v in write.pending.items())
             commit = CommitProperties(custom_metadata=metadata)
+            target = _Target(schema, table, mode, tuple(version_key))
             try:
-                self._commit(duck, path, snapshot, target, commit, batch_id, watermark != stored)
+                self._commit(duck, snapshot, target, commit, batch_id, changed)
             except Exception as error:  # e.g. a concurrent commit: nothing was written
-                raise LoadError(spec.name, target.label, f"Delta commit failed: {error}") from error
-            return replace(result, backend=self.name)
+                raise LoadError(
+                    writer, f"{schema}.{table}", f"Delta commit failed: {error}"
+                ) from error
         finally:
             duck.close()
+
+    def _copy_into_session(
+        self, duck: DuckDBBackend, schema: str, table: str, snapshot: DeltaTable | None
+    ) -> None:
+        """Turn the table's view into a table the plan may change, and keep the original."""
+        duck.create_schema(schema)
+        if snapshot is None:
+            return
+        table_sql = duck.table_sql(schema, table)
+        duck.execute(f"DROP VIEW IF EXISTS {table_sql}")
+        duck.execute(
+            f"CREATE TABLE {table_sql} AS SELECT * FROM "
+            f"{duck.quote(f'_ematix_delta_{len(schema)}_{schema}_{table}')}"
+        )
+        # CREATE TABLE AS drops NOT NULL: restore the Delta schema's, so the plan refuses
+        # NULLs in a NOT NULL column as it does on the SQL backends.
+        for field in snapshot.schema().to_arrow():
+            if not field.nullable:
+                duck.execute(
+                    f"ALTER TABLE {table_sql} ALTER COLUMN {duck.quote(field.name)} SET NOT NULL"
+                )
+        duck.execute(f"CREATE TABLE {duck.quote(_ORIGINAL)} AS SELECT * FROM {table_sql}")
 
     def _commit(
         self,
         duck: DuckDBBackend,
-        path: Path,
         snapshot: DeltaTable | None,
-        target: TargetSpec,
+        target: _Target,
         commit: CommitProperties,
         batch_id: str,
         watermark_changed: bool,
     ) -> None:
         """Write the load's one commit (or none when nothing changed)."""
-        from ematix_engine.specs import LoadMode
-
-        table_sql = duck.table_sql(target.table.schema, target.table.name)
+        path = self.table_path(target.schema, target.table)
+        table_sql = duck.table_sql(target.schema, target.table)
         if snapshot is None:  # a new table; "error" if another writer created it meanwhile
             path.parent.mkdir(parents=True, exist_ok=True)
             table = _arrow(duck, f"SELECT * FROM {table_sql}", table_sql)
@@ -261,7 +316,7 @@ class DeltaBackend:
         self,
         duck: DuckDBBackend,
         snapshot: DeltaTable,
-        target: TargetSpec,
+        target: _Target,
         commit: CommitProperties,
         *,
         always_commit: bool = False,
@@ -272,11 +327,9 @@ class DeltaBackend:
         changed but the schema or the watermark did, an empty append records them, so a load
         is always exactly one commit, or none when nothing at all changed.
         """
-        from ematix_engine.specs import LoadMode
-
-        table_sql = duck.table_sql(target.table.schema, target.table.name)
+        table_sql = duck.table_sql(target.schema, target.table)
         original = duck.quote(_ORIGINAL)
-        version_key = list(target.keys) + (["valid_from"] if target.mode is LoadMode.SCD2 else [])
+        version_key = list(target.version_key)
         key_match = " AND ".join(f"o.{duck.quote(k)} = n.{duck.quote(k)}" for k in version_key)
         op = duck.quote("_ematix_op")
         # Columns added by this load (schema drift) are NULL on the rows it did not touch: pad

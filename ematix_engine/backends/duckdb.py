@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 from typing_extensions import override
 
-from ematix_engine.backends.base import SqlBackend
+from ematix_engine.backends.base import COMMON_HASH_TEXT, SqlBackend, make_parent_dir
 from ematix_engine.schema.types import ColumnType
 
 __all__ = ["DuckDBBackend"]
@@ -28,9 +28,30 @@ class DuckDBBackend(SqlBackend):
     """A DuckDB database file (or ``:memory:``)."""
 
     name = "duckdb"
+    DISPLAY_NAME = "DuckDB"
     dialect = "duckdb"
     CREATES_PRIMARY_KEY = False
+    HASH_TEXT: ClassVar[Mapping[str, str]] = {
+        **COMMON_HASH_TEXT,
+        # DuckDB orders NaN as one value equal to itself, so ``c <> c`` cannot find it.
+        "float": "CASE WHEN {c} IS NULL THEN NULL WHEN isnan({c}) THEN 'NaN' "
+        "WHEN isinf({c}) AND {c} > 0 THEN 'Infinity' WHEN isinf({c}) THEN '-Infinity' "
+        "ELSE printf('%.15g', {c}) END",
+        "date": "strftime(CAST({c} AS DATE), '%Y-%m-%d')",
+        "timestamp": "strftime({c}, '%Y-%m-%d %H:%M:%S.%f')",
+        "timestamptz": "strftime(timezone('UTC', {c}), '%Y-%m-%d %H:%M:%S.%f')",
+    }
+    HASH_PART: ClassVar[str] = "COALESCE(encode({text}), '\\xFF'::BLOB)"
+    HASH_JOIN: ClassVar[str] = " || '\\x00'::BLOB || "
+    HASH_EMPTY: ClassVar[str] = "''::BLOB"
+    HASH_DIGEST: ClassVar[str] = "sha256({joined})"
     TYPE_MAP: ClassVar[Mapping[str, str]] = {"VARBINARY": "BLOB", "JSON": "JSON"}
+
+    @classmethod
+    @override
+    def open(cls, connection: Any) -> DuckDBBackend:
+        make_parent_dir(connection.path)
+        return cls(connection.path, connection=connection)
 
     def __init__(self, path: str = ":memory:", *, connection: Any = None) -> None:
         super().__init__(connection)

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from typing_extensions import override
 
-from ematix_engine.backends.base import SqlBackend
+from ematix_engine.backends.base import COMMON_HASH_TEXT, SqlBackend
 from ematix_engine.schema.types import ColumnType
 
 __all__ = ["PostgresBackend"]
@@ -78,14 +78,38 @@ class PostgresBackend(SqlBackend):
     """A PostgreSQL session."""
 
     name = "postgres"
+    DISPLAY_NAME = "PostgreSQL"
     dialect = "postgres"
     PREPARES_IN_PROCESS = True
+    ADDS_PRIMARY_KEY_AFTER_FIRST_LOAD = True
+    #: PostgreSQL has no bigint/double → boolean cast; staged 0/1 (SQLite, MySQL) go via text.
+    CAST_TEMPLATES: ClassVar[Mapping[str, str]] = {"bool": "CAST(CAST({value} AS TEXT) AS {type})"}
+    #: Doubles render as ``%.15g`` only under ``extra_float_digits = 0`` (set per load).
+    HASH_TEXT: ClassVar[Mapping[str, str]] = {
+        **COMMON_HASH_TEXT,
+        "float": "CASE WHEN {c} IS NULL THEN NULL WHEN {c} = 'NaN'::float8 THEN 'NaN' "
+        "WHEN {c} = 'Infinity'::float8 THEN 'Infinity' "
+        "WHEN {c} = '-Infinity'::float8 THEN '-Infinity' ELSE CAST({c} AS TEXT) END",
+        "date": "to_char({c}, 'YYYY-MM-DD')",
+        "timestamp": "to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')",
+        "timestamptz": "to_char(({c} AT TIME ZONE 'UTC'), 'YYYY-MM-DD HH24:MI:SS.US')",
+        "bytes": "encode({c}, 'hex')",
+    }
+    HASH_PART: ClassVar[str] = "COALESCE(convert_to({text}, 'UTF8'), '\\xff'::bytea)"
+    HASH_JOIN: ClassVar[str] = " || '\\x00'::bytea || "
+    HASH_EMPTY: ClassVar[str] = "''::bytea"
+    HASH_DIGEST: ClassVar[str] = "encode(sha256({joined}), 'hex')"
     TYPE_MAP: ClassVar[Mapping[str, str]] = {
         "JSON": "JSONB",
         "VARBINARY": "BYTEA",
         "DOUBLE": "DOUBLE PRECISION",
         "TIMESTAMPTZ": "TIMESTAMPTZ",
     }
+
+    @classmethod
+    @override
+    def open(cls, connection: Any) -> PostgresBackend:
+        return cls(connection.conninfo(), connection=connection)
 
     def __init__(self, dsn: str, *, connection: Any = None) -> None:
         super().__init__(connection)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from typing_extensions import override
 
-from ematix_engine.backends.base import SqlBackend
+from ematix_engine.backends.base import COMMON_HASH_TEXT, SqlBackend, make_parent_dir
 from ematix_engine.schema.hashing import sqlite_row_hash
 from ematix_engine.schema.types import ColumnType
 
@@ -37,8 +37,28 @@ class SQLiteBackend(SqlBackend):
     """A SQLite database file."""
 
     name = "sqlite"
+    DISPLAY_NAME = "SQLite"
     dialect = "sqlite"
     SUPPORTS_SCHEMAS = False
+    ENFORCES_TYPE_WIDTHS = False
+    TIMESTAMPS_AS_TEXT = True
+    NULL_SAFE_DISTINCT = "IS NOT"
+    EXPLAIN = "EXPLAIN QUERY PLAN"
+    #: SQLite keeps timestamps as text; every spelling is brought to the canonical form.
+    CAST_TEMPLATES: ClassVar[Mapping[str, str]] = {
+        "timestamp": "ematix_timestamp(CAST({value} AS TEXT))",
+        "timestamptz": "ematix_timestamp(CAST({value} AS TEXT))",
+    }
+    HASH_TEXT: ClassVar[Mapping[str, str]] = {
+        **COMMON_HASH_TEXT,
+        # printf turns NULL into '' on SQLite; SQLite stores NaN as NULL.
+        "decimal": "CASE WHEN {c} IS NULL THEN NULL ELSE printf('%.{scale}f', {c}) END",
+        "float": "CASE WHEN {c} IS NULL THEN NULL WHEN {c} <> {c} THEN 'NaN' "
+        "WHEN {c} > 1.7976931348623157e308 THEN 'Infinity' "
+        "WHEN {c} < -1.7976931348623157e308 THEN '-Infinity' ELSE printf('%.15g', {c}) END",
+    }
+    #: No SHA-256 in SQLite: a registered, deterministic function hashes the canonical texts.
+    HASH_DIGEST: ClassVar[str] = "ematix_row_hash({joined})"
     SUPPORTS_FULL_JOIN: ClassVar[bool] = sqlite3.sqlite_version_info >= (3, 39)
     TYPE_MAP: ClassVar[Mapping[str, str]] = {
         "BIGINT": "INTEGER",
@@ -55,6 +75,12 @@ class SQLiteBackend(SqlBackend):
         "JSON": "TEXT",
         "VARBINARY": "BLOB",
     }
+
+    @classmethod
+    @override
+    def open(cls, connection: Any) -> SQLiteBackend:
+        make_parent_dir(connection.path)
+        return cls(connection.path, connection=connection)
 
     def __init__(self, path: str, *, connection: Any = None) -> None:
         super().__init__(connection)

@@ -23,6 +23,8 @@ class TargetResult:
         watermark: the target's watermark after the load (text), if incremental.
         row_count: rows in the target table after the load.
         duration_s: seconds this target's load took.
+        path: how the rows reached the target (``same database``, ``in-process``, ``staged``;
+            see :mod:`ematix_engine.write.planner`).
     """
 
     target: str
@@ -36,6 +38,7 @@ class TargetResult:
     watermark: str | None = None
     row_count: int | None = None
     duration_s: float = 0.0
+    path: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +93,7 @@ class TargetPreview:
     backend: str
     same_database: bool
     statements: tuple[str, ...] = field(default_factory=tuple)
+    path: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,7 +107,7 @@ class PreviewResult:
     def __str__(self) -> str:
         lines = [f"pipeline {self.pipeline}", "source:", f"  {self.source_sql.strip()}"]
         for target in self.targets:
-            how = "same database" if target.same_database else "cross-database (staged)"
+            how = target.path or ("same database" if target.same_database else "staged")
             lines.append(f"target {target.target} [{target.backend}, {target.mode}, {how}]:")
             lines.extend(f"  {s};" for s in target.statements)
         return "\n".join(lines)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ematix_engine.backends import open_backend
-from ematix_engine.batch.prepare import substitute_watermark
+from ematix_engine.batch.runner import source_connection
+from ematix_engine.batch.source import infer_incremental_column, substitute_watermark
 from ematix_engine.batch.watermarks import sentinel_for
 from ematix_engine.errors import SourceError
+from ematix_engine.write import redact_error
 
 if TYPE_CHECKING:
     from ematix_engine.api.pipeline import Pipeline
@@ -24,40 +26,28 @@ def validate_pipeline(pipeline: Pipeline) -> list[str]:
     Raises:
         SourceError: the database rejects the SQL (message names the pipeline).
     """
-    from ematix_engine.batch.runner import _source_connection
     from ematix_engine.connections import get_connection
 
     spec = pipeline.spec
     target = spec.targets[0]
-    connection = _source_connection(spec, target)
-    sql = spec.source(get_connection(connection))
+    connection = source_connection(spec, target)
+    sql = spec.source.render(get_connection(connection))
     backend = open_backend(connection)
     try:
         params = None
         if "$watermark" in sql:
-            from ematix_engine.batch.prepare import infer_incremental_column
-
             column = spec.incremental_column or infer_incremental_column(spec.name, target, sql)
             family = target.table.column(column).type.hash_family
             count = sql.count("$watermark")
             sql = substitute_watermark(backend.escape_user_sql(sql), backend.param_placeholder(0))
             params = [sentinel_for(family)] * count
-        if backend.name == "delta":
-            session = backend.compute_session()
-            try:
-                rows = session.query(f"EXPLAIN {sql}", params)
-            finally:
-                session.close()
-        else:
-            keyword = "EXPLAIN QUERY PLAN" if backend.dialect == "sqlite" else "EXPLAIN"
-            rows = backend.query(f"{keyword} {sql}", params)
+        with backend.query_session() as session:
+            rows = session.query(f"{session.EXPLAIN} {sql}", params)
     except SourceError:
         raise
     except Exception as error:
-        from ematix_engine.batch.runner import _redact
-
         raise SourceError(
-            spec.name, f"the database rejected the SQL: {_redact(error, connection)}"
+            spec.name, f"the database rejected the SQL: {redact_error(error, connection)}"
         ) from error
     finally:
         backend.close()

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ematix_engine.errors import ConfigError, closest_match
-from ematix_engine.specs import MANAGED_COLUMNS, SCD2_COLUMNS, LoadMode, PipelineSpec, TargetSpec
+from ematix_engine.modes import mode_of
+from ematix_engine.specs import LoadMode, PipelineSpec, TargetSpec
 
 __all__ = [
     "SEVERITIES",
@@ -119,10 +120,7 @@ class Check:
 
 
 def _known_columns(target: TargetSpec) -> tuple[str, ...]:
-    managed = list(MANAGED_COLUMNS)
-    if target.mode is LoadMode.SCD2:
-        managed = [*SCD2_COLUMNS, "is_deleted", *managed]
-    return (*target.table.column_names, *managed)
+    return (*target.table.column_names, *mode_of(target).managed_names)
 
 
 def _columns(value: Sequence[str] | str, what: str) -> tuple[str, ...]:

@@ -181,19 +181,8 @@ def check_session(target: TargetSpec) -> Iterator[Any]:
     """
     backend = open_backend(target.connection or DEFAULT_CONNECTION)
     try:
-        if backend.name == "delta":
-            session = backend.compute_session()
-            # DuckDB 2.0 pushes string filters into the pyarrow datasets behind the Delta
-            # views as string_view scalars, which pyarrow cannot compare with string columns
-            # ("no kernel matching input types (string, string_view)"). Checks scan whole
-            # tables anyway, so turn that pushdown off in this read-only session.
-            session.execute("SET disabled_optimizers = 'filter_pushdown'")
-            try:
-                yield session
-            finally:
-                session.close()
-        else:
-            yield backend
+        with backend.query_session() as session:
+            yield session
     finally:
         backend.close()
 

@@ -14,7 +14,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ematix_engine.batch.progress import COMMITTED, LoadProgress
+from ematix_engine.write.progress import COMMITTED, LoadProgress
 
 __all__ = ["LoadDisplay"]
 

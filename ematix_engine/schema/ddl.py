@@ -80,10 +80,13 @@ def _narrower(existing: str, column_type: type[ColumnType], dialect: str) -> boo
     """Whether the existing column cannot hold every value of the declared type.
 
     An integer column narrower than the declared integer (``INTEGER`` for ``BigInt``), or a
-    ``VARCHAR(m)`` shorter than a declared ``String[n]``. Never on SQLite, whose integers are
+    ``VARCHAR(m)`` shorter than a declared ``String[n]``. Never where the backend enforces no
+    widths (``ENFORCES_TYPE_WIDTHS``: SQLite), whose integers are
     all 64-bit and whose ``VARCHAR(m)`` holds any length.
     """
-    if dialect == "sqlite":  # enforces neither integer widths nor VARCHAR lengths
+    from ematix_engine.backends import backend_class_for_dialect
+
+    if not backend_class_for_dialect(dialect).ENFORCES_TYPE_WIDTHS:
         return False
     declared_bits = _DECLARED_INT_BITS.get(column_type.sql_name)
     if declared_bits is not None:

@@ -23,8 +23,9 @@ backend sets it for the load transaction. SQLite has no SHA-256, so the SQLite b
 a deterministic, variadic ``ematix_row_hash`` function over the canonical texts (the one per-row Python call in the engine; SQLite
 evaluates everything row by row anyway).
 
-The expressions are built as SQL text in each dialect from quoted identifiers and parsed back
-with sqlglot, so they compose with the rest of a plan.
+The SQL of each dialect is data on its backend class (``HASH_TEXT``, ``HASH_PART``,
+``HASH_JOIN``, ``HASH_DIGEST`` in ``ematix_engine/backends/<system>.py``); the functions here
+look the class up by dialect name. Expressions are built as SQL text from quoted identifiers.
 """
 
 from __future__ import annotations
@@ -51,54 +52,20 @@ NULL_MARKER = b"\xff"
 def canonical_text_sql(column_sql: str, family: str, dialect: str, scale: int = 0) -> str:
     """SQL text rendering ``column_sql`` as canonical text (NULL stays NULL).
 
+    The SQL is data on the backend class of ``dialect`` (``HASH_TEXT``).
+
     Args:
         column_sql: an already-quoted column reference in ``dialect``.
         family: the column type's hash family.
         dialect: ``postgres``, ``duckdb`` or ``sqlite``.
         scale: decimal scale for the ``decimal`` family.
+
+    Raises:
+        ValueError: ``family`` is not a hash family.
     """
-    c = column_sql
-    if family in ("text", "json"):
-        return f"CAST({c} AS TEXT)"
-    if family == "int":
-        return f"CAST({c} AS TEXT)"
-    if family == "bool":
-        return f"CASE WHEN {c} IS NULL THEN NULL WHEN {c} THEN 'true' ELSE 'false' END"
-    if family == "decimal":
-        if dialect == "sqlite":  # printf and hex turn NULL into '' on SQLite
-            return f"CASE WHEN {c} IS NULL THEN NULL ELSE printf('%.{scale}f', {c}) END"
-        return f"CAST({c} AS TEXT)"
-    if family == "float":
-        # PostgreSQL and DuckDB order NaN as one value equal to itself, so ``c <> c`` cannot
-        # find it there; SQLite stores NaN as NULL.
-        is_nan = {"postgres": f"{c} = 'NaN'::float8", "duckdb": f"isnan({c})"}.get(
-            dialect, f"{c} <> {c}"
-        )
-        special = f"CASE WHEN {c} IS NULL THEN NULL WHEN {is_nan} THEN 'NaN' "
-        if dialect == "postgres":
-            return f"{special}WHEN {c} = 'Infinity'::float8 THEN 'Infinity' WHEN {c} = '-Infinity'::float8 THEN '-Infinity' ELSE CAST({c} AS TEXT) END"
-        if dialect == "duckdb":
-            return f"{special}WHEN isinf({c}) AND {c} > 0 THEN 'Infinity' WHEN isinf({c}) THEN '-Infinity' ELSE printf('%.15g', {c}) END"
-        return f"{special}WHEN {c} > 1.7976931348623157e308 THEN 'Infinity' WHEN {c} < -1.7976931348623157e308 THEN '-Infinity' ELSE printf('%.15g', {c}) END"
-    if family == "date":
-        if dialect == "postgres":
-            return f"to_char({c}, 'YYYY-MM-DD')"
-        if dialect == "duckdb":
-            return f"strftime(CAST({c} AS DATE), '%Y-%m-%d')"
-        return f"CAST({c} AS TEXT)"
-    if family in ("timestamp", "timestamptz"):
-        if dialect == "postgres":
-            value = f"({c} AT TIME ZONE 'UTC')" if family == "timestamptz" else c
-            return f"to_char({value}, 'YYYY-MM-DD HH24:MI:SS.US')"
-        if dialect == "duckdb":
-            value = f"timezone('UTC', {c})" if family == "timestamptz" else c
-            return f"strftime({value}, '%Y-%m-%d %H:%M:%S.%f')"
-        return f"CAST({c} AS TEXT)"  # the SQLite backend stores canonical text
-    if family == "bytes":
-        if dialect == "postgres":
-            return f"encode({c}, 'hex')"
-        return f"CASE WHEN {c} IS NULL THEN NULL ELSE lower(hex({c})) END"
-    raise ValueError(f"unknown hash family {family!r}")
+    from ematix_engine.backends import backend_class_for_dialect
+
+    return backend_class_for_dialect(dialect).canonical_text_sql(column_sql, family, scale)
 
 
 def row_hash_sql(columns: Sequence[tuple[str, str, int]], dialect: str) -> str:
@@ -108,26 +75,9 @@ def row_hash_sql(columns: Sequence[tuple[str, str, int]], dialect: str) -> str:
         columns: ``(quoted column sql, hash family, decimal scale)`` in declared order.
         dialect: ``postgres``, ``duckdb`` or ``sqlite``.
     """
-    if not columns:
-        columns = []
-    parts: list[str] = []
-    for column_sql, family, scale in columns:
-        text = canonical_text_sql(column_sql, family, dialect, scale)
-        if dialect == "postgres":
-            parts.append(f"COALESCE(convert_to({text}, 'UTF8'), '\\xff'::bytea)")
-        elif dialect == "duckdb":
-            parts.append(f"COALESCE(encode({text}), '\\xFF'::BLOB)")
-        else:
-            parts.append(text)
-    if dialect == "postgres":
-        sep = "'\\x00'::bytea"
-        joined = f" || {sep} || ".join(parts) if parts else "''::bytea"
-        return f"encode(sha256({joined}), 'hex')"
-    if dialect == "duckdb":
-        sep = "'\\x00'::BLOB"
-        joined = f" || {sep} || ".join(parts) if parts else "''::BLOB"
-        return f"sha256({joined})"
-    return f"ematix_row_hash({', '.join(parts)})"
+    from ematix_engine.backends import backend_class_for_dialect
+
+    return backend_class_for_dialect(dialect).row_hash_sql(columns)
 
 
 def python_row_hash(values: Sequence[str | None]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ematix_dagster.progress import ProgressLog
-from ematix_engine.batch.progress import LoadProgress
+from ematix_engine.write.progress import LoadProgress
 
 
 class Lines:

@@ -14,7 +14,7 @@ from typing import Annotated
 import psycopg
 import pytest
 
-import ematix_engine.batch.in_process as in_process
+import ematix_engine.write.in_process as in_process
 from ematix_engine.api import ematix
 from ematix_engine.api.table import pk
 from ematix_engine.errors import SourceError

@@ -12,9 +12,9 @@ from rich.console import Console
 
 from ematix_engine.api import ematix
 from ematix_engine.api.table import pk
-from ematix_engine.batch.progress import LoadProgress
 from ematix_engine.cli.progress import LoadDisplay
 from ematix_engine.types import BigInt, Text
+from ematix_engine.write.progress import LoadProgress
 from tests.integration.batch.harness import Harness, make_harness
 
 ROWS = [(i, f"n{i}") for i in range(5)]

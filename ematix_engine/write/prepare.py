@@ -1,8 +1,7 @@
-"""Turn the pipeline's source query into the prepared ``_ematix_src`` table in the target.
+"""Turn the raw rows of a write into the prepared ``_ematix_src`` table of the session.
 
-1. **Raw rows** land in ``_ematix_raw``: on the same database with ``CREATE TEMP TABLE … AS``
-   over the user's SQL; across databases by streaming Arrow batches from the source backend into
-   a staged temp table (PostgreSQL: ``COPY``).
+1. **Raw rows** are in ``_ematix_raw`` (a view over a same-database query, or staged Arrow
+   batches; see :mod:`ematix_engine.write.apply`).
 2. **Columns** are matched to the declaration: a declared column the source lacks is NULL when
    nullable and an error otherwise; a source column the declaration lacks is carried along (and
    added to the target by ``ensure_table``).
@@ -12,75 +11,26 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-
 import pyarrow as pa
 from sqlglot import exp
 
 from ematix_engine.backends.base import SqlBackend
-from ematix_engine.batch.context import BATCH, RAW, SOURCE, LoadContext
-from ematix_engine.batch.progress import ProgressReporter
 from ematix_engine.errors import DuplicateKeyError, SourceError
+from ematix_engine.modes import all_managed_names, mode_of
 from ematix_engine.schema.ddl import TableColumn
 from ematix_engine.schema.types import ColumnType, TimestampTZ, column_type_from_arrow
 from ematix_engine.specs import LoadMode, TargetSpec
+from ematix_engine.write.context import BATCH, RAW, SOURCE, LoadContext
 
 __all__ = [
     "create_batch_table",
-    "infer_incremental_column",
+    "managed_columns",
     "prepare_source",
+    "raw_schema",
     "resolve_columns",
-    "stage_cross_database",
-    "stage_same_database",
-    "substitute_watermark",
 ]
 
-_WATERMARK = re.compile(r"\$watermark\b")
 _PRE = "_ematix_pre"
-
-
-_COMPARED = re.compile(r'([A-Za-z_][\w$]*|"(?:[^"]|"")+")\s*>=?\s*\$watermark\b')
-
-
-def infer_incremental_column(pipeline: str, target: TargetSpec, sql: str) -> str | None:
-    """The incremental column of a pipeline whose SQL uses ``$watermark``.
-
-    The declared ``incremental_column`` wins; otherwise the column compared in
-    ``<column> > $watermark`` is used when the target declares it.
-
-    Raises:
-        ConfigError: the SQL uses ``$watermark`` and no column can be determined.
-    """
-    from ematix_engine.errors import ConfigError
-
-    if not _WATERMARK.search(sql):
-        return None
-    if target.deletes.value != "ignore":
-        raise ConfigError(
-            f"pipeline {pipeline!r}: its SQL uses $watermark (an incremental load) but "
-            f"deletes={target.deletes.value!r} on {target.label} treats every load as a full "
-            f"snapshot; drop one of the two"
-        )
-    match = _COMPARED.search(sql)
-    if match:
-        name = match.group(1)
-        name = name[1:-1].replace('""', '"') if name.startswith('"') else name
-        declared = {c.lower(): c for c in target.table.column_names}
-        if name in target.table.column_names:
-            return name
-        if name.lower() in declared:
-            return declared[name.lower()]
-    raise ConfigError(
-        f"pipeline {pipeline!r}: its SQL uses $watermark but no incremental_column is set and "
-        f"none could be inferred from '<column> > $watermark'; pass incremental_column=... "
-        f"naming a column of {target.label}"
-    )
-
-
-def substitute_watermark(sql: str, replacement: str) -> str:
-    """Replace every ``$watermark`` in the user's SQL with ``replacement``."""
-    return _WATERMARK.sub(lambda _: replacement, sql)
 
 
 def create_batch_table(
@@ -106,69 +56,6 @@ def create_batch_table(
         f"INSERT INTO {q(BATCH)} VALUES ({p(0)}, {p(1)}, CAST({p(2)} AS {wm_type}), {p(3)})",
         (batch_id, batch_ts_value, watermark, ttl_cutoff_value),
     )
-
-
-def _filtered_sql(
-    user_sql: str,
-    backend: SqlBackend,
-    incremental_column: str | None,
-    uses_watermark: bool,
-    watermark_sql: str,
-) -> str:
-    body = substitute_watermark(user_sql, watermark_sql)
-    select = f"SELECT * FROM ({body}) AS s"
-    if incremental_column and not uses_watermark:
-        select += f" WHERE s.{backend.quote(incremental_column)} > {watermark_sql}"
-    return select
-
-
-def stage_same_database(backend: SqlBackend, user_sql: str, incremental_column: str | None) -> str:
-    """Expose the user's SQL as the temporary view ``_ematix_raw``; return the SQL run.
-
-    A view, not a table: the preparing step reads it exactly once, so the source rows are
-    never written twice.
-    """
-    uses_watermark = bool(_WATERMARK.search(user_sql))
-    watermark_sql = f"(SELECT {backend.quote('watermark')} FROM {backend.quote(BATCH)})"
-    select = _filtered_sql(user_sql, backend, incremental_column, uses_watermark, watermark_sql)
-    statement = f"CREATE TEMP VIEW {backend.quote(RAW)} AS {select}"
-    backend.execute(statement)
-    # Some databases (SQLite) accept a view over a missing table; surface it here, as a
-    # source error, rather than at first use.
-    backend.query(f"SELECT * FROM {backend.quote(RAW)} LIMIT 0")
-    return statement
-
-
-def stage_cross_database(
-    source: SqlBackend,
-    target: SqlBackend,
-    user_sql: str,
-    incremental_column: str | None,
-    watermark_value: str | None,
-    batch_size: int,
-    watermark_type: type[ColumnType] | None = None,
-    progress: ProgressReporter | None = None,
-) -> int:
-    """Stream the user's SQL from ``source`` into ``_ematix_raw`` on ``target``; return rows."""
-    uses_watermark = bool(_WATERMARK.search(user_sql))
-    params: list[object] = []
-    placeholder = source.source_placeholder()
-    if watermark_type is not None:
-        placeholder = f"CAST({placeholder} AS {source.column_type_sql(watermark_type)})"
-    needs_param = uses_watermark or incremental_column is not None
-    if needs_param and source.source_placeholder() == "%s":
-        user_sql = source.escape_user_sql(user_sql)
-    select = _filtered_sql(user_sql, source, incremental_column, uses_watermark, placeholder)
-    if needs_param:
-        occurrences = len(_WATERMARK.findall(user_sql)) if uses_watermark else 1
-        params = source.watermark_params(watermark_value, occurrences)
-    reader = source.read_arrow(select, params or None, batch_size=batch_size)
-    if progress is not None:
-        reader = progress.counting(reader)
-    target.drop_temp(RAW)
-    staged = target.stage_arrow(RAW, reader)
-    target.analyze(RAW)
-    return staged
 
 
 def raw_schema(backend: SqlBackend) -> pa.Schema:
@@ -212,15 +99,7 @@ def resolve_columns(
         if source_name:
             used.add(source_name)
         columns.append(TableColumn(declared.name, declared.type, declared.nullable))
-    managed = {
-        "_loaded_at",
-        "_batch_id",
-        "valid_from",
-        "valid_to",
-        "is_current",
-        "row_hash",
-        "is_deleted",
-    }
+    managed = all_managed_names()
     for field in source_schema:
         if field.name in used or field.name in managed:
             continue
@@ -247,13 +126,7 @@ def _source_expression(
     if declared is not None:
         for normalizer in declared.normalizers:
             value = normalizer.apply(value, sql_type)
-    if backend.dialect == "sqlite" and column.type.hash_family in ("timestamp", "timestamptz"):
-        # SQLite keeps timestamps as text; bring every spelling to the canonical form.
-        return f"ematix_timestamp(CAST({value.sql(backend.dialect)} AS TEXT))"
-    if backend.dialect == "postgres" and column.type.hash_family == "bool":
-        # PostgreSQL has no bigint/double → boolean cast; staged 0/1 (SQLite, MySQL) go via text.
-        return f"CAST(CAST({value.sql(backend.dialect)} AS TEXT) AS {type_sql})"
-    return f"CAST({value.sql(backend.dialect)} AS {type_sql})"
+    return backend.cast_sql(value.sql(backend.dialect), column.type)
 
 
 def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
@@ -326,7 +199,7 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
     q, target = ctx.q, ctx.target
     pre, src = q(_PRE), q(SOURCE)
     ctx.run(f"DROP TABLE IF EXISTS {src}")
-    if target.mode not in (LoadMode.MERGE, LoadMode.SCD2):
+    if not mode_of(target).dedupes:
         ctx.run(f"ALTER TABLE {pre} RENAME TO {src}")
         return
     keys = list(target.keys)
@@ -368,31 +241,7 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
 
 
 def managed_columns(target: TargetSpec) -> tuple[TableColumn, ...]:
-    """Columns ematix adds to ``target`` (SCD2 history columns, load metadata)."""
-    from ematix_engine.schema.types import Boolean, String, Text
-
-    columns: list[TableColumn] = []
-    if target.mode is LoadMode.SCD2:
-        # row_hash first: the other history columns hold one value per batch on a first load,
-        # and a table created by that load receives them after its rows (see the runner).
-        columns += [
-            TableColumn("row_hash", String[64], nullable=False),
-            TableColumn("valid_from", TimestampTZ, nullable=False),
-            TableColumn("valid_to", TimestampTZ, nullable=True),
-            TableColumn("is_current", Boolean, nullable=False),
-            TableColumn("is_deleted", Boolean, nullable=False),
-        ]
-    columns += [
-        TableColumn("_loaded_at", TimestampTZ, nullable=False),
-        TableColumn("_batch_id", Text, nullable=False),
-    ]
-    return tuple(columns)
-
-
-def target_primary_key(target: TargetSpec) -> Sequence[str]:
-    """PRIMARY KEY of a newly created target: merge keys, or keys + valid_from for SCD2."""
-    if target.mode is LoadMode.SCD2:
-        return (*target.keys, "valid_from")
-    if target.mode is LoadMode.MERGE:
-        return target.keys
-    return ()  # append/replace keep whatever the source has; no constraint to trip over
+    """Columns ematix adds to ``target`` (:data:`ematix_engine.modes.MODES`), as table columns."""
+    return tuple(
+        TableColumn(c.name, c.type, nullable=c.nullable) for c in mode_of(target).managed_columns
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ematix_engine.batch.context import CHANGES, LoadContext
+from ematix_engine.write.context import CHANGES, LoadContext
 
 __all__ = ["ABSENT", "CHANGED", "KIND", "NEW_KEY", "changes_sql"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ematix_engine.batch.context import SOURCE, Counts, LoadContext
+from ematix_engine.write.context import SOURCE, Counts, LoadContext
 
 __all__ = ["load_append"]
 

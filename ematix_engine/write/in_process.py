@@ -9,7 +9,7 @@ module holds the plans that then avoid copying every source row into the target:
   whole batch are added after the rows (see :func:`batch_constant_columns`).
 * **Later merge and snapshot-SCD2 loads** (:func:`load_in_process`): the target's current
   keys and compare columns are read into the DuckDB session (binary, through ADBC), new,
-  changed and absent keys are found there (:mod:`ematix_engine.batch.changes`), and the target
+  changed and absent keys are found there (:mod:`ematix_engine.write.plans.changes`), and the target
   receives only the keys to close or delete, the changed rows (merge) and the new rows. A 10%
   change to 1,000,000 rows moves about 110,000 rows instead of 1,000,000, and the comparison
   runs off the server.
@@ -26,15 +26,16 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from ematix_engine.batch.changes import ABSENT, CHANGED, KIND, NEW_KEY, changes_sql
-from ematix_engine.batch.context import BATCH, CHANGES, SOURCE, Counts, LoadContext
-from ematix_engine.batch.scd2 import (
+from ematix_engine.modes import mode_of
+from ematix_engine.schema.ddl import TableColumn
+from ematix_engine.specs import Deletes, LoadMode, TargetSpec
+from ematix_engine.write.context import BATCH, CHANGES, SOURCE, Counts, LoadContext
+from ematix_engine.write.plans.changes import ABSENT, CHANGED, KIND, NEW_KEY, changes_sql
+from ematix_engine.write.plans.scd2 import (
     close_current_sql,
     insert_tombstones,
     snapshot_changes_sql,
 )
-from ematix_engine.schema.ddl import TableColumn
-from ematix_engine.specs import Deletes, LoadMode, TargetSpec
 
 __all__ = [
     "CompareUnavailable",
@@ -58,10 +59,8 @@ _EXACT_FAMILIES = frozenset(
 def batch_constant_columns(
     target: TargetSpec, physical: Sequence[TableColumn]
 ) -> tuple[TableColumn, ...]:
-    """Managed columns that hold one value for a whole first load (all but ``row_hash``)."""
-    names = {"_loaded_at", "_batch_id"}
-    if target.mode is LoadMode.SCD2:
-        names |= {"valid_from", "valid_to", "is_current", "is_deleted"}
+    """Managed columns that hold one value for a whole first load (``per_batch`` ones)."""
+    names = {c.name for c in mode_of(target).managed_columns if c.per_batch}
     return tuple(c for c in physical if c.name in names)
 
 
@@ -72,9 +71,7 @@ def compares_in_process(ctx: LoadContext, ddl: Sequence[str]) -> bool:
     separate read connection); keys and compare columns whose values compare the same in DuckDB.
     """
     target = ctx.target
-    if ddl or target.mode not in (LoadMode.SCD2, LoadMode.MERGE):
-        return False
-    if target.event_timestamp_column is not None or target.ttl_seconds is not None:
+    if ddl or not mode_of(target).compares_off_target(target):
         return False
     by_name = {c.name: c for c in ctx.columns}
     names = [*target.keys, *ctx.compare_columns]

@@ -48,6 +48,11 @@ class LoadProgress:
     phase: str
     rows_read: int
 
+    @property
+    def committed(self) -> bool:
+        """Whether the target's load committed (its last event)."""
+        return self.phase == COMMITTED
+
 
 ProgressCallback = Callable[[LoadProgress], None]
 

@@ -103,7 +103,7 @@ class LoadContext:
 
     def distinct(self, left: str, right: str, names: Sequence[str]) -> str:
         """True when any of ``names`` differs between ``left`` and ``right`` (NULL-safe)."""
-        op = "IS NOT" if self.backend.dialect == "sqlite" else "IS DISTINCT FROM"
+        op = self.backend.NULL_SAFE_DISTINCT
         if not names:
             return "FALSE"
         return (
@@ -112,15 +112,13 @@ class LoadContext:
 
     def row_hash_sql(self, alias: str, names: Sequence[str] | None = None) -> str:
         """SQL computing ``row_hash`` over ``alias``'s compare columns (or ``names``)."""
-        from ematix_engine.schema.hashing import row_hash_sql
-
         by_name = {c.name: c for c in self.columns}
         parts = []
         for name in self.compare_columns if names is None else names:
             column_type = by_name[name].type
             scale = column_type.params[1] if column_type.hash_family == "decimal" else 0
             parts.append((f"{alias}.{self.q(name)}", column_type.hash_family, scale))
-        return row_hash_sql(parts, self.backend.dialect)
+        return self.backend.row_hash_sql(parts)
 
     def analyze(self, table: str) -> None:
         """Refresh planner statistics of a temp table the plan is about to join."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ematix_engine.batch.context import SOURCE, Counts, LoadContext
 from ematix_engine.schema.ddl import ensure_table
+from ematix_engine.write.context import SOURCE, Counts, LoadContext
 
 __all__ = ["load_replace", "staging_name"]
 

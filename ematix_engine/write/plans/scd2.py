@@ -13,7 +13,7 @@ Two plans share the TTL step:
   ``UPDATE`` closes the current version of changed and absent keys at ``batch_ts``, one
   ``INSERT`` opens the new versions, and ``deletes="new_record"`` adds tombstones copied from
   the versions just closed. Only inserted versions are hashed; into an empty table every row is
-  inserted directly. :mod:`ematix_engine.batch.in_process` runs the same change query in DuckDB
+  inserted directly. :mod:`ematix_engine.write.in_process` runs the same change query in DuckDB
   for cross-database loads into PostgreSQL.
 * **Event time**: the source may be a change log. For the keys in the batch, existing history
   and new events are laid on one timeline per key, ordered by ``valid_from``. A new event equal
@@ -27,9 +27,9 @@ Two plans share the TTL step:
 
 from __future__ import annotations
 
-from ematix_engine.batch.changes import ABSENT, KIND, NEW_KEY, changes_sql
-from ematix_engine.batch.context import CHANGES, SOURCE, Counts, LoadContext
 from ematix_engine.specs import Deletes
+from ematix_engine.write.context import CHANGES, SOURCE, Counts, LoadContext
+from ematix_engine.write.plans.changes import ABSENT, KIND, NEW_KEY, changes_sql
 
 __all__ = [
     "close_current_sql",
@@ -187,7 +187,7 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
         f"FROM {kept} AS k LEFT JOIN {ends} AS e ON {ctx.match('k', 'e')} WHERE k._ematix_dropped = 0 "
         f"UNION ALL SELECT k.*, NULL FROM {kept} AS k WHERE _ematix_dropped = 1"
     )
-    op = "IS NOT" if ctx.backend.dialect == "sqlite" else "IS DISTINCT FROM"
+    op = ctx.backend.NULL_SAFE_DISTINCT
     moved = (
         f"FROM {tl} AS c WHERE c._ematix_is_new = 0 AND c._ematix_dropped = 0 AND {ctx.match('t', 'c')} "
         f"AND t.{vf} = c.{vf} AND c._ematix_new_valid_to {op} c._ematix_old_valid_to"

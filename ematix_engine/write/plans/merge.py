@@ -7,8 +7,8 @@ are deleted. Duplicate keys were resolved when the source was prepared (newest e
 
 from __future__ import annotations
 
-from ematix_engine.batch.context import SOURCE, Counts, LoadContext
 from ematix_engine.specs import Deletes
+from ematix_engine.write.context import SOURCE, Counts, LoadContext
 
 __all__ = ["load_merge"]
 
