@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -237,6 +237,20 @@ class SqlBackend(ABC):
             The number of rows appended.
         """
         raise UnsupportedError(f"{self.name} cannot append Arrow batches to an existing table")
+
+    def lock_and_read(self, table_sql: str, sql: str) -> Callable[[], pa.Table]:
+        """Lock ``table_sql`` against other writers (readers pass), then prepare to read ``sql``.
+
+        Needed by backends with ``PREPARES_IN_PROCESS``: the in-process compare reads the
+        target's current rows while the load's transaction holds the lock.
+
+        Returns:
+            A call that reads the whole result exactly as the load's transaction sees it.
+
+        Raises:
+            UnsupportedError: the backend cannot read its own transaction's view elsewhere.
+        """
+        raise UnsupportedError(f"{self.name} cannot read a locked table in-process")
 
     @abstractmethod
     def begin(self) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import io
 import queue
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -250,6 +250,17 @@ class PostgresBackend(SqlBackend):
                 copy.write(chunk)
                 total += rows
         return total
+
+    @override
+    def lock_and_read(self, table_sql: str, sql: str) -> Callable[[], pa.Table]:
+        """``SHARE ROW EXCLUSIVE`` lock, then read ``sql`` at the snapshot this transaction exports.
+
+        The read runs on a second (ADBC, binary) connection, so it sees exactly what the load's
+        statements will update, in any isolation level.
+        """
+        self.execute(f"LOCK TABLE {table_sql} IN SHARE ROW EXCLUSIVE MODE")
+        snapshot = self.query("SELECT pg_export_snapshot()")[0][0]
+        return lambda: self.read_arrow(sql, snapshot=snapshot).read_all()
 
     @override
     def table_options_sql(self, *, update_heavy: bool = False) -> str:

@@ -113,9 +113,9 @@ class CompareUnavailable(Exception):
 def _pull_current(prep: LoadContext, ctx: LoadContext, *, tombstones: bool) -> None:
     """Lock the target against writers, then read its current keys and compare columns.
 
-    The read runs on a second (ADBC, binary) connection, at the snapshot the load's own
-    transaction exports right after taking the lock, so it sees exactly what the load's
-    statements will update (in any isolation level). Text columns are read as ``TEXT``:
+    The backend's :meth:`~ematix_engine.backends.base.SqlBackend.lock_and_read` reads exactly
+    what the load's statements will update (PostgreSQL: on a second, binary connection at the
+    snapshot the load exports right after its lock). Text columns are read as ``TEXT``:
     ``character(n)`` then compares without its padding, as PostgreSQL compares it.
 
     Raises:
@@ -137,8 +137,7 @@ def _pull_current(prep: LoadContext, ctx: LoadContext, *, tombstones: bool) -> N
         selects.append(f"t.{q('is_deleted')}")
         where = f" WHERE t.{q('is_current')}"
     current_sql = f"SELECT {', '.join(selects)} FROM {ctx.table} AS t{where}"
-    ctx.run(f"LOCK TABLE {ctx.table} IN SHARE ROW EXCLUSIVE MODE")
-    snapshot = ctx.backend.query("SELECT pg_export_snapshot()")[0][0]
+    reader = ctx.backend.lock_and_read(ctx.table, current_sql)
     ctx.statements.append(current_sql)
     expected = pa.schema(
         [pa.field(n, by_name[n].type.arrow_type()) for n in names]
@@ -147,9 +146,9 @@ def _pull_current(prep: LoadContext, ctx: LoadContext, *, tombstones: bool) -> N
     try:
         # Read to the end first, so the read's connection is closed (and its snapshot released)
         # whatever the cast below finds.
-        rows = ctx.backend.read_arrow(current_sql, snapshot=snapshot).read_all()
+        rows = reader()
         prep.backend.stage_arrow(_CURRENT, rows.cast(expected).to_reader())
-    except Exception as error:  # nothing was written: the caller compares in PostgreSQL
+    except Exception as error:  # nothing was written: the caller compares in the target
         prep.backend.drop_temp(_CURRENT)
         raise CompareUnavailable(str(error).strip() or type(error).__name__) from error
 
