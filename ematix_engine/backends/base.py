@@ -236,7 +236,7 @@ class SqlBackend(ABC):
         Returns:
             The number of rows appended.
         """
-        raise UnsupportedError(f"{self.name} cannot append Arrow batches to an existing table")
+        raise UnsupportedError(self.name, "appending Arrow batches to an existing table")
 
     def lock_and_read(self, table_sql: str, sql: str) -> Callable[[], pa.Table]:
         """Lock ``table_sql`` against other writers (readers pass), then prepare to read ``sql``.
@@ -250,7 +250,7 @@ class SqlBackend(ABC):
         Raises:
             UnsupportedError: the backend cannot read its own transaction's view elsewhere.
         """
-        raise UnsupportedError(f"{self.name} cannot read a locked table in-process")
+        raise UnsupportedError(self.name, "reading a locked table in-process")
 
     @abstractmethod
     def begin(self) -> None:
@@ -356,14 +356,49 @@ class SqlBackend(ABC):
             The session: run DDL and the plan on ``session.sql``; ``put_checkpoint`` commits
             with the rows. An exception rolls everything back.
         """
+        from ematix_engine.backends.checkpoints import ensure_checkpoint_table, write_checkpoint
+        from ematix_engine.backends.locks import TargetBusy, busy_error, target_lock
+
         session = SqlWriteSession(self)
         self.prepare_load_session()
-        with self.transaction(rollback=dry_run):
+        # Shared objects are created before, and outside, the write's transaction: two first
+        # writes into different tables must not race on creating one schema or table (the
+        # loser of such a race finds the object there on its second try).
+        for attempt in (1, 2):
+            try:
+                self.create_schema(schema)
+                ensure_checkpoint_table(self)
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+        label = f"{schema}.{table}" if self.SUPPORTS_SCHEMAS else table
+        with (
+            target_lock(f"{self.store_id}/{label}", label, writer),
+            self.transaction(rollback=dry_run),
+        ):
+            try:
+                self.lock_target(schema, table)
+            except TargetBusy as busy:
+                raise busy_error(writer, label) from busy
             yield session
             for (name, scope), value in session.pending.items():
-                from ematix_engine.backends.checkpoints import write_checkpoint
-
                 write_checkpoint(self, name, scope, value)
+
+    @property
+    def store_id(self) -> str:
+        """What identifies this backend's database across sessions (a path, a DSN)."""
+        path = getattr(self, "path", None)
+        return f"{self.name}:{os.path.abspath(path) if path else id(self)}"
+
+    def lock_target(self, schema: str, table: str) -> None:  # noqa: B027 - optional hook
+        """Take the database's own lock on a target for the open transaction.
+
+        A write holds it until it commits, so other processes' writes into the same table
+        wait their turn (:mod:`ematix_engine.backends.locks`). Backends whose transactions
+        already exclude other writers (SQLite's ``BEGIN IMMEDIATE``, DuckDB's file lock) need
+        nothing more.
+        """
 
     @contextlib.contextmanager
     def query_session(self) -> Iterator[SqlBackend]:

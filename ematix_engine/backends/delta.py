@@ -218,6 +218,30 @@ class DeltaBackend:
         read, so a concurrent commit to the table is a conflict (the write fails) instead of
         a silently stale difference.
         """
+        from ematix_engine.backends.locks import file_lock, target_lock
+
+        label = f"{schema}.{table}"
+        path = self.table_path(schema, table)
+        # Writers of this table take turns: the plan below reads the table's newest version
+        # only once the previous writer committed (a concurrent commit by anyone else is a
+        # Delta conflict, and the write fails).
+        lock_file = path.parent / f".{table}.ematix-lock"
+        with (
+            target_lock(f"delta:{path.resolve()}", label, writer),
+            file_lock(lock_file, label, writer),
+        ):
+            yield from self._write(schema, table, mode, version_key, batch_id, writer, dry_run)
+
+    def _write(
+        self,
+        schema: str,
+        table: str,
+        mode: LoadMode,
+        version_key: Sequence[str],
+        batch_id: str,
+        writer: str,
+        dry_run: bool,
+    ) -> Iterator[_DeltaWrite]:
         from ematix_engine.errors import LoadError
 
         snapshots: dict[tuple[str, str], DeltaTable] = {}

@@ -6,6 +6,7 @@ import contextlib
 import getpass
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -59,7 +60,7 @@ class DuckDBBackend(SqlBackend):
         # An in-memory session (the preparing or planning step of a load) spills beyond its
         # memory limit into the system's temporary folder, not into ``.tmp`` under the cwd.
         config = {"temp_directory": _SCRATCH} if path == ":memory:" else {}
-        self.con = duckdb.connect(path, config=config)
+        self.con = _connect(path, config)
 
     @override
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> int:
@@ -149,3 +150,25 @@ class DuckDBBackend(SqlBackend):
     @override
     def close(self) -> None:
         self.con.close()
+
+
+def _connect(path: str, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """Open ``path``, waiting (bounded) while another process holds DuckDB's file lock.
+
+    DuckDB lets one process write a file at a time; a second load of the same target from
+    another process waits here for its turn (:mod:`ematix_engine.backends.locks`).
+    """
+    from ematix_engine.backends.locks import busy_error, lock_timeout_s
+
+    deadline = time.monotonic() + lock_timeout_s()
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(path, config=config)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() >= deadline:
+                if "lock" in str(error).lower():
+                    raise busy_error("", path, "the process holding the DuckDB file") from error
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)

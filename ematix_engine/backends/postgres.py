@@ -251,6 +251,23 @@ class PostgresBackend(SqlBackend):
                 total += rows
         return total
 
+    @property
+    @override
+    def store_id(self) -> str:
+        return f"postgres:{self.conninfo}"
+
+    @override
+    def lock_target(self, schema: str, table: str) -> None:
+        """A transaction-scoped advisory lock on the target, waited for a bounded time."""
+        from ematix_engine.backends.locks import TargetBusy, advisory_key, lock_timeout_s
+
+        self.execute("SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout_s():g}s",))
+        try:
+            self.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key(schema, table),))
+        except psycopg.errors.LockNotAvailable as error:
+            raise TargetBusy(f"{schema}.{table}") from error
+        self.execute("SET LOCAL lock_timeout = DEFAULT")
+
     @override
     def lock_and_read(self, table_sql: str, sql: str) -> Callable[[], pa.Table]:
         """``SHARE ROW EXCLUSIVE`` lock, then read ``sql`` at the snapshot this transaction exports.

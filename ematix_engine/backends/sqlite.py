@@ -85,7 +85,13 @@ class SQLiteBackend(SqlBackend):
     def __init__(self, path: str, *, connection: Any = None) -> None:
         super().__init__(connection)
         self.path = path
-        self.con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        from ematix_engine.backends.locks import lock_timeout_s
+
+        # BEGIN IMMEDIATE takes the write lock up front; another writer waits up to the lock
+        # timeout for its turn (ematix_engine.backends.locks).
+        self.con = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=lock_timeout_s()
+        )
         self.con.create_function("ematix_row_hash", -1, sqlite_row_hash, deterministic=True)
         self.con.create_function(
             "ematix_timestamp", 1, canonical_timestamp_text, deterministic=True
