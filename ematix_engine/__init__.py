@@ -45,6 +45,7 @@ from ematix_engine.connections import (
 from ematix_engine.errors import (
     ConfigError,
     ConnectionFailedError,
+    ConnectionLostError,
     CycleError,
     DuplicateKeyError,
     EmatixError,
@@ -52,6 +53,7 @@ from ematix_engine.errors import (
     SchemaDriftError,
     SourceError,
     UnsupportedError,
+    is_retryable,
 )
 from ematix_engine.ops import open_alerter, open_alerters, open_metrics
 from ematix_engine.runlog import RunLog, RunRecord, RunStatus, open_run_log
@@ -70,6 +72,7 @@ __all__ = [
     "ConfigError",
     "Connection",
     "ConnectionFailedError",
+    "ConnectionLostError",
     "CycleError",
     "Deletes",
     "DeltaLocalConnection",
@@ -107,6 +110,7 @@ __all__ = [
     "ematix",
     "format_from_path",
     "get_connection",
+    "is_retryable",
     "list_connections",
     "natural_key",
     "open_alerter",

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from sqlglot import exp
 
+from ematix_engine.errors import UnsupportedError
 from ematix_engine.schema.types import ColumnType, column_type_from_arrow
 
 __all__ = ["SqlBackend"]
@@ -147,8 +148,11 @@ class SqlBackend(ABC):
 
         Returns:
             The number of rows appended.
+
+        Raises:
+            UnsupportedError: the backend cannot append Arrow batches (the default).
         """
-        raise NotImplementedError(f"{self.name} cannot append Arrow batches to a table")
+        raise UnsupportedError(self.name, "appending Arrow batches to a table (copy_arrow)")
 
     @abstractmethod
     def begin(self) -> None:

@@ -57,7 +57,7 @@ from ematix_engine.batch.replace import load_replace
 from ematix_engine.batch.result import RunResult, TargetResult
 from ematix_engine.batch.scd2 import load_scd2
 from ematix_engine.batch.watermarks import read_watermark, sentinel_for, write_watermark
-from ematix_engine.errors import EmatixError, LoadError, SourceError
+from ematix_engine.errors import EmatixError, SourceError, is_retryable, load_error
 from ematix_engine.schema.ddl import ensure_table
 from ematix_engine.specs import LoadMode, PipelineSpec, TargetSpec
 
@@ -104,7 +104,8 @@ def run_pipeline(
         dry_run: run the real SQL, then roll every target back.
         batch_size: rows per Arrow batch on cross-database loads.
         attempt: attempt number to record (default: the RunLog's next attempt). A failure on
-            the retry policy's last attempt is recorded as ``gave_up``.
+            the retry policy's last attempt, or a terminal one (see
+            :func:`~ematix_engine.errors.is_retryable`), is recorded as ``gave_up``.
         on_target: called with each target's result as it completes.
         on_progress: called as each target's load enters a phase and, while a source streams
             from another database, after every batch (see :mod:`ematix_engine.batch.progress`).
@@ -142,7 +143,7 @@ def run_pipeline(
                 on_target(results[-1])
     except BaseException as error:
         if record is not None:
-            final = record.attempt >= spec.retry.max_attempts
+            final = record.attempt >= spec.retry.max_attempts or not is_retryable(error)
             run_log.record_finish(
                 record.finished(
                     RunStatus.GAVE_UP if final else RunStatus.FAILED,
@@ -357,8 +358,8 @@ def run_sql_target(
             except EmatixError:
                 raise
             except Exception as error:
-                raise LoadError(
-                    spec.name, target.label, _redact(error, _target_connection(target))
+                raise load_error(
+                    spec.name, target.label, error, _redact(error, _target_connection(target))
                 ) from error
             new_watermark = None
             if spec.incremental_column:
