@@ -24,13 +24,13 @@ from ematix_dagster.event_iterator import EmatixEvent, EmatixEventIterator
 from ematix_dagster.metadata import EmatixMetadata, TableMetadata, table_schema_from
 from ematix_dagster.progress import ProgressLog
 from ematix_dagster.refs import EmatixAssetRef, lookup_ref
-from ematix_dagster.retry import requested_retry
+from ematix_dagster.retry import failure_for
 from ematix_dagster.runlog import DagsterRunLog
 from ematix_engine.batch.progress import ProgressReporter
 from ematix_engine.batch.result import TargetResult
 from ematix_engine.batch.runner import load_target
 from ematix_engine.checks import Check, CheckOutcome, check_session, evaluate_checks
-from ematix_engine.errors import ConfigError, EmatixError
+from ematix_engine.errors import ConfigError, EmatixError, is_retryable
 from ematix_engine.runlog.base import RunRecord, RunStatus
 
 __all__ = ["EmatixResource"]
@@ -69,6 +69,8 @@ class EmatixResource(dg.ConfigurableResource):
             ConfigError: A selected asset is not an ematix asset built in this process.
             EmatixError: A load failed (recorded in the RunLog first); for retry policies
                 Dagster cannot express, a ``RetryRequested`` with the engine's delay instead.
+            Failure: A load failed with a terminal error (``allow_retries=False``, recorded
+                as gave_up); see :func:`~ematix_dagster.retry.failure_for`.
         """
         return EmatixEventIterator(self._events(context), context)
 
@@ -154,7 +156,7 @@ class EmatixResource(dg.ConfigurableResource):
                 yield from self._after_load(context, ref, result, elapsed, run_id, attempt)
         except BaseException as error:
             if run_log is not None:
-                final = attempt >= spec.retry.max_attempts
+                final = attempt >= spec.retry.max_attempts or not is_retryable(error)
                 run_log.record_finish(
                     record.finished(
                         RunStatus.GAVE_UP if final else RunStatus.FAILED,
@@ -162,10 +164,9 @@ class EmatixResource(dg.ConfigurableResource):
                         metrics={**record.metrics, "duration_s": time.perf_counter() - started},
                     )
                 )
-            if isinstance(error, Exception):
-                retry = requested_retry(spec.retry, attempt, error)
-                if retry is not None:
-                    raise retry from error
+            replacement = failure_for(error, spec.retry, attempt)
+            if replacement is not None:
+                raise replacement from error
             raise
         if run_log is not None:
             run_log.record_finish(
