@@ -83,10 +83,26 @@ class EmatixTranslator:
             table name, declared column schema and load settings as metadata.
 
         Examples:
-            >>> translator = EmatixTranslator()
-            >>> spec = translator.get_asset_spec(data)  # doctest: +SKIP
-            >>> spec.key.path  # doctest: +SKIP
-            ['analytics', 'customer_dim']
+            Subclass, call ``super()``, then change what you need:
+
+            >>> from typing import Annotated
+            >>> from ematix_engine import ematix, pk
+            >>> from ematix_engine.connections import DuckDBConnection
+            >>> from ematix_engine.types import BigInt, Text
+            >>> @ematix.table(schema="analytics", connection=DuckDBConnection(name="shop", path=":memory:"))
+            ... class CustomerDim:
+            ...     customer_id: Annotated[BigInt, pk()]
+            ...     name: Text | None
+            >>> @ematix.pipeline(target=CustomerDim, mode="merge")
+            ... def customer_dim(conn):
+            ...     return "SELECT 1 AS customer_id, 'Ada' AS name"
+            >>> from ematix_dagster.asset_decorator import build_ematix_asset_specs
+            >>> class Prefixed(EmatixTranslator):
+            ...     def get_asset_spec(self, data):
+            ...         spec = super().get_asset_spec(data)
+            ...         return spec.replace_attributes(key=spec.key.with_prefix("shop"))
+            >>> [s.key.path for s in build_ematix_asset_specs([customer_dim], translator=Prefixed())]
+            [['shop', 'analytics', 'customer_dim']]
         """
         spec, target = data.pipeline, data.target
         description = spec.description or (

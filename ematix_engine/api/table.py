@@ -118,21 +118,31 @@ def _column_from_annotation(table: str, attribute: str, annotation: Any) -> Colu
     )
 
 
-def _type_hints(klass: type, table: str) -> dict[str, Any]:
-    """The class's resolved annotations; an unresolvable one is reported with its column."""
+def _type_hints(klass: type, table: str, scope: dict[str, Any]) -> dict[str, Any]:
+    """The class's resolved annotations; an unresolvable one is reported with its column.
+
+    String annotations (``from __future__ import annotations``) are resolved in the class's
+    module, then in ``scope``: the namespace where the class was defined, so a table declared
+    inside a function (or a doctest) may use names imported there.
+    """
     try:
         return typing.get_type_hints(klass, include_extras=True)
+    except NameError:
+        pass
+    module = vars(sys.modules.get(klass.__module__, types.ModuleType("_")))
+    localns = {**scope, **vars(klass)}
+    try:
+        return typing.get_type_hints(klass, globalns=module, localns=localns, include_extras=True)
     except Exception as error:  # an unresolvable forward reference (string annotation)
-        namespace = dict(vars(sys.modules.get(klass.__module__, types.ModuleType("_"))))
         for attribute, annotation in getattr(klass, "__annotations__", {}).items():
             if not isinstance(annotation, str):
                 continue
             try:
-                eval(annotation, namespace, dict(vars(klass)))  # as get_type_hints does
+                eval(annotation, module, localns)  # as get_type_hints does
             except Exception as exc:
                 raise ConfigError(
                     f"table {table}, column {attribute!r}: cannot resolve the annotation "
-                    f"{annotation!r} ({exc}); import the names it uses at module level"
+                    f"{annotation!r} ({exc}); import the names it uses"
                 ) from error
         raise ConfigError(f"table {table}: cannot read annotations: {error}") from error
 
@@ -172,9 +182,12 @@ def table(
         'analytics.page_views'
     """
 
-    def decorate(klass: type) -> type:
+    def decorate(klass: type, depth: int = 1) -> type:
+        frame = sys._getframe(depth)  # where the class was defined, for string annotations
+        scope = {**frame.f_globals, **frame.f_locals}
+        del frame
         label = f"{klass.__name__} ({schema}.{name or to_snake_case(klass.__name__)})"
-        hints = _type_hints(klass, label)
+        hints = _type_hints(klass, label, scope)
         own = [k for k in getattr(klass, "__annotations__", {}) if not k.startswith("_")]
         columns = tuple(_column_from_annotation(label, a, hints[a]) for a in own)
         spec = TableSpec(
@@ -187,7 +200,7 @@ def table(
         setattr(klass, _TABLE_ATTRIBUTE, spec)
         return klass
 
-    return decorate(cls) if cls is not None else decorate
+    return decorate(cls, depth=2) if cls is not None else decorate
 
 
 def table_spec(obj: Any) -> TableSpec:
