@@ -20,6 +20,7 @@ from typing import Any
 import dagster as dg
 
 from ematix_dagster.checks import build_check_specs
+from ematix_dagster.constants import DAGSTER_KEY_COLUMN_LINEAGE
 from ematix_dagster.lineage import (
     SourceAnalysis,
     TableRef,
@@ -215,8 +216,8 @@ class _Planner:
                     column_schema=declared_table_schema(target, data.dialect),
                     column_lineage=lineage,
                 )
-                if lineage is not None and "dagster/column_lineage" not in spec.metadata:
-                    spec = spec.merge_attributes(metadata={"dagster/column_lineage": lineage})
+                if lineage is not None and DAGSTER_KEY_COLUMN_LINEAGE not in spec.metadata:
+                    spec = spec.merge_attributes(metadata={DAGSTER_KEY_COLUMN_LINEAGE: lineage})
                 register_ref(ref)
                 plans[pipeline.name].append(EmatixAssetPlan(spec=spec, ref=ref))
         self._check_unique_keys(plans)

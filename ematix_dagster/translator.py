@@ -19,14 +19,12 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ematix_dagster.constants import DAGSTER_KEY_CODE_REFERENCES, KIND_EMATIX
 from ematix_dagster.lineage import SourceAnalysis
 from ematix_dagster.metadata import EmatixMetadata, TableMetadata, declared_table_schema
 from ematix_engine.specs import PipelineSpec, TargetSpec
 
-__all__ = ["CODE_REFERENCES_KEY", "EmatixTranslator", "EmatixTranslatorData"]
-
-CODE_REFERENCES_KEY = "dagster/code_references"
-"""The key Dagster's code-reference metadata set uses (namespace ``dagster``)."""
+__all__ = ["EmatixTranslator", "EmatixTranslatorData"]
 
 _DIALECTS = {"delta": "duckdb", "duckdb": "duckdb", "postgres": "postgres", "sqlite": "sqlite"}
 
@@ -127,7 +125,7 @@ class EmatixTranslator:
         if spec.source_file:
             with warnings.catch_warnings():  # code references are "beta" in Dagster 1.13
                 warnings.simplefilter("ignore", dg.BetaWarning)
-                metadata[CODE_REFERENCES_KEY] = dg.CodeReferencesMetadataValue(
+                metadata[DAGSTER_KEY_CODE_REFERENCES] = dg.CodeReferencesMetadataValue(
                     code_references=[
                         dg.LocalFileCodeReference(
                             file_path=spec.source_file,
@@ -143,6 +141,6 @@ class EmatixTranslator:
             group_name=spec.group,
             owners=list(spec.owners),
             tags=dict(spec.tags),
-            kinds={data.backend, "ematix"},
+            kinds={data.backend, KIND_EMATIX},
             metadata=metadata,
         )
