@@ -10,30 +10,20 @@ boundaries (Dagster run workers, subprocess executors) intact.
 Retries follow :func:`is_retryable`; ``run-due`` and the Dagster resource give up at once on an
 error it calls terminal, whatever attempts the retry policy has left:
 
-==========================================  =========  =======================================
-Error                                       Retry?     Why
-==========================================  =========  =======================================
-``ConfigError`` and its subclasses          no         fix the declaration first
-(``UnknownNameError``, ``CycleError``,
-``UnsupportedError``)
-``SchemaDriftError``, ``DuplicateKeyError`` no         fix the target or the source data first
-``ConnectionFailedError``,                  yes        a connection was refused or dropped
-``ConnectionLostError``
-``SourceError``, ``LoadError``              by cause   the driver error they wrap (``raise …
-                                                       from error``); yes when there is none
-driver connection errors (``OSError``'s     yes        refused, reset, timed out, server
-``ConnectionError``, ``TimeoutError``;                 shutdown (SQLSTATE class 08, 57P0x)
-PEP 249 ``OperationalError``)
-PEP 249 ``ProgrammingError``                no         SQL error in the query (syntax, unknown
-(DuckDB ``ParserException``,                           column or function, privileges) …
-``BinderException``, …)
-… except a missing table (DuckDB            yes        … but a table that does not exist yet
-``CatalogException``, SQLSTATE 42P01,                  may be created by an upstream load
-3F000)
-PEP 249 ``DataError``, ``IntegrityError``,  no         a value does not fit (cast, division
-``NotSupportedError``                                  by zero, constraint): fix the data
-anything else                               yes        unknown: retried per policy, as before
-==========================================  =========  =======================================
+* **Terminal** (fix something first): ``ConfigError`` and its subclasses (``UnknownNameError``,
+  ``CycleError``, ``UnsupportedError``), ``SchemaDriftError``, ``DuplicateKeyError``; PEP 249
+  ``ProgrammingError`` (a SQL error in the query: syntax, unknown column or function,
+  privileges; DuckDB ``ParserException``, ``BinderException``, …); ``DataError``,
+  ``IntegrityError`` and ``NotSupportedError`` (a value does not fit: a failed cast, division
+  by zero, a constraint).
+* **Transient** (a retry may succeed): ``ConnectionFailedError``, ``ConnectionLostError``;
+  ``ConnectionError`` and ``TimeoutError``; PEP 249 ``OperationalError`` (refused or dropped
+  connections, server shutdown, serialization failures, deadlocks; DuckDB ``IOException``).
+* **By cause**: ``SourceError`` and ``LoadError`` take the verdict of the driver error they
+  wrap (``raise SourceError(...) from error``), retried when they wrap none; the verdict
+  survives pickling.
+* **Unknown, retried per policy as before**: everything else, including a missing table
+  (DuckDB ``CatalogException``, SQLSTATE 42P01 or 3F000), which an upstream load may create.
 
 Driver errors are recognised by their PEP 249 class names and SQLSTATE, so this module imports no
 driver. :func:`load_error` wraps a driver error raised while writing a target into a
