@@ -108,7 +108,7 @@ class _Parametrised(ColumnType):
 
     @classmethod
     def _arity_problem(cls) -> str:
-        """What the parameters should be, e.g. ``takes one parameter, the length: String[256]``."""
+        """Say what the parameters should be (the problem when their number is wrong)."""
         return f"takes {' or '.join(map(str, cls._arity))} integer parameter(s)"
 
     @classmethod
