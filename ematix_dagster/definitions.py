@@ -128,8 +128,21 @@ def build_definitions(
         ConfigError: A pipeline, check, connection or alerter URL is invalid.
 
     Examples:
+        >>> from typing import Annotated
+        >>> from ematix_engine import ematix, pk
+        >>> from ematix_engine.connections import DuckDBConnection
+        >>> from ematix_engine.types import BigInt, Text
+        >>> @ematix.table(schema="analytics", connection=DuckDBConnection(name="shop", path=":memory:"))
+        ... class CustomerDim:
+        ...     customer_id: Annotated[BigInt, pk()]
+        ...     name: Text | None
+        >>> @ematix.pipeline(target=CustomerDim, mode="merge")
+        ... def customer_dim(conn):
+        ...     return "SELECT 1 AS customer_id, 'Ada' AS name"
         >>> from ematix_dagster import build_definitions
-        >>> defs = build_definitions("example_project.pipelines", alerters=["stdout://"])  # doctest: +SKIP
+        >>> defs = build_definitions([customer_dim], alerters=["stdout://"])
+        >>> sorted(sensor.name for sensor in defs.sensors)
+        ['ematix_failure_alerts', 'ematix_recovery_alerts']
     """
     sensors = build_alert_sensors(alerters) if list(alerters) else []
     plans = plan_assets(module_or_pipelines, translator=translator)

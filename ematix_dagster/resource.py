@@ -24,7 +24,7 @@ from ematix_dagster.event_iterator import EmatixEvent, EmatixEventIterator
 from ematix_dagster.metadata import EmatixMetadata, TableMetadata, table_schema_from
 from ematix_dagster.progress import ProgressLog
 from ematix_dagster.refs import EmatixAssetRef, lookup_ref
-from ematix_dagster.retry import requested_retry
+from ematix_dagster.retry import failure_for
 from ematix_dagster.runlog import DagsterRunLog
 from ematix_engine import (
     ConfigError,
@@ -72,6 +72,8 @@ class EmatixResource(dg.ConfigurableResource):
             ConfigError: A selected asset is not an ematix asset built in this process.
             EmatixError: A load failed (recorded in the RunLog first); for retry policies
                 Dagster cannot express, a ``RetryRequested`` with the engine's delay instead.
+            Failure: A load failed with a terminal error (``allow_retries=False``, recorded
+                as gave_up); see :func:`~ematix_dagster.retry.failure_for`.
         """
         return EmatixEventIterator(self._events(context), context)
 
@@ -150,9 +152,9 @@ class EmatixResource(dg.ConfigurableResource):
                     ref = by_label[event.target]
                     yield from self._after_load(context, ref, event, elapsed, run_id, attempt)
         except Exception as error:
-            retry = requested_retry(spec.retry, attempt, error)
-            if retry is not None:
-                raise retry from error
+            replacement = failure_for(error, spec.retry, attempt)
+            if replacement is not None:
+                raise replacement from error
             raise
         finally:
             events.close()

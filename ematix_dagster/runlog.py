@@ -96,7 +96,7 @@ class DagsterRunLog:
 
     Example:
         >>> import dagster as dg
-        >>> with dg.instance_for_test() as instance:  # doctest: +SKIP
+        >>> with dg.instance_for_test() as instance:
         ...     log = DagsterRunLog(instance)
         ...     rec = log.record_start("orders", attempt=1)
         ...     log.record_finish(rec.finished("success", rows_inserted=3))

@@ -46,8 +46,10 @@ from ematix_engine.connections import (
     register_connection,
 )
 from ematix_engine.errors import (
+    BadValueError,
     ConfigError,
     ConnectionFailedError,
+    ConnectionLostError,
     CycleError,
     DuplicateKeyError,
     EmatixError,
@@ -56,6 +58,7 @@ from ematix_engine.errors import (
     SourceError,
     UnknownNameError,
     UnsupportedError,
+    is_retryable,
 )
 from ematix_engine.ops import open_alerter, open_alerters, open_metrics
 from ematix_engine.runlog import RunLog, RunRecord, RunStatus, open_run_log
@@ -72,10 +75,12 @@ from ematix_engine.specs import (
 from ematix_engine.write.progress import LoadProgress
 
 __all__ = [
+    "BadValueError",
     "ColumnSpec",
     "ConfigError",
     "Connection",
     "ConnectionFailedError",
+    "ConnectionLostError",
     "CycleError",
     "Deletes",
     "DeltaLocalConnection",
@@ -118,6 +123,7 @@ __all__ = [
     "ematix",
     "format_from_path",
     "get_connection",
+    "is_retryable",
     "iter_run",
     "list_connections",
     "natural_key",

@@ -73,6 +73,9 @@ class SqlBackend(ABC):
     #: (DuckDB over the Arrow stream) before they reach this backend, because doing it in the
     #: target costs more (PostgreSQL hashes ~6x slower than DuckDB).
     PREPARES_IN_PROCESS: ClassVar[bool] = False
+    #: Whether the database joins by nested loops only (SQLite): a plan then copies a large
+    #: subquery it joins into an indexed temp table instead of joining the subquery itself.
+    JOINS_BY_NESTED_LOOPS: ClassVar[bool] = False
     #: Whether a first load into a table it created adds the primary key after the rows (an
     #: index builds faster than it updates; PostgreSQL).
     ADDS_PRIMARY_KEY_AFTER_FIRST_LOAD: ClassVar[bool] = False
@@ -91,6 +94,10 @@ class SqlBackend(ABC):
     TYPE_MAP: ClassVar[Mapping[str, str]] = {}
     #: Cast templates by hash family where a plain ``CAST({value} AS {type})`` is not enough.
     CAST_TEMPLATES: ClassVar[Mapping[str, str]] = {}
+    #: Per hash family, a predicate true when text ``{value}`` is not a value of the type
+    #: ``{type}`` although this backend's cast would accept it (coercing it). Families whose
+    #: cast fails loudly on bad text need no entry.
+    INVALID_TEXT: ClassVar[Mapping[str, str]] = {}
     #: Canonical-text SQL per hash family (``{c}`` the column, ``{scale}`` a decimal scale).
     HASH_TEXT: ClassVar[Mapping[str, str]] = COMMON_HASH_TEXT
     #: One hashed part from its canonical text ``{text}`` (NULL → the NULL marker).
@@ -235,6 +242,9 @@ class SqlBackend(ABC):
 
         Returns:
             The number of rows appended.
+
+        Raises:
+            UnsupportedError: the backend cannot append Arrow batches (the default).
         """
         raise UnsupportedError(self.name, "appending Arrow batches to an existing table")
 
@@ -295,6 +305,13 @@ class SqlBackend(ABC):
 
     def prepare_load_session(self) -> None:  # noqa: B027 - optional hook
         """Session settings a load needs (e.g. float rendering for ``row_hash``)."""
+
+    def index_for_joins(self, table: str, columns: Sequence[str]) -> None:  # noqa: B027
+        """Index a temp table the plan joins on ``columns``, where the planner needs it.
+
+        Databases with hash joins need nothing; SQLite joins by nested loops and would scan a
+        temp table once per row of the other side without an index (quadratic).
+        """
 
     def analyze(self, table: str) -> None:  # noqa: B027 - optional hook
         """Refresh statistics of ``table`` where the planner needs them (no-op by default)."""

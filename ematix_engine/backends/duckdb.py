@@ -32,6 +32,11 @@ class DuckDBBackend(SqlBackend):
     DISPLAY_NAME = "DuckDB"
     dialect = "duckdb"
     CREATES_PRIMARY_KEY = False
+    #: DuckDB's casts fail on bad text; TRY_CAST finds the row, so the error can name its key.
+    INVALID_TEXT: ClassVar[Mapping[str, str]] = dict.fromkeys(
+        ("int", "float", "decimal", "bool", "date", "timestamp", "timestamptz"),
+        "TRY_CAST({value} AS {type}) IS NULL",
+    )
     HASH_TEXT: ClassVar[Mapping[str, str]] = {
         **COMMON_HASH_TEXT,
         # DuckDB orders NaN as one value equal to itself, so ``c <> c`` cannot find it.

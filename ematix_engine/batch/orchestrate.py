@@ -3,10 +3,10 @@
 One call is one scheduler tick (the cron model: an external timer starts ``ematix run-due``
 every few minutes). For each pipeline, upstreams first:
 
-1. **Retry pending?** The last attempt failed and the policy allows more: fire again once the
-   backoff (``backoff_seconds * factor**(attempt-1)``, capped, ± jitter) has passed since that
-   failure; until then the pipeline is *waiting to retry*. Attempt numbers come from the RunLog,
-   so a restarted worker carries on where the last one stopped.
+1. **Retry pending?** The last attempt failed (not gave up) and the policy allows more: fire
+   again once the backoff (``backoff_seconds * factor**(attempt-1)``, capped, ± jitter) has
+   passed since that failure; until then the pipeline is *waiting to retry*. Attempt numbers
+   come from the RunLog, so a restarted worker carries on where the last one stopped.
 2. **Due by schedule?** The latest cron fire time at or before ``now`` is newer than the
    pipeline's last firing (or the pipeline has never run).
 3. **Upstreams ready?** Every ``depends_on`` pipeline succeeded today (UTC) and did not fail in
@@ -15,6 +15,11 @@ every few minutes). For each pipeline, upstreams first:
    pipeline at once.
 5. **Run**, then alert (failed / gave_up / recovered) and count metrics. An alerter that raises
    is logged and swallowed by ``AlerterGroup``.
+
+A failure is recorded as ``failed`` (retried per policy) when
+:func:`~ematix_engine.errors.is_retryable` says a retry may help, and as ``gave_up`` at once
+(with the gave_up alert) when the error is terminal — a config error, schema drift, a SQL or data
+error — or the policy has no attempts left.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from croniter import croniter
 from ematix_engine import registry
 from ematix_engine.batch.result import RunResult
 from ematix_engine.batch.runner import run_pipeline
-from ematix_engine.errors import EmatixError
+from ematix_engine.errors import EmatixError, is_retryable
 
 if TYPE_CHECKING:
     from ematix_engine.api.pipeline import Pipeline
@@ -204,7 +209,7 @@ def run_due(
         except (EmatixError, Exception) as exc:  # every failure is recorded, alerted, contained
             result = None
             error = str(exc) or type(exc).__name__
-            gave_up = attempt >= pipeline.spec.retry.max_attempts
+            gave_up = attempt >= pipeline.spec.retry.max_attempts or not is_retryable(exc)
             status = FiringStatus.GAVE_UP if gave_up else FiringStatus.FAILED
             failed.add(name)
             log.error("%s attempt %d %s: %s", name, attempt, status.value, error)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ematix_engine.batch.result import RunResult, TargetResult
 from ematix_engine.batch.source import infer_incremental_column, source_rows
 from ematix_engine.batch.watermarks import sentinel_for
-from ematix_engine.errors import SourceError
+from ematix_engine.errors import SourceError, is_retryable
 from ematix_engine.specs import PipelineSpec, TargetSpec
 from ematix_engine.write import ArrowRows, Checkpoint, QueryRows, WritePlan, apply_rows, plan_write
 from ematix_engine.write.progress import LoadProgress, ProgressCallback, ProgressReporter
@@ -96,7 +96,8 @@ def run_pipeline(
         dry_run: run the real SQL, then roll every target back.
         batch_size: rows per Arrow batch on cross-database loads.
         attempt: attempt number to record (default: the RunLog's next attempt). A failure on
-            the retry policy's last attempt is recorded as ``gave_up``.
+            the retry policy's last attempt, or a terminal one (see
+            :func:`~ematix_engine.errors.is_retryable`), is recorded as ``gave_up``.
         on_target: called with each target's result as it completes.
         on_progress: called as each target's load enters a phase and, while a source streams
             from another database, after every batch (see :mod:`ematix_engine.write.progress`).
@@ -274,7 +275,7 @@ def _run(
             emit(result)
     except BaseException as error:
         if record is not None and run_log is not None:
-            final = record.attempt >= spec.retry.max_attempts
+            final = record.attempt >= spec.retry.max_attempts or not is_retryable(error)
             run_log.record_finish(
                 record.finished(
                     RunStatus.GAVE_UP if final else RunStatus.FAILED,

@@ -54,7 +54,7 @@ import pyarrow as pa
 from ematix_engine.backends import open_backend
 from ematix_engine.backends.base import SqlBackend
 from ematix_engine.backends.duckdb import DuckDBBackend
-from ematix_engine.errors import EmatixError, LoadError, SourceError
+from ematix_engine.errors import EmatixError, SourceError, load_error
 from ematix_engine.modes import mode_of
 from ematix_engine.schema.ddl import ensure_table
 from ematix_engine.write.context import BATCH, RAW, SOURCE, Counts, LoadContext
@@ -297,7 +297,8 @@ def _write(
         progress.phase(READING)
         _stage_raw(prep, rows, start, job)
         progress.phase(PREPARING)
-        columns, mapping = resolve_columns(job.writer, target, raw_schema(prep))
+        raw = raw_schema(prep)
+        columns, mapping = resolve_columns(job.writer, target, raw)
         physical = columns + managed_columns(target)
         schema_arg = target.table.schema if backend.SUPPORTS_SCHEMAS else None
         created = backend.table_columns(schema_arg, target.table.name) is None
@@ -338,7 +339,7 @@ def _write(
         ctx.statements.extend(ddl)
         try:
             prep_ctx = context(prep)
-            prepare_source(prep_ctx, mapping)
+            prepare_source(prep_ctx, mapping, raw)
             if progress.active and not progress.rows_read:  # not streamed: count them
                 progress.rows_read = prep_ctx.scalar(f"SELECT COUNT(*) FROM {prep.quote(SOURCE)}")
             progress.phase(WRITING)
@@ -364,8 +365,8 @@ def _write(
         except EmatixError:
             raise
         except Exception as error:
-            raise LoadError(
-                job.writer, target.label, redact_error(error, backend.connection)
+            raise load_error(
+                job.writer, target.label, error, redact_error(error, backend.connection)
             ) from error
         committed = _next_checkpoint(prep, checkpoint, stored)
         if checkpoint is not None and committed is not None and committed != stored:

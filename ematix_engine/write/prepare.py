@@ -21,6 +21,7 @@ from ematix_engine.schema.ddl import TableColumn
 from ematix_engine.schema.types import ColumnType, TimestampTZ, column_type_from_arrow
 from ematix_engine.specs import LoadMode, TargetSpec
 from ematix_engine.write.context import BATCH, RAW, SOURCE, LoadContext
+from ematix_engine.write.values import reject_bad_values
 
 __all__ = [
     "create_batch_table",
@@ -112,12 +113,11 @@ def resolve_columns(
     return tuple(columns), mapping
 
 
-def _source_expression(
-    backend: SqlBackend, target: TargetSpec, column: TableColumn, source_name: str | None
+def _normalized(
+    backend: SqlBackend, target: TargetSpec, column: TableColumn, source_name: str
 ) -> str:
+    """SQL of a source column's value after the column's normalizers, before the cast."""
     type_sql = backend.column_type_sql(column.type)
-    if source_name is None:
-        return f"CAST(NULL AS {type_sql})"
     value: exp.Expression = exp.Column(
         this=exp.to_identifier(source_name, quoted=True), table=exp.to_identifier("r")
     )
@@ -126,19 +126,34 @@ def _source_expression(
     if declared is not None:
         for normalizer in declared.normalizers:
             value = normalizer.apply(value, sql_type)
-    return backend.cast_sql(value.sql(backend.dialect), column.type)
+    return value.sql(backend.dialect)
 
 
-def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
-    """Build ``_ematix_src`` from ``_ematix_raw``: normalize, cast, dedupe (hash when needed).
+def prepare_source(
+    ctx: LoadContext, mapping: dict[str, str | None], raw: pa.Schema | None = None
+) -> None:
+    """Build ``_ematix_src`` from ``_ematix_raw``: normalize, check, cast, dedupe, hash.
 
+    Values a cast would change are refused first (:mod:`ematix_engine.write.values`).
     ``row_hash`` is computed here only where the plan compares hashes across many rows
     (event-time SCD2). Merge and snapshot SCD2 compare columns NULL-safely and hash just the
     versions they insert, so an unchanged row costs no SHA-256.
     """
     backend, q, target = ctx.backend, ctx.q, ctx.target
+    raw = raw if raw is not None else raw_schema(backend)
+    values = {
+        c.name: _normalized(backend, target, c, mapping[c.name])
+        for c in ctx.columns
+        if mapping[c.name] is not None
+    }
+    reject_bad_values(ctx, values, {n: raw.field(mapping[n]).type for n in values})
     selects = [
-        f"{_source_expression(backend, target, c, mapping[c.name])} AS {q(c.name)}"
+        (
+            backend.cast_sql(values[c.name], c.type)
+            if c.name in values
+            else f"CAST(NULL AS {backend.column_type_sql(c.type)})"
+        )
+        + f" AS {q(c.name)}"
         for c in ctx.columns
     ]
     extra = ""
@@ -158,6 +173,8 @@ def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
         f"(SELECT {', '.join(selects)} FROM {q(RAW)} AS r) AS x"
     )
     _resolve_duplicates(ctx)
+    if target.keys and mode_of(target).dedupes and ctx.execute_writes:
+        backend.index_for_joins(SOURCE, target.keys)
     ctx.analyze(SOURCE)
 
 

@@ -40,6 +40,7 @@ __all__ = [
 
 _TIMELINE = "_ematix_tl"
 _GONE = "_ematix_gone"
+_CURRENT = "_ematix_cur_versions"
 
 
 def load_scd2(ctx: LoadContext) -> Counts:
@@ -123,6 +124,11 @@ def _snapshot(ctx: LoadContext, counts: Counts, total: int) -> None:
     """Close changed and absent keys in one ``UPDATE``; insert new versions for the rest."""
     q, src, chg = ctx.q, ctx.q(SOURCE), ctx.q(CHANGES)
     current = f"(SELECT * FROM {ctx.table} WHERE {q('is_current')})"
+    if ctx.backend.JOINS_BY_NESTED_LOOPS:  # join an indexed copy, not a subquery (quadratic)
+        ctx.run(f"CREATE TEMP TABLE {q(_CURRENT)} AS SELECT * FROM {current} AS c")
+        if ctx.execute_writes:
+            ctx.backend.index_for_joins(_CURRENT, ctx.target.keys)
+        current = q(_CURRENT)
     ctx.run(snapshot_changes_sql(ctx, src, current))
     ctx.analyze(CHANGES)
     absent = ctx.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {q(KIND)} = {ABSENT}")
@@ -136,6 +142,7 @@ def _snapshot(ctx: LoadContext, counts: Counts, total: int) -> None:
     if absent and ctx.target.deletes is Deletes.NEW_RECORD:
         counts.inserted += insert_tombstones(ctx, chg)
     ctx.run(f"DROP TABLE {chg}")
+    ctx.run(f"DROP TABLE IF EXISTS {q(_CURRENT)}")
 
 
 def _event_time(ctx: LoadContext, counts: Counts) -> None:
