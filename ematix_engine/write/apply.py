@@ -54,9 +54,10 @@ import pyarrow as pa
 from ematix_engine.backends import open_backend
 from ematix_engine.backends.base import SqlBackend
 from ematix_engine.backends.duckdb import DuckDBBackend
-from ematix_engine.errors import EmatixError, SourceError, load_error
+from ematix_engine.errors import EmatixError, SchemaDriftError, SourceError, load_error
 from ematix_engine.modes import mode_of
 from ematix_engine.schema.ddl import ensure_table
+from ematix_engine.specs import LoadMode
 from ematix_engine.write.context import BATCH, RAW, SOURCE, Counts, LoadContext
 from ematix_engine.write.in_process import (
     CompareUnavailable,
@@ -301,10 +302,12 @@ def _write(
         columns, mapping = resolve_columns(job.writer, target, raw)
         physical = columns + managed_columns(target)
         schema_arg = target.table.schema if backend.SUPPORTS_SCHEMAS else None
-        created = backend.table_columns(schema_arg, target.table.name) is None
+        existing = backend.table_columns(schema_arg, target.table.name)
+        created = existing is None
         table_sql = backend.table_sql(target.table.schema, target.table.name)
         target_empty = created or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
         mode = mode_of(target)
+        _refuse_rows_without_managed_columns(job.writer, target, existing, target_empty)
         # Hash in-process only when every prepared row goes straight into an empty target;
         # otherwise the target hashes just the versions it inserts (a tenth, typically).
         straight_in = in_process and target_empty and mode.copies_straight_in(target)
@@ -385,6 +388,31 @@ def _write(
     return WriteResult(
         plan=plan, store=plan.store, counts=counts, checkpoint=committed, row_count=row_count
     )
+
+
+def _refuse_rows_without_managed_columns(
+    writer: str, target: TargetSpec, existing: dict[str, str] | None, empty: bool
+) -> None:
+    """Refuse a mode whose managed columns the target's existing rows lack.
+
+    SCD2 onto a table that another mode filled would leave its rows with no validity (two
+    "current" rows per key). Such rows cannot be adopted safely, so the load stops first.
+
+    Raises:
+        SchemaDriftError: naming the target and the missing columns.
+    """
+    if existing is None or empty:
+        return
+    needed = [c.name for c in mode_of(target).managed_columns if not c.nullable]
+    missing = [name for name in needed if name not in existing]
+    if missing and target.mode is LoadMode.SCD2:
+        raise SchemaDriftError(
+            target.label,
+            missing[0],
+            f"the table holds rows but none of ematix's {target.mode.value} history columns "
+            f"({', '.join(missing)}): it was loaded in another mode. Load the history into a "
+            f"new table, or empty this one first",
+        )
 
 
 def _next_checkpoint(

@@ -204,7 +204,11 @@ def _reject_null_keys(ctx: LoadContext, keys: list[str]) -> None:
     missing = {k: int(n) for k, n in zip(keys, counts[0] if counts else (), strict=False) if n}
     if missing:
         detail = ", ".join(f"{n} in {k!r}" for k, n in missing.items())
-        raise SourceError(ctx.pipeline, f"source rows with a NULL key column ({detail})")
+        event_time = ctx.target.event_timestamp_column
+        what = "a NULL key column"
+        if event_time in missing and ctx.target.mode is LoadMode.SCD2:
+            what = f"a NULL key or event time (event_timestamp_column={event_time!r}) column"
+        raise SourceError(ctx.pipeline, f"source rows with {what} ({detail})")
 
 
 def _resolve_duplicates(ctx: LoadContext) -> None:
@@ -225,7 +229,8 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
         slot = [*keys, "valid_from"]
     else:
         slot = keys
-    _reject_null_keys(ctx, keys)
+    # An SCD2 event without an event time has no place on the timeline: refused like a key.
+    _reject_null_keys(ctx, keys if len(slot) == len(keys) else [*keys, target.event_timestamp_column])
     repeated = ctx.scalar(
         f"SELECT COUNT(*) FROM (SELECT 1 AS one FROM {pre} GROUP BY {ctx.cols(slot)} "
         f"HAVING COUNT(*) > 1) AS d"

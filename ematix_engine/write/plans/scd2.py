@@ -41,6 +41,7 @@ __all__ = [
 _TIMELINE = "_ematix_tl"
 _GONE = "_ematix_gone"
 _CURRENT = "_ematix_cur_versions"
+_BACK = "_ematix_back"
 
 
 def load_scd2(ctx: LoadContext) -> Counts:
@@ -56,6 +57,7 @@ def load_scd2(ctx: LoadContext) -> Counts:
         _event_time(ctx, counts)
         counts.unchanged = max(total - counts.inserted - counts.updated, 0)
         if ctx.target.deletes is not Deletes.IGNORE:
+            _reopen(ctx, counts)
             _deletes(ctx, counts)
     if ctx.target.ttl_seconds is not None:
         counts.closed += _expire(ctx)
@@ -228,35 +230,94 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     ctx.run(f"DROP TABLE {tl}")
 
 
+def _reopen(ctx: LoadContext, counts: Counts) -> None:
+    """Make every key of a full snapshot live again after its events were laid on the timeline.
+
+    A closed key whose returning event equals its last version, or carries an event time
+    from before the close, would otherwise stay closed although the snapshot has it. Its
+    newest event opens a current version at max(event time, close time), so history stays
+    gap-free; under ``new_record`` the current tombstone becomes that version in place.
+    """
+    q, src, back = ctx.q, ctx.q(SOURCE), ctx.q(_BACK)
+    keys = ctx.target.keys
+    vf, vt = q("valid_from"), q("valid_to")
+    ctx.run(
+        f"CREATE TEMP TABLE {back} AS SELECT s.*, e._ematix_end, e._ematix_tomb FROM {src} AS s "
+        f"JOIN (SELECT {ctx.cols(keys)}, MAX({vf}) AS _ematix_last FROM {src} "
+        f"GROUP BY {ctx.cols(keys)}) AS l ON {ctx.match('s', 'l')} AND s.{vf} = l._ematix_last "
+        f"JOIN (SELECT {ctx.cols(keys)}, MAX({vt}) AS _ematix_end, "
+        f"MAX(CASE WHEN {q('is_current')} AND {q('is_deleted')} THEN {vf} END) AS _ematix_tomb, "
+        f"SUM(CASE WHEN {q('is_current')} AND NOT {q('is_deleted')} THEN 1 ELSE 0 END) "
+        f"AS _ematix_live FROM {ctx.table} GROUP BY {ctx.cols(keys)}) AS e "
+        f"ON {ctx.match('s', 'e')} WHERE e._ematix_live = 0"
+    )
+    names = ctx.data_columns
+    # under new_record: the current tombstone becomes the live version, in place
+    assignments = ", ".join(f"{q(c)} = b.{q(c)}" for c in names)
+    counts.updated += ctx.run(
+        f"UPDATE {ctx.table} AS t SET {assignments}, {q('row_hash')} = b.{q('row_hash')}, "
+        f"{q('is_deleted')} = FALSE, {q('_loaded_at')} = {ctx.const('batch_ts')}, "
+        f"{q('_batch_id')} = {ctx.const('batch_id')} FROM {back} AS b "
+        f"WHERE b._ematix_tomb IS NOT NULL AND t.{q('is_current')} AND {ctx.match('t', 'b')}"
+    )
+    at = f"CASE WHEN b.{vf} > b._ematix_end THEN b.{vf} ELSE b._ematix_end END"
+    counts.inserted += ctx.run(
+        f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {vf}, {vt}, {q('is_current')}, "
+        f"{q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, {q('_batch_id')}) "
+        f"SELECT {ctx.cols(names, 'b')}, {at}, NULL, TRUE, b.{q('row_hash')}, FALSE, "
+        f"{ctx.const('batch_ts')}, {ctx.const('batch_id')} FROM {back} AS b "
+        f"WHERE b._ematix_tomb IS NULL AND b._ematix_end IS NOT NULL"
+    )
+    ctx.run(f"DROP TABLE {back}")
+
+
 def _deletes(ctx: LoadContext, counts: Counts) -> None:
-    """Close (and, for new_record, tombstone) current keys the snapshot no longer has."""
+    """Close (and, for new_record, tombstone) current keys the snapshot no longer has.
+
+    A deletion is seen at the load time. A current version that starts later (an event dated
+    in the future) is closed at its own start, never before it, so no interval is inverted;
+    with ``new_record`` that version becomes the tombstone itself (a tombstone never starts
+    before the version it closes).
+    """
     q, src, gone = ctx.q, ctx.q(SOURCE), ctx.q(_GONE)
     keys = ctx.target.keys
+    vf, now = q("valid_from"), ctx.const("batch_ts")
     ctx.run(
-        f"CREATE TEMP TABLE {gone} AS SELECT {ctx.cols(keys, 't')} FROM {ctx.table} AS t "
-        f"WHERE t.{q('is_current')} AND NOT t.{q('is_deleted')} AND NOT EXISTS "
-        f"(SELECT 1 FROM {src} AS s WHERE {ctx.match('s', 't')})"
+        f"CREATE TEMP TABLE {gone} AS SELECT {ctx.cols(keys, 't')}, "
+        f"CASE WHEN t.{vf} > {now} THEN 1 ELSE 0 END AS _ematix_future "
+        f"FROM {ctx.table} AS t WHERE t.{q('is_current')} AND NOT t.{q('is_deleted')} AND NOT "
+        f"EXISTS (SELECT 1 FROM {src} AS s WHERE {ctx.match('s', 't')})"
     )
     deleted = ctx.scalar(f"SELECT COUNT(*) FROM {gone}")
+    future = ctx.scalar(f"SELECT COUNT(*) FROM {gone} WHERE _ematix_future = 1") if deleted else 0
     if ctx.target.deletes is Deletes.NEW_RECORD:
         names = ctx.data_columns
         ctx.run(
-            f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {q('valid_from')}, {q('valid_to')}, "
+            f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {vf}, {q('valid_to')}, "
             f"{q('is_current')}, {q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, "
             f"{q('_batch_id')}) "
-            f"SELECT {ctx.cols(names, 't')}, {ctx.const('batch_ts')}, NULL, TRUE, t.{q('row_hash')}, "
-            f"TRUE, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
+            f"SELECT {ctx.cols(names, 't')}, {now}, NULL, TRUE, t.{q('row_hash')}, "
+            f"TRUE, {now}, {ctx.const('batch_id')} "
             f"FROM {ctx.table} AS t JOIN {gone} AS g ON {ctx.match('t', 'g')} "
-            f"WHERE t.{q('is_current')}"
+            f"WHERE t.{q('is_current')} AND g._ematix_future = 0"
         )
+        # a version that has not started yet is itself the tombstone
+        ctx.run(
+            f"UPDATE {ctx.table} AS t SET {q('is_deleted')} = TRUE, "
+            f"{q('_loaded_at')} = {now}, {q('_batch_id')} = {ctx.const('batch_id')} "
+            f"FROM {gone} AS g WHERE t.{q('is_current')} AND {ctx.match('t', 'g')} "
+            f"AND g._ematix_future = 1"
+        )
+    closes = "AND g._ematix_future = 0" if ctx.target.deletes is Deletes.NEW_RECORD else ""
     counts.closed += ctx.run(
-        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = {ctx.const('batch_ts')}, "
-        f"{q('is_current')} = FALSE FROM {gone} AS g WHERE t.{q('is_current')} "
-        f"AND NOT t.{q('is_deleted')} AND {ctx.match('t', 'g')}"
+        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = CASE WHEN t.{vf} > {now} THEN t.{vf} "
+        f"ELSE {now} END, {q('is_current')} = FALSE FROM {gone} AS g WHERE t.{q('is_current')} "
+        f"AND NOT t.{q('is_deleted')} AND {ctx.match('t', 'g')} {closes}"
     )
     counts.deleted += deleted
     if ctx.target.deletes is Deletes.NEW_RECORD:
-        counts.inserted += deleted
+        counts.inserted += deleted - future
+        counts.updated += future
     ctx.run(f"DROP TABLE {gone}")
 
 
