@@ -48,11 +48,30 @@ class EmatixResource(dg.ConfigurableResource):
         sample_size: Failing rows kept in a failed check's metadata.
 
     Examples:
+        >>> import os, tempfile
+        >>> from typing import Annotated
         >>> import dagster as dg
+        >>> from ematix_engine import ematix, pk
+        >>> from ematix_engine.connections import DuckDBConnection
+        >>> from ematix_engine.types import BigInt, Text
         >>> from ematix_dagster import EmatixResource, ematix_assets
-        >>> @ematix_assets(pipeline=orders)  # doctest: +SKIP
+        >>> shop = DuckDBConnection(name="shop", path=os.path.join(tempfile.mkdtemp(), "s.duckdb"))
+        >>> @ematix.table(schema="analytics", connection=shop)
+        ... class Orders:
+        ...     id: Annotated[BigInt, pk()]
+        ...     item: Text | None
+        >>> @ematix.pipeline(target=Orders, mode="merge")
+        ... def orders(conn):
+        ...     return "SELECT 1 AS id, 'tea' AS item"
+        >>> @ematix_assets(pipeline=orders)
         ... def orders_assets(context: dg.AssetExecutionContext, ematix: EmatixResource):
         ...     yield from ematix.run(context=context)
+        >>> with dg.instance_for_test() as instance:
+        ...     result = dg.materialize(
+        ...         [orders_assets], resources={"ematix": EmatixResource()}, instance=instance
+        ...     )
+        >>> result.success
+        True
     """
 
     record_runs: bool = True

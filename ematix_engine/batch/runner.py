@@ -162,14 +162,18 @@ def iter_run(
         EmatixError: a target failed.
 
     Example:
-        >>> from ematix_engine import iter_run
-        >>> for event in iter_run(my_pipeline):  # doctest: +SKIP
-        ...     print(type(event).__name__)
-        RunStarted
-        LoadProgress
-        ...
-        TargetResult
-        RunResult
+        >>> from typing import Annotated
+        >>> from ematix_engine import DuckDBConnection, ematix, iter_run, pk
+        >>> from ematix_engine.types import BigInt
+        >>> @ematix.table(schema="doc", connection=DuckDBConnection(name="m", path=":memory:"))
+        ... class Numbers:
+        ...     n: Annotated[BigInt, pk()]
+        >>> @ematix.pipeline(target=Numbers, mode="merge")
+        ... def numbers(conn):
+        ...     return "SELECT 1 AS n"
+        >>> kinds = [type(event).__name__ for event in iter_run(numbers)]
+        >>> kinds[0], kinds[-2:]
+        ('RunStarted', ['TargetResult', 'RunResult'])
     """
     spec = _spec_of(pipeline)
     events: queue.SimpleQueue[Any] = queue.SimpleQueue()
