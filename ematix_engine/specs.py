@@ -270,6 +270,9 @@ class TargetSpec:
         event_timestamp_column: source column giving each row's event time.
         deletes: what to do with keys absent from a full snapshot.
         ttl_seconds: scd2 only: close current versions older than this that the batch lacks.
+        retire_within: with ``deletes``: a key the snapshot lacks retires only when the
+            snapshot holds rows with the same values in these columns (dlt's ``merge_key``):
+            a batch of one region or day never retires another's keys.
         connection: target connection (name or typed connection); defaults to the table's.
         asset_key: optional override of the Dagster asset key path.
     """
@@ -281,6 +284,7 @@ class TargetSpec:
     event_timestamp_column: str | None = None
     deletes: Deletes = Deletes.IGNORE
     ttl_seconds: int | None = None
+    retire_within: tuple[str, ...] = ()
     connection: Any = None
     asset_key: tuple[str, ...] | None = None
 

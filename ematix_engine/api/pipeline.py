@@ -71,6 +71,7 @@ def target(table: Any, **options: Any) -> TargetDeclaration:
 
 
 _TARGET_OPTIONS = (
+    "retire_within",
     "mode",
     "keys",
     "compare_columns",
@@ -233,6 +234,12 @@ def _complete_target(
         raise ConfigError(
             f"{where}: columns {sorted(clash)} are managed by {mode.value}; rename them in the table"
         )
+    retire_within = columns("retire_within")
+    if retire_within and deletes is Deletes.IGNORE:
+        raise ConfigError(
+            f"{where}: retire_within limits which absent keys deletes= retires; "
+            f"set deletes='close' or 'new_record' too"
+        )
     asset_key = options.get("asset_key")
     if isinstance(asset_key, str):
         asset_key = tuple(asset_key.split("/"))
@@ -244,6 +251,7 @@ def _complete_target(
         event_timestamp_column=event_ts,
         deletes=deletes,
         ttl_seconds=ttl,
+        retire_within=retire_within,
         connection=options.get("connection") or spec_table.connection,
         asset_key=tuple(asset_key) if asset_key else None,
     )
@@ -271,6 +279,7 @@ def pipeline(
     event_timestamp_column: str | None = None,
     ttl_seconds: int | None = None,
     deletes: str | None = None,
+    retire_within: Sequence[str] | None = None,
     incremental_column: str | None = None,
     source_connection: Any = None,
     target_connection: Any = None,
@@ -297,6 +306,8 @@ def pipeline(
             newest duplicate (merge).
         ttl_seconds: scd2: close current versions older than this that the batch does not have.
         deletes: ``ignore`` (default), ``close`` or ``new_record`` for full-snapshot sources.
+        retire_within: with ``deletes``: columns (e.g. a region or a day) whose values the
+            batch covers; absent keys retire only within them (dlt's ``merge_key``).
         incremental_column: column whose maximum becomes the watermark; the SQL may use
             ``$watermark`` (loads rows strictly greater than it).
         source_connection: where the SQL runs (name or typed connection); default: the target's.
@@ -341,6 +352,7 @@ def pipeline(
             "event_timestamp_column": event_timestamp_column,
             "ttl_seconds": ttl_seconds,
             "deletes": deletes,
+            "retire_within": retire_within,
             "connection": target_connection,
             "asset_key": asset_key,
         }

@@ -110,6 +110,19 @@ class LoadContext:
             "(" + " OR ".join(f"{left}.{self.q(n)} {op} {right}.{self.q(n)}" for n in names) + ")"
         )
 
+    def retirable(self, alias: str, source: str) -> str:
+        """Condition: ``alias``'s row lies within what the batch covers (``retire_within``).
+
+        TRUE without ``retire_within``; otherwise the source holds a row with the same
+        values (NULL-safe) in those columns, so the batch may retire ``alias``'s key.
+        """
+        scope = self.target.retire_within
+        if not scope:
+            return "TRUE"
+        op = self.backend.NULL_SAFE_DISTINCT
+        same = " AND ".join(f"NOT (p.{self.q(c)} {op} {alias}.{self.q(c)})" for c in scope)
+        return f"EXISTS (SELECT 1 FROM {source} AS p WHERE {same})"
+
     def row_hash_sql(self, alias: str, names: Sequence[str] | None = None) -> str:
         """SQL computing ``row_hash`` over ``alias``'s compare columns (or ``names``)."""
         by_name = {c.name: c for c in self.columns}

@@ -47,7 +47,8 @@ def load_merge(ctx: LoadContext) -> Counts:
     if ctx.target.deletes is Deletes.CLOSE:
         deleted = ctx.run(
             f"DELETE FROM {ctx.table} WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {src} AS s WHERE {ctx.match(ctx.table, 's')})"
+            f"(SELECT 1 FROM {src} AS s WHERE {ctx.match(ctx.table, 's')}) "
+            f"AND {ctx.retirable(ctx.table, src)}"
         )
     return Counts(
         inserted=inserted,

@@ -286,7 +286,8 @@ def _deletes(ctx: LoadContext, counts: Counts) -> None:
         f"CREATE TEMP TABLE {gone} AS SELECT {ctx.cols(keys, 't')}, "
         f"CASE WHEN t.{vf} > {now} THEN 1 ELSE 0 END AS _ematix_future "
         f"FROM {ctx.table} AS t WHERE t.{q('is_current')} AND NOT t.{q('is_deleted')} AND NOT "
-        f"EXISTS (SELECT 1 FROM {src} AS s WHERE {ctx.match('s', 't')})"
+        f"EXISTS (SELECT 1 FROM {src} AS s WHERE {ctx.match('s', 't')}) "
+        f"AND {ctx.retirable('t', src)}"
     )
     deleted = ctx.scalar(f"SELECT COUNT(*) FROM {gone}")
     future = ctx.scalar(f"SELECT COUNT(*) FROM {gone} WHERE _ematix_future = 1") if deleted else 0
