@@ -1,4 +1,4 @@
-"""Arrow values as JSON text, for JSON / JSONB target columns (List, Struct and Map results).
+r"""Arrow values as JSON text, for JSON / JSONB target columns (List, Struct and Map results).
 
 The rules of the reference guide, so the text is the same whatever wrote it:
 
@@ -204,8 +204,7 @@ def json_columns(table: pa.Table, columns: Iterable[str] | None = None) -> pa.Ta
             field.name
             for field in table.schema
             if pa.types.is_nested(field.type)
-            or pa.types.is_dictionary(field.type)
-            and pa.types.is_nested(field.type.value_type)
+            or (pa.types.is_dictionary(field.type) and pa.types.is_nested(field.type.value_type))
         ]
     for name in columns:
         index = table.schema.get_field_index(name)

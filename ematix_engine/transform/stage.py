@@ -155,6 +155,7 @@ class TransformStage:
         self._ctx = _session()
         self._lock = threading.RLock()
         self._plans: OrderedDict[pa.Schema, _Plan] = OrderedDict()
+        self._output_schemas: dict[pa.Schema, pa.Schema] = {}  # also for plans never run
         self._closed = False
         #: Batches run, and plans built (one per input schema, again after a lookup changes shape).
         self.batches = 0
@@ -193,8 +194,7 @@ class TransformStage:
     def output_schema(self, schema: pa.Schema) -> pa.Schema | None:
         """The output schema planned for input ``schema``, or None when not planned yet."""
         with self._lock:
-            plan = self._plans.get(schema)
-            return None if plan is None else plan.output_schema
+            return self._output_schemas.get(schema)
 
     def run(self, batch: pa.Table | pa.RecordBatch) -> pa.Table:
         """Run the query over one batch.
@@ -240,6 +240,7 @@ class TransformStage:
         with self._lock:
             self._closed = True
             self._plans.clear()
+            self._output_schemas.clear()
 
     def __enter__(self) -> TransformStage:
         """Use the stage in a ``with`` block; it closes at the end."""
@@ -269,6 +270,7 @@ class TransformStage:
                     name,
                 )
                 self._plans.clear()
+                self._output_schemas.clear()
 
     def _dataframe(self, plan: _Plan) -> DataFrame:
         if plan.substrait is None:
@@ -292,6 +294,9 @@ class TransformStage:
         except Exception as error:
             raise TransformSqlError(self.pipeline, _message(error), schema.names) from None
         output_schema = df.schema()
+        if len(self._output_schemas) >= PLAN_CACHE_SIZE:
+            self._output_schemas.clear()
+        self._output_schemas[schema] = output_schema
         try:
             expected = df.to_arrow_table()
         except Exception as error:
