@@ -68,5 +68,5 @@ def test_an_invalid_query_is_raised_whatever_the_policy() -> None:
 
 
 def test_an_unknown_mode_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="transform_on_error='skip'.*fail, drop, dlq"):
+    with pytest.raises(ConfigError, match=r"transform_on_error='skip'.*fail, drop, dlq"):
         ErrorPolicy("skip", pipeline="p")

@@ -92,13 +92,13 @@ def test_unknown_column_is_a_config_error_naming_the_pipeline(stage: TransformSt
 
 
 def test_sql_that_does_not_parse_fails_at_construction_when_the_schema_is_known() -> None:
-    with pytest.raises(TransformSqlError, match="'bad-sql'.*transform_sql is invalid"):
+    with pytest.raises(TransformSqlError, match=r"'bad-sql'.*transform_sql is invalid"):
         TransformStage("SELEC a FROM source", pipeline="bad-sql", schema=events().schema)
 
 
 def test_sql_is_checked_lazily_at_the_first_batch_without_a_schema() -> None:
     stage = TransformStage("SELECT nope FROM source", pipeline="lazy")
-    with pytest.raises(TransformSqlError, match="'lazy'.*nope"):
+    with pytest.raises(TransformSqlError, match=r"'lazy'.*nope"):
         stage.run(events())
     stage.close()
 

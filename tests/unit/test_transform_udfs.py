@@ -114,7 +114,7 @@ def test_a_duplicate_name_is_a_config_error_naming_it() -> None:
     def clash(x):
         return x
 
-    with pytest.raises(ConfigError, match="'p'.*'vwap'.*name="):
+    with pytest.raises(ConfigError, match=r"'p'.*'vwap'.*name="):
         TransformStage("SELECT 1", udfs=[clash], aggregate_udfs=[Vwap], pipeline="p")
     with pytest.raises(ConfigError, match="'spread'"):
         TransformStage("SELECT 1", udfs=[spread, spread], pipeline="p")
@@ -152,9 +152,9 @@ def test_a_wrong_return_type_names_the_function() -> None:
     def liar(values):
         return values
 
-    with TransformStage("SELECT liar(bid) FROM source", udfs=[liar], pipeline="p") as stage:
-        with pytest.raises(TransformError, match="UDF 'liar' returned an array of double"):
-            stage.run(QUOTES)
+    stage = TransformStage("SELECT liar(bid) FROM source", udfs=[liar], pipeline="p")
+    with stage, pytest.raises(TransformError, match="UDF 'liar' returned an array of double"):
+        stage.run(QUOTES)
 
 
 def test_a_wrong_evaluate_type_names_the_method() -> None:
@@ -175,8 +175,8 @@ def test_a_wrong_evaluate_type_names_the_method() -> None:
         def state(self):
             return (pa.array([self.total]),)
 
-    with TransformStage(
+    stage = TransformStage(
         "SELECT bad_total(bid) FROM source", aggregate_udfs=[BadTotal], pipeline="p"
-    ) as stage:
-        with pytest.raises(TransformError, match=r"'bad_total': evaluate\(\) returned"):
-            stage.run(QUOTES)
+    )
+    with stage, pytest.raises(TransformError, match=r"'bad_total': evaluate\(\) returned"):
+        stage.run(QUOTES)
