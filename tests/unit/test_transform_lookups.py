@@ -151,3 +151,18 @@ def test_a_lookup_that_cannot_load_fails_at_start_naming_it(tmp_sqlite_path: Pat
 def test_lookup_declarations_are_validated(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Lookup(connection="ref", **kwargs)
+
+
+def test_a_delta_lookup(tmp_path: Path) -> None:
+    from deltalake import write_deltalake
+
+    from ematix_engine.connections import DeltaLocalConnection
+
+    root = tmp_path / "lake"
+    users = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "country": ["se", "de", "fr"]})
+    write_deltalake(str(root / "ref" / "users"), users)
+    lookup = Lookup(
+        connection=DeltaLocalConnection(name="lake", path=root), table="users", schema="ref"
+    )
+    with TransformStage(JOIN, lookups={"users": lookup}, pipeline="events") as stage:
+        assert stage.run(BATCH).to_pydict() == EXPECTED
