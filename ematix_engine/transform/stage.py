@@ -38,7 +38,13 @@ import pyarrow as pa
 from ematix_engine.errors import ConfigError
 from ematix_engine.transform.errors import TransformError, TransformSqlError
 from ematix_engine.transform.lookups import Lookup, LookupTable
-from ematix_engine.transform.udfs import AggregateUdf, ScalarUdf, check_unique_names
+from ematix_engine.transform.udfs import (
+    AggregateUdf,
+    ScalarUdf,
+    UdfFailures,
+    UdfResultError,
+    check_unique_names,
+)
 
 if TYPE_CHECKING:
     from datafusion import DataFrame, SessionContext
@@ -160,10 +166,11 @@ class TransformStage:
         #: Batches run, and plans built (one per input schema, again after a lookup changes shape).
         self.batches = 0
         self.plans_compiled = 0
+        self._udf_failures = UdfFailures()
         for function in udfs:
-            self._ctx.register_udf(function.to_datafusion())
+            self._ctx.register_udf(function.to_datafusion(self._udf_failures))
         for function in aggregate_udfs:
-            self._ctx.register_udaf(function.to_datafusion())
+            self._ctx.register_udaf(function.to_datafusion(self._udf_failures))
         self._lookups: dict[str, LookupTable] = {}
         try:
             for name, lookup in lookups.items():
@@ -224,10 +231,12 @@ class TransformStage:
                         return first
                 else:
                     self._plans.move_to_end(batch.schema)
+                self._udf_failures.take()
                 try:
                     result = self._dataframe(plan).to_arrow_table()
                 except Exception as error:
-                    raise TransformError(self.pipeline, _message(error), rows) from None
+                    failure = self._batch_error(error, rows)
+                    raise failure from failure.__cause__
                 self.batches += 1
                 return result
             finally:
@@ -272,6 +281,20 @@ class TransformStage:
                 self._plans.clear()
                 self._output_schemas.clear()
 
+    def _batch_error(self, error: Exception, rows: int) -> TransformError:
+        """The :class:`TransformError` for a failed batch; a UDF's own exception is its cause."""
+        failure = self._udf_failures.take()
+        if failure is None:
+            return TransformError(self.pipeline, _message(error), rows)
+        where, original = failure
+        if isinstance(original, UdfResultError):
+            detail = str(original)
+        else:
+            detail = f"{where} raised {type(original).__name__}: {original}"
+        result = TransformError(self.pipeline, detail, rows)
+        result.__cause__ = original
+        return result
+
     def _dataframe(self, plan: _Plan) -> DataFrame:
         if plan.substrait is None:
             return self._ctx.sql_with_options(self.sql, self._options)
@@ -297,10 +320,12 @@ class TransformStage:
         if len(self._output_schemas) >= PLAN_CACHE_SIZE:
             self._output_schemas.clear()
         self._output_schemas[schema] = output_schema
+        self._udf_failures.take()
         try:
             expected = df.to_arrow_table()
         except Exception as error:
-            raise TransformError(self.pipeline, _message(error), rows) from None
+            failure = self._batch_error(error, rows)
+            raise failure from failure.__cause__
         substrait = self._substrait(df, output_schema, expected)
         plan = _Plan(substrait, output_schema)
         self._plans[schema] = plan
@@ -323,6 +348,7 @@ class TransformStage:
             reason = "the rebound plan differs"
         except Exception as error:
             reason = _message(error)
+            self._udf_failures.take()
         log.debug(
             "pipeline %r: transform_sql is re-planned per batch (no Substrait round trip: %s)",
             self.pipeline,

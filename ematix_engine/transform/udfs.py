@@ -17,6 +17,7 @@ opaque DataFusion error.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,43 @@ import pyarrow as pa
 from ematix_engine.errors import ConfigError
 from ematix_engine.transform.errors import UdfTypeError
 
-__all__ = ["AggregateUdf", "ScalarUdf", "arrow_type", "check_unique_names", "udaf", "udf"]
+__all__ = [
+    "AggregateUdf",
+    "ScalarUdf",
+    "UdfFailures",
+    "UdfResultError",
+    "arrow_type",
+    "check_unique_names",
+    "udaf",
+    "udf",
+]
+
+
+class UdfFailures:
+    """Where the functions registered on one session note the first error they raise.
+
+    DataFusion reports a Python exception as the text of a ``PyErr`` with its traceback; the
+    stage reads the original exception from here instead, so its error says "UDF 'x' raised
+    ValueError: …" and chains the exception. (DataFusion may call a UDF on one of its own
+    threads, so this is a plain holder guarded by a lock, not a thread-local.)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._first: tuple[str, BaseException] | None = None
+
+    def note(self, where: str, error: BaseException) -> None:
+        """Keep ``error`` raised in ``where`` unless an earlier one is kept already."""
+        with self._lock:
+            if self._first is None:
+                self._first = (where, error)
+
+    def take(self) -> tuple[str, BaseException] | None:
+        """The first error noted since the last call, and forget it."""
+        with self._lock:
+            first, self._first = self._first, None
+            return first
+
 
 _TYPES: dict[str, pa.DataType] = {
     "Int8": pa.int8(),
@@ -67,15 +104,19 @@ def _check_volatility(volatility: str, function: str) -> str:
     return volatility
 
 
+class UdfResultError(TypeError):
+    """A UDF or UDAF method returned something else than its declaration says."""
+
+
 def _check_result(value: Any, expected: pa.DataType, length: int | None, where: str) -> pa.Array:
     if isinstance(value, pa.ChunkedArray):
         value = value.combine_chunks()
     if not isinstance(value, pa.Array):
-        raise TypeError(f"{where} returned {type(value).__name__}; return a pyarrow.Array")
+        raise UdfResultError(f"{where} returned {type(value).__name__}; return a pyarrow.Array")
     if value.type != expected:
-        raise TypeError(f"{where} returned an array of {value.type}; declared {expected}")
+        raise UdfResultError(f"{where} returned an array of {value.type}; declared {expected}")
     if length is not None and len(value) != length:
-        raise TypeError(f"{where} returned {len(value)} values for {length} input rows")
+        raise UdfResultError(f"{where} returned {len(value)} values for {length} input rows")
     return value
 
 
@@ -96,15 +137,24 @@ class ScalarUdf:
         """Call the wrapped Python function directly."""
         return self.function(*args)
 
-    def to_datafusion(self) -> Any:
-        """The ``datafusion.ScalarUDF`` to register on a session."""
+    def to_datafusion(self, failures: UdfFailures | None = None) -> Any:
+        """The ``datafusion.ScalarUDF`` to register on a session.
+
+        Args:
+            failures: where to note an exception the function raises (see :class:`UdfFailures`).
+        """
         import datafusion
 
         function, returns, where = self.function, self.returns, f"UDF {self.name!r}"
 
         def call(*arrays: pa.Array) -> pa.Array:
             length = len(arrays[0]) if arrays else None
-            return _check_result(function(*arrays), returns, length, where)
+            try:
+                return _check_result(function(*arrays), returns, length, where)
+            except Exception as error:
+                if failures is not None:
+                    failures.note(where, error)
+                raise
 
         return datafusion.udf(call, list(self.args), returns, self.volatility, self.name)
 
@@ -127,11 +177,15 @@ class AggregateUdf:
         """A fresh instance of the wrapped accumulator class."""
         return self.cls()
 
-    def to_datafusion(self) -> Any:
-        """The ``datafusion.AggregateUDF`` to register on a session."""
+    def to_datafusion(self, failures: UdfFailures | None = None) -> Any:
+        """The ``datafusion.AggregateUDF`` to register on a session.
+
+        Args:
+            failures: where to note an exception a method raises (see :class:`UdfFailures`).
+        """
         from datafusion import AggregateUDF
 
-        factory = functools.partial(_AccumulatorBridge, self)
+        factory = functools.partial(_AccumulatorBridge, self, failures)
         return AggregateUDF(
             self.name, factory, list(self.args), self.returns, list(self.state), self.volatility
         )
@@ -140,23 +194,38 @@ class AggregateUdf:
 class _AccumulatorBridge:
     """Adapts a guide-style accumulator class to DataFusion's ``Accumulator`` protocol."""
 
-    __slots__ = ("_inner", "_spec")
+    __slots__ = ("_failures", "_inner", "_spec")
 
-    def __init__(self, spec: AggregateUdf) -> None:
+    def __init__(self, spec: AggregateUdf, failures: UdfFailures | None) -> None:
         self._spec = spec
-        self._inner = spec.cls()
+        self._failures = failures
+        self._inner = self._guard("__init__()", spec.cls)
+
+    def _guard(self, method: str, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except Exception as error:
+            if self._failures is not None:
+                self._failures.note(f"UDAF {self._spec.name!r}: {method}", error)
+            raise
 
     def update(self, *values: pa.Array) -> None:
-        self._inner.update_batch(*values)
+        self._guard("update_batch()", self._inner.update_batch, *values)
 
     def merge(self, states: list[pa.Array]) -> None:
-        self._inner.merge_batch(*states)
+        self._guard("merge_batch()", self._inner.merge_batch, *states)
 
     def state(self) -> list[pa.Scalar]:
+        return self._guard("state()", self._state)
+
+    def evaluate(self) -> pa.Scalar:
+        return self._guard("evaluate()", self._evaluate)
+
+    def _state(self) -> list[pa.Scalar]:
         where = f"UDAF {self._spec.name!r}: state()"
         arrays = tuple(self._inner.state())
         if len(arrays) != len(self._spec.state):
-            raise TypeError(
+            raise UdfResultError(
                 f"{where} returned {len(arrays)} arrays; declared {len(self._spec.state)} "
                 f"state fields"
             )
@@ -165,7 +234,7 @@ class _AccumulatorBridge:
             for array, expected in zip(arrays, self._spec.state, strict=True)
         ]
 
-    def evaluate(self) -> pa.Scalar:
+    def _evaluate(self) -> pa.Scalar:
         where = f"UDAF {self._spec.name!r}: evaluate()"
         return _check_result(self._inner.evaluate(), self._spec.returns, 1, where)[0]
 

@@ -180,3 +180,40 @@ def test_a_wrong_evaluate_type_names_the_method() -> None:
     )
     with stage, pytest.raises(TransformError, match=r"'bad_total': evaluate\(\) returned"):
         stage.run(QUOTES)
+
+
+def test_an_exception_in_a_udf_is_named_and_chained() -> None:
+    @udf(args=("Float64",), returns="Float64")
+    def boom(values):
+        raise ValueError("bad strike")
+
+    stage = TransformStage("SELECT boom(bid) FROM source", udfs=[boom], pipeline="greeks")
+    with stage, pytest.raises(TransformError) as caught:
+        stage.run(QUOTES)
+    assert "pipeline 'greeks'" in str(caught.value)
+    assert "UDF 'boom' raised ValueError: bad strike" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ValueError)
+
+
+def test_an_exception_in_a_udaf_method_names_the_method() -> None:
+    @udaf(args=("Float64",), state=("Float64",), returns="Float64", name="fragile")
+    class Fragile:
+        def update_batch(self, values):
+            raise ZeroDivisionError("no quotes")
+
+        def merge_batch(self, totals): ...
+
+        def evaluate(self): ...
+
+        def state(self): ...
+
+    stage = TransformStage(
+        "SELECT fragile(bid) FROM source", aggregate_udfs=[Fragile], pipeline="p"
+    )
+    with (
+        stage,
+        pytest.raises(
+            TransformError, match=r"UDAF 'fragile': update_batch\(\) raised ZeroDivisionError"
+        ),
+    ):
+        stage.run(QUOTES)
