@@ -88,6 +88,11 @@ def _session() -> SessionContext:
     return SessionContext(config)
 
 
+def _key(schema: pa.Schema) -> pa.Schema:
+    """The plan cache key: the schema without its metadata (which ``hash`` would count)."""
+    return schema.remove_metadata() if schema.metadata else schema
+
+
 def _batches(data: pa.Table | pa.RecordBatch) -> list[pa.RecordBatch]:
     if isinstance(data, pa.RecordBatch):
         return [data]
@@ -178,7 +183,7 @@ class TransformStage:
             if schema is not None:
                 with self._lock:
                     self._register_source(_batches(schema.empty_table()))
-                    self._plan_for(schema, rows=0)
+                    self._plan_for(_key(schema), rows=0)
                     self._ctx.deregister_table(SOURCE_TABLE)
         except BaseException:
             self.close()
@@ -201,7 +206,7 @@ class TransformStage:
     def output_schema(self, schema: pa.Schema) -> pa.Schema | None:
         """The output schema planned for input ``schema``, or None when not planned yet."""
         with self._lock:
-            return self._output_schemas.get(schema)
+            return self._output_schemas.get(_key(schema))
 
     def run(self, batch: pa.Table | pa.RecordBatch) -> pa.Table:
         """Run the query over one batch.
@@ -223,14 +228,15 @@ class TransformStage:
                 raise ConfigError(f"pipeline {self.pipeline!r}: the transform stage is closed")
             self._register_source(batches)
             try:
-                plan = self._plans.get(batch.schema)
+                key = _key(batch.schema)
+                plan = self._plans.get(key)
                 if plan is None:
-                    plan, first = self._plan_for(batch.schema, rows)
+                    plan, first = self._plan_for(key, rows)
                     if first is not None:
                         self.batches += 1
                         return first
                 else:
-                    self._plans.move_to_end(batch.schema)
+                    self._plans.move_to_end(key)
                 self._udf_failures.take()
                 try:
                     result = self._dataframe(plan).to_arrow_table()

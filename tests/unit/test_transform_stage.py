@@ -75,6 +75,13 @@ def test_a_new_input_schema_gets_a_new_plan(stage: TransformStage) -> None:
     assert stage.plans_compiled == 3
 
 
+def test_schema_metadata_does_not_cost_a_new_plan(stage: TransformStage) -> None:
+    for value in ("1", "2", "3"):
+        stage.run(events().replace_schema_metadata({"origin": value}))
+    stage.run(events())
+    assert stage.plans_compiled == 1
+
+
 def test_now_is_evaluated_per_batch_not_frozen_in_the_plan() -> None:
     with TransformStage("SELECT now() AS at, a FROM source", pipeline="p") as stage:
         first = stage.run(pa.table({"a": [1]})).column("at")[0].value
