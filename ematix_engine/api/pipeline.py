@@ -27,6 +27,8 @@ from ematix_engine.specs import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from ematix_engine.batch.result import PreviewResult, RunResult, TargetResult
     from ematix_engine.runlog.base import RunLog
     from ematix_engine.write.progress import LoadProgress
@@ -132,6 +134,7 @@ class Pipeline:
         batch_size: int = 100_000,
         on_target: Callable[[TargetResult], None] | None = None,
         on_progress: Callable[[LoadProgress], None] | None = None,
+        as_of: datetime | None = None,
     ) -> RunResult:
         """Load every target once and return the counts.
 
@@ -142,6 +145,9 @@ class Pipeline:
             on_progress: called with a :class:`~ematix_engine.write.progress.LoadProgress`
                 as each target enters a phase and, while a source streams from another
                 database, after every batch.
+            as_of: the time the source's rows stand for (dlt's ``boundary_timestamp``,
+                a timezone-aware datetime): SCD2 versions open and absent keys close at it
+                instead of now. It must not precede the newest version in the target.
 
         Raises:
             EmatixError: the load failed; the target and its watermark are unchanged.
@@ -154,6 +160,7 @@ class Pipeline:
             batch_size=batch_size,
             on_target=on_target,
             on_progress=on_progress,
+            as_of=as_of,
         )
 
     def preview(self) -> PreviewResult:

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ematix_engine.batch.result import RunResult, TargetResult
@@ -87,6 +88,7 @@ def run_pipeline(
     attempt: int | None = None,
     on_target: Callable[[TargetResult], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    as_of: datetime | None = None,
 ) -> RunResult:
     """Load every target of ``pipeline`` once.
 
@@ -101,6 +103,8 @@ def run_pipeline(
         on_target: called with each target's result as it completes.
         on_progress: called as each target's load enters a phase and, while a source streams
             from another database, after every batch (see :mod:`ematix_engine.write.progress`).
+        as_of: the time the source's rows stand for (dlt's ``boundary_timestamp``): SCD2
+            versions open and absent keys close at it; default now.
 
     Returns:
         The counts per target and in total.
@@ -124,6 +128,7 @@ def run_pipeline(
         attempt=attempt,
         wanted=None,
         run_metrics={},
+        as_of=as_of,
     )
 
 
@@ -136,6 +141,7 @@ def iter_run(
     dry_run: bool = False,
     batch_size: int = 100_000,
     run_metrics: Mapping[str, Any] | None = None,
+    as_of: datetime | None = None,
 ) -> Iterator[RunEvent]:
     """Run a pipeline and yield its events as they happen.
 
@@ -154,6 +160,7 @@ def iter_run(
         dry_run: run the real SQL, then roll every target back.
         batch_size: rows per Arrow batch on cross-database loads.
         run_metrics: extra metrics stored in the RunLog record (e.g. an orchestrator's run id).
+        as_of: the time the source's rows stand for (SCD2 validity); default now.
 
     Yields:
         :data:`RunEvent` values.
@@ -196,6 +203,7 @@ def iter_run(
                     attempt=attempt,
                     wanted=targets,
                     run_metrics=dict(run_metrics or {}),
+                    as_of=as_of,
                 )
             )
         except BaseException as error:
@@ -242,6 +250,7 @@ def _run(
     attempt: int | None,
     wanted: Sequence[str] | None,
     run_metrics: dict[str, Any],
+    as_of: datetime | None = None,
 ) -> RunResult:
     """Load the chosen targets, record the firing in the RunLog, report every event."""
     from ematix_engine.runlog.base import RunStatus
@@ -256,6 +265,8 @@ def _run(
     started = time.perf_counter()
     labels = [t.label for t in chosen]
     metrics = {**run_metrics, "targets": labels}
+    if as_of is not None:
+        metrics["as_of"] = as_of.isoformat()
     record = None
     if run_log is not None and not dry_run:
         if attempt is None:
@@ -274,6 +285,7 @@ def _run(
                 dry_run=dry_run,
                 batch_size=batch_size,
                 progress=ProgressReporter(emit, spec.name, target.label),
+                as_of=as_of,
             )
             results.append(result)
             emit(result)
@@ -324,8 +336,12 @@ def load_target(
     dry_run: bool = False,
     batch_size: int = 100_000,
     progress: ProgressReporter | None = None,
+    as_of: datetime | None = None,
 ) -> TargetResult:
-    """Load one target in one transaction (see the module docstring)."""
+    """Load one target in one transaction (see the module docstring).
+
+    ``as_of`` is the time the source's rows stand for (SCD2 validity), default now.
+    """
     started = time.perf_counter()
     progress = progress or ProgressReporter(None, spec.name, target.label)
     plan = plan_target(spec, target)
@@ -345,6 +361,7 @@ def load_target(
         batch_size=batch_size,
         progress=progress,
         plan=plan,
+        valid_at=as_of,
     )
     counts = written.counts
     return TargetResult(

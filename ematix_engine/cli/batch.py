@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
 
 import click
 
@@ -56,7 +58,16 @@ def _open_run_log(url: str):
 @click.argument("names", nargs=-1, required=True)
 @run_log_option
 @click.option("--dry-run", is_flag=True, help="Run the SQL, then roll everything back.")
-def run(module: str, names: tuple[str, ...], run_log_url: str, dry_run: bool) -> None:
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    default=None,
+    help="The time the source's rows stand for (UTC): SCD2 versions open and close at it.",
+)
+def run(
+    module: str, names: tuple[str, ...], run_log_url: str, dry_run: bool, as_of: Any
+) -> None:
     """Run the named pipelines once, now."""
     from rich.console import Console
 
@@ -74,7 +85,11 @@ def run(module: str, names: tuple[str, ...], run_log_url: str, dry_run: bool) ->
                     result = (
                         pipeline.dry_run(on_progress=display.update)
                         if dry_run
-                        else pipeline.run(run_log=log, on_progress=display.update)
+                        else pipeline.run(
+                            run_log=log,
+                            on_progress=display.update,
+                            as_of=as_of.replace(tzinfo=UTC) if as_of else None,
+                        )
                     )
                 except EmatixError as error:
                     click.echo(f"FAILED {pipeline.name}: {error}", err=True)

@@ -54,7 +54,13 @@ import pyarrow as pa
 from ematix_engine.backends import open_backend
 from ematix_engine.backends.base import SqlBackend
 from ematix_engine.backends.duckdb import DuckDBBackend
-from ematix_engine.errors import EmatixError, SchemaDriftError, SourceError, load_error
+from ematix_engine.errors import (
+    ConfigError,
+    EmatixError,
+    SchemaDriftError,
+    SourceError,
+    load_error,
+)
 from ematix_engine.modes import mode_of
 from ematix_engine.schema.ddl import ensure_table
 from ematix_engine.specs import LoadMode
@@ -199,6 +205,7 @@ def apply_rows(
     batch_size: int = 100_000,
     progress: ProgressReporter | None = None,
     plan: WritePlan | None = None,
+    valid_at: datetime | None = None,
 ) -> WriteResult:
     """Write ``rows`` into ``target`` in its mode, atomically with ``checkpoint``.
 
@@ -214,6 +221,9 @@ def apply_rows(
         batch_size: rows per Arrow batch where the write moves rows between systems.
         progress: receives the phases and the rows read.
         plan: the planner's choice (default: :func:`plan_write` for these rows).
+        valid_at: the time the rows stand for (dlt's ``boundary_timestamp``): SCD2 versions
+            open and absent keys close at it instead of now. It must not precede the newest
+            version already in the target; ``_loaded_at`` stays the wall-clock time.
 
     Returns:
         What the write did.
@@ -241,7 +251,11 @@ def apply_rows(
             dry_run=dry_run,
         ) as write:
             result = _write(
-                write, plan, rows, checkpoint, _Job(writer, target, batch_id, batch_size, progress)
+                write,
+                plan,
+                rows,
+                checkpoint,
+                _Job(writer, target, batch_id, batch_size, progress, valid_at),
             )
     finally:
         store.close()
@@ -270,6 +284,7 @@ class _Job:
     batch_id: str
     batch_size: int
     progress: ProgressReporter
+    valid_at: datetime | None = None
 
 
 def _write(
@@ -283,7 +298,8 @@ def _write(
     backend, target, progress = write.sql, job.target, job.progress
     if not isinstance(rows, ArrowRows | QueryRows):
         rows, checkpoint = rows()
-    batch_ts = datetime.now(UTC)
+    loaded_at = datetime.now(UTC)
+    batch_ts = job.valid_at.astimezone(UTC) if job.valid_at is not None else loaded_at
     in_process = plan.path is WritePath.IN_PROCESS
     prep: SqlBackend = DuckDBBackend(":memory:") if in_process else backend
     try:
@@ -294,7 +310,9 @@ def _write(
         if prep is not backend:
             prep.prepare_load_session()
         for session in sessions:
-            _batch_constants(session, job.batch_id, batch_ts, start, value_type, target)
+            _batch_constants(
+                session, job.batch_id, batch_ts, loaded_at, start, value_type, target
+            )
         progress.phase(READING)
         _stage_raw(prep, rows, start, job)
         progress.phase(PREPARING)
@@ -308,6 +326,8 @@ def _write(
         target_empty = created or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
         mode = mode_of(target)
         _refuse_rows_without_managed_columns(job.writer, target, existing, target_empty)
+        if job.valid_at is not None and not target_empty:
+            _refuse_time_travel(backend, job, table_sql, existing or {}, batch_ts)
         # Hash in-process only when every prepared row goes straight into an empty target;
         # otherwise the target hashes just the versions it inserts (a tenth, typically).
         straight_in = in_process and target_empty and mode.copies_straight_in(target)
@@ -335,6 +355,7 @@ def _write(
                 physical_columns=physical,
                 batch_id=job.batch_id,
                 batch_ts=batch_ts,
+                loaded_at=loaded_at,
                 target_empty=target_empty,
             )
 
@@ -444,6 +465,7 @@ def _batch_constants(
     session: SqlBackend,
     batch_id: str,
     batch_ts: datetime,
+    loaded_at: datetime,
     checkpoint: str | None,
     checkpoint_type: type[ColumnType] | None,
     target: TargetSpec,
@@ -456,7 +478,33 @@ def _batch_constants(
         watermark=checkpoint,
         watermark_type=checkpoint_type,
         ttl_cutoff_value=session.timestamp_param(ttl_cutoff),
+        loaded_at_value=session.timestamp_param(loaded_at),
     )
+
+
+def _refuse_time_travel(
+    backend: SqlBackend, job: _Job, table_sql: str, existing: dict[str, str], at: datetime
+) -> None:
+    """Refuse a ``valid_at`` before the newest version in an SCD2 target.
+
+    History would run backwards: a version would close before it opened.
+
+    Raises:
+        ConfigError: naming the target, the time asked for and the newest version's.
+    """
+    if job.target.mode is not LoadMode.SCD2 or "valid_from" not in existing:
+        return
+    newest = backend.query(
+        f"SELECT CAST(MAX({backend.quote('valid_from')}) AS TEXT) FROM {table_sql} "
+        f"WHERE {backend.quote('valid_from')} > {backend.param_placeholder(0)}",
+        (backend.timestamp_param(at),),
+    )
+    if newest and newest[0][0] is not None:
+        raise ConfigError(
+            f"pipeline {job.writer!r}: as_of {at.isoformat()} is before the newest version "
+            f"in {job.target.label} (valid_from {newest[0][0]}); history cannot run backwards, "
+            f"so load snapshots in time order"
+        )
 
 
 def _stage_raw(prep: SqlBackend, rows: ArrowRows | QueryRows, start: str | None, job: _Job) -> None:

@@ -42,20 +42,26 @@ def create_batch_table(
     watermark: str | None,
     watermark_type: type[ColumnType] | None,
     ttl_cutoff_value: object,
+    loaded_at_value: object,
 ) -> None:
-    """Create the one-row ``_ematix_batch`` table of batch constants (bound parameters)."""
+    """Create the one-row ``_ematix_batch`` table of batch constants (bound parameters).
+
+    ``batch_ts`` is the time the load stands for (validity of SCD2 versions: now, or the
+    run's ``as_of``); ``loaded_at`` the wall-clock time it ran (``_loaded_at``).
+    """
     q = backend.quote
     ts_type = backend.column_type_sql(TimestampTZ)
     wm_type = backend.column_type_sql(watermark_type) if watermark_type else "TEXT"
     backend.drop_temp(BATCH)
     backend.execute(
         f"CREATE TEMP TABLE {q(BATCH)} ({q('batch_id')} TEXT, {q('batch_ts')} {ts_type}, "
-        f"{q('watermark')} {wm_type}, {q('ttl_cutoff')} {ts_type})"
+        f"{q('watermark')} {wm_type}, {q('ttl_cutoff')} {ts_type}, {q('loaded_at')} {ts_type})"
     )
     p = backend.param_placeholder
     backend.execute(
-        f"INSERT INTO {q(BATCH)} VALUES ({p(0)}, {p(1)}, CAST({p(2)} AS {wm_type}), {p(3)})",
-        (batch_id, batch_ts_value, watermark, ttl_cutoff_value),
+        f"INSERT INTO {q(BATCH)} VALUES "
+        f"({p(0)}, {p(1)}, CAST({p(2)} AS {wm_type}), {p(3)}, {p(4)})",
+        (batch_id, batch_ts_value, watermark, ttl_cutoff_value, loaded_at_value),
     )
 
 

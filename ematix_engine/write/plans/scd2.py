@@ -81,7 +81,7 @@ def insert_tombstones(ctx: LoadContext, closed_keys: str) -> int:
         f"{q('valid_to')}, {q('is_current')}, {q('is_deleted')}, {q('_loaded_at')}, "
         f"{q('_batch_id')}) "
         f"SELECT {ctx.cols(names, 't')}, t.{q('row_hash')}, {ctx.const('batch_ts')}, NULL, TRUE, "
-        f"TRUE, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
+        f"TRUE, {ctx.const('loaded_at')}, {ctx.const('batch_id')} "
         f"FROM {ctx.table} AS t JOIN {closed_keys} AS c ON {ctx.match('t', 'c')} "
         f"WHERE c.{q(KIND)} = {ABSENT} AND t.{q('valid_to')} = {ctx.const('batch_ts')}"
     )
@@ -117,7 +117,7 @@ def _insert_versions(ctx: LoadContext, select_from: str, valid_to: str, where: s
         f"{q('is_current')}, {q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, "
         f"{q('_batch_id')}) "
         f"SELECT {ctx.cols(names, 's')}, s.{q('valid_from')}, {valid_to}, {valid_to} IS NULL, "
-        f"{row_hash}, FALSE, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
+        f"{row_hash}, FALSE, {ctx.const('loaded_at')}, {ctx.const('batch_id')} "
         f"FROM {select_from} WHERE {where}"
     )
 
@@ -218,7 +218,7 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     assignments = ", ".join(f"{q(c)} = s.{q(c)}" for c in updates)
     counts.updated += ctx.run(
         f"UPDATE {ctx.table} AS t SET {assignments}, {h} = s.{h}, "
-        f"{q('_loaded_at')} = {ctx.const('batch_ts')}, {q('_batch_id')} = {ctx.const('batch_id')} "
+        f"{q('_loaded_at')} = {ctx.const('loaded_at')}, {q('_batch_id')} = {ctx.const('batch_id')} "
         f"FROM {src} AS s WHERE {ctx.match('t', 's')} AND t.{vf} = s.{vf} AND t.{h} <> s.{h}"
     )
     counts.inserted += _insert_versions(
@@ -256,7 +256,7 @@ def _reopen(ctx: LoadContext, counts: Counts) -> None:
     assignments = ", ".join(f"{q(c)} = b.{q(c)}" for c in names)
     counts.updated += ctx.run(
         f"UPDATE {ctx.table} AS t SET {assignments}, {q('row_hash')} = b.{q('row_hash')}, "
-        f"{q('is_deleted')} = FALSE, {q('_loaded_at')} = {ctx.const('batch_ts')}, "
+        f"{q('is_deleted')} = FALSE, {q('_loaded_at')} = {ctx.const('loaded_at')}, "
         f"{q('_batch_id')} = {ctx.const('batch_id')} FROM {back} AS b "
         f"WHERE b._ematix_tomb IS NOT NULL AND t.{q('is_current')} AND {ctx.match('t', 'b')}"
     )
@@ -265,7 +265,7 @@ def _reopen(ctx: LoadContext, counts: Counts) -> None:
         f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {vf}, {vt}, {q('is_current')}, "
         f"{q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, {q('_batch_id')}) "
         f"SELECT {ctx.cols(names, 'b')}, {at}, NULL, TRUE, b.{q('row_hash')}, FALSE, "
-        f"{ctx.const('batch_ts')}, {ctx.const('batch_id')} FROM {back} AS b "
+        f"{ctx.const('loaded_at')}, {ctx.const('batch_id')} FROM {back} AS b "
         f"WHERE b._ematix_tomb IS NULL AND b._ematix_end IS NOT NULL"
     )
     ctx.run(f"DROP TABLE {back}")
@@ -298,14 +298,14 @@ def _deletes(ctx: LoadContext, counts: Counts) -> None:
             f"{q('is_current')}, {q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, "
             f"{q('_batch_id')}) "
             f"SELECT {ctx.cols(names, 't')}, {now}, NULL, TRUE, t.{q('row_hash')}, "
-            f"TRUE, {now}, {ctx.const('batch_id')} "
+            f"TRUE, {ctx.const('loaded_at')}, {ctx.const('batch_id')} "
             f"FROM {ctx.table} AS t JOIN {gone} AS g ON {ctx.match('t', 'g')} "
             f"WHERE t.{q('is_current')} AND g._ematix_future = 0"
         )
         # a version that has not started yet is itself the tombstone
         ctx.run(
             f"UPDATE {ctx.table} AS t SET {q('is_deleted')} = TRUE, "
-            f"{q('_loaded_at')} = {now}, {q('_batch_id')} = {ctx.const('batch_id')} "
+            f"{q('_loaded_at')} = {ctx.const('loaded_at')}, {q('_batch_id')} = {ctx.const('batch_id')} "
             f"FROM {gone} AS g WHERE t.{q('is_current')} AND {ctx.match('t', 'g')} "
             f"AND g._ematix_future = 1"
         )
