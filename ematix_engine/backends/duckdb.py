@@ -24,6 +24,36 @@ _DML = ("INSERT", "UPDATE", "DELETE")
 _SCRATCH = os.path.join(tempfile.gettempdir(), f"ematix-duckdb-{getpass.getuser()}")
 
 
+def _connect(path: str, config: dict, read_only: bool, name: str) -> duckdb.DuckDBPyConnection:
+    """Open ``path``; read-only sessions share the file with other readers.
+
+    DuckDB lets one process write a file, or any number of processes read it. A read-only
+    session is refused when this process already has the file open for writing (DuckDB wants
+    one configuration per file and process): it then shares that read-write database instead.
+    When another process is writing the file, reading it is impossible: the error says so.
+    """
+    if not read_only:
+        return duckdb.connect(path, config=config)
+    try:
+        return duckdb.connect(path, read_only=True, config=config)
+    except duckdb.ConnectionException as error:
+        if "different configuration" not in str(error):
+            raise
+        return duckdb.connect(path, config=config)  # this process writes it: share that
+    except duckdb.IOException as error:
+        if "lock" not in str(error).lower():
+            raise
+        from ematix_engine.errors import ConnectionFailedError
+
+        raise ConnectionFailedError(
+            name,
+            f"the DuckDB file {path} is open for writing in another process, and DuckDB lets "
+            f"no other process read a file while one writes it; retry when that process has "
+            f"finished (ematix opens DuckDB sources read-only, so readers never block each "
+            f"other). DuckDB said: {error}",
+        ) from None
+
+
 class DuckDBBackend(SqlBackend):
     """A DuckDB database file (or ``:memory:``)."""
 
@@ -49,17 +79,24 @@ class DuckDBBackend(SqlBackend):
 
     @classmethod
     @override
-    def open(cls, connection: Any) -> DuckDBBackend:
+    def open(cls, connection: Any, *, read_only: bool = False) -> DuckDBBackend:
+        if read_only and connection.path != ":memory:":
+            if not os.path.exists(connection.path):  # nothing to read yet: create no file
+                return cls(":memory:", connection=connection)
+            return cls(connection.path, connection=connection, read_only=True)
         make_parent_dir(connection.path)
         return cls(connection.path, connection=connection)
 
-    def __init__(self, path: str = ":memory:", *, connection: Any = None) -> None:
+    def __init__(
+        self, path: str = ":memory:", *, connection: Any = None, read_only: bool = False
+    ) -> None:
         super().__init__(connection)
         self.path = path
+        self.read_only = read_only
         # An in-memory session (the preparing or planning step of a load) spills beyond its
         # memory limit into the system's temporary folder, not into ``.tmp`` under the cwd.
         config = {"temp_directory": _SCRATCH} if path == ":memory:" else {}
-        self.con = duckdb.connect(path, config=config)
+        self.con = _connect(path, config, read_only, getattr(connection, "name", path))
 
     @override
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> int:

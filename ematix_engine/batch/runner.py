@@ -87,6 +87,8 @@ def run_pipeline(
     attempt: int | None = None,
     on_target: Callable[[TargetResult], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    lease_owner: str | None = None,
+    lease_seconds: float | None = None,
 ) -> RunResult:
     """Load every target of ``pipeline`` once.
 
@@ -100,12 +102,19 @@ def run_pipeline(
         on_target: called with each target's result as it completes.
         on_progress: called as each target's load enters a phase and, while a source streams
             from another database, after every batch (see :mod:`ematix_engine.write.progress`).
+        lease_owner: the RunLog lease owner to run as (default: a new ``host:pid:uuid``); the
+            lease is held and heartbeated while the run lives (see
+            :mod:`ematix_engine.runlog.lease`).
+        lease_seconds: the lease's time-to-live (default 60 s, renewed every quarter of it).
 
     Returns:
         The counts per target and in total.
 
     Raises:
-        EmatixError: a target failed (after the RunLog records the failure).
+        LeaseHeldError: another live worker is running the pipeline (nothing was loaded).
+        EmatixError: a target failed (after the RunLog records the failure). Errors that are
+            not :class:`~ematix_engine.errors.EmatixError` are wrapped in a
+            :class:`~ematix_engine.errors.LoadError`; every message is redacted.
     """
 
     def dispatch(event: RunEvent) -> None:
@@ -123,6 +132,8 @@ def run_pipeline(
         attempt=attempt,
         wanted=None,
         run_metrics={},
+        lease_owner=lease_owner,
+        lease_seconds=lease_seconds,
     )
 
 
@@ -135,6 +146,8 @@ def iter_run(
     dry_run: bool = False,
     batch_size: int = 100_000,
     run_metrics: Mapping[str, Any] | None = None,
+    lease_owner: str | None = None,
+    lease_seconds: float | None = None,
 ) -> Iterator[RunEvent]:
     """Run a pipeline and yield its events as they happen.
 
@@ -153,6 +166,8 @@ def iter_run(
         dry_run: run the real SQL, then roll every target back.
         batch_size: rows per Arrow batch on cross-database loads.
         run_metrics: extra metrics stored in the RunLog record (e.g. an orchestrator's run id).
+        lease_owner: the RunLog lease owner to run as (see :func:`run_pipeline`).
+        lease_seconds: the lease's time-to-live (default 60 s).
 
     Yields:
         :data:`RunEvent` values.
@@ -191,6 +206,8 @@ def iter_run(
                     attempt=attempt,
                     wanted=targets,
                     run_metrics=dict(run_metrics or {}),
+                    lease_owner=lease_owner,
+                    lease_seconds=lease_seconds,
                 )
             )
         except BaseException as error:
@@ -237,6 +254,36 @@ def _run(
     attempt: int | None,
     wanted: Sequence[str] | None,
     run_metrics: dict[str, Any],
+    lease_owner: str | None = None,
+    lease_seconds: float | None = None,
+) -> RunResult:
+    """Hold the pipeline's lease (with a RunLog) while :func:`_run_leased` runs."""
+    if run_log is None or dry_run:
+        return _run_leased(spec, emit, None, dry_run, batch_size, attempt, wanted, run_metrics)
+    from ematix_engine.runlog.lease import LEASE_TTL_SECONDS, HeldLease
+
+    lease = HeldLease(run_log, spec.name, lease_owner, ttl=lease_seconds or LEASE_TTL_SECONDS)
+    with lease:
+
+        def checked(event: RunEvent) -> None:
+            lease.check()
+            emit(event)
+
+        return _run_leased(
+            spec, checked, run_log, dry_run, batch_size, attempt, wanted, run_metrics, lease
+        )
+
+
+def _run_leased(
+    spec: PipelineSpec,
+    emit: Callable[[RunEvent], None],
+    run_log: RunLog | None,
+    dry_run: bool,
+    batch_size: int,
+    attempt: int | None,
+    wanted: Sequence[str] | None,
+    run_metrics: dict[str, Any],
+    lease: Any = None,
 ) -> RunResult:
     """Load the chosen targets, record the firing in the RunLog, report every event."""
     from ematix_engine.runlog.base import RunStatus
@@ -251,6 +298,8 @@ def _run(
     started = time.perf_counter()
     labels = [t.label for t in chosen]
     metrics = {**run_metrics, "targets": labels}
+    if lease is not None:
+        metrics["lease_owner"] = lease.owner
     record = None
     if run_log is not None and not dry_run:
         if attempt is None:
@@ -272,17 +321,22 @@ def _run(
             )
             results.append(result)
             emit(result)
+        if lease is not None:
+            lease.check()
     except BaseException as error:
+        safe = safe_error(spec, chosen, error)
         if record is not None and run_log is not None:
             final = record.attempt >= spec.retry.max_attempts
             run_log.record_finish(
                 record.finished(
                     RunStatus.GAVE_UP if final else RunStatus.FAILED,
-                    error=str(error).strip() or type(error).__name__,
+                    error=str(safe).strip() or type(safe).__name__,
                     metrics={**metrics, "duration_s": time.perf_counter() - started},
                 )
             )
-        raise
+        if safe is error:
+            raise
+        raise safe from None
     result = RunResult(
         pipeline=spec.name,
         run_id=run_id,
@@ -309,6 +363,33 @@ def _run(
             )
         )
     return result
+
+
+def safe_error(
+    spec: PipelineSpec, targets: Sequence[TargetSpec], error: BaseException
+) -> BaseException:
+    """``error`` made safe to show, store and alert on: an ``EmatixError``, redacted.
+
+    Engine errors are redacted in place (their message and text attributes) against every
+    connection the run touched; any other exception (a raw driver error that escaped) becomes a
+    :class:`~ematix_engine.errors.LoadError` naming the pipeline and its targets. Interrupts and
+    cancellations pass through unchanged.
+    """
+    from ematix_engine.errors import EmatixError, LoadError
+    from ematix_engine.write.apply import redact_error
+
+    if not isinstance(error, Exception):
+        return error
+    connections = [c for t in targets for c in (source_connection(spec, t), target_connection(t))]
+    if isinstance(error, EmatixError):
+        for name, value in list(vars(error).items()):
+            if isinstance(value, str) and value:
+                setattr(error, name, redact_error(Exception(value), connections))
+        error.args = (error.message,)
+        return error
+    labels = ", ".join(t.label for t in targets) or "(no target)"
+    detail = f"{type(error).__name__}: {redact_error(error, connections)}"
+    return LoadError(spec.name, labels, detail)
 
 
 def load_target(

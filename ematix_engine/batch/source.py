@@ -118,7 +118,7 @@ def source_rows(
 
     @contextlib.contextmanager
     def opened(watermark: str | None) -> Iterator[pa.RecordBatchReader]:
-        source = open_backend(source_connection)
+        source = open_backend(source_connection, read_only=True)
         try:
             sql, params = _bound_sql(
                 source, user_sql, incremental_column, uses_watermark, watermark, watermark_type

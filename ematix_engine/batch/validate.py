@@ -32,7 +32,7 @@ def validate_pipeline(pipeline: Pipeline) -> list[str]:
     target = spec.targets[0]
     connection = source_connection(spec, target)
     sql = spec.source.render(get_connection(connection))
-    backend = open_backend(connection)
+    backend = open_backend(connection, read_only=True)
     try:
         params = None
         if "$watermark" in sql:
