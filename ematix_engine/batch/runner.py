@@ -309,8 +309,10 @@ def _run_leased(
         run_log.record_finish(record)
     emit(RunStarted(spec.name, run_id, attempt, tuple(labels)))
     results: list[TargetResult] = []
+    current: list[TargetSpec] = chosen
     try:
         for target in chosen:
+            current = [target]
             result = load_target(
                 spec,
                 target,
@@ -324,7 +326,7 @@ def _run_leased(
         if lease is not None:
             lease.check()
     except BaseException as error:
-        safe = safe_error(spec, chosen, error)
+        safe = safe_error(spec, current, error)
         if record is not None and run_log is not None:
             final = record.attempt >= spec.retry.max_attempts
             run_log.record_finish(
@@ -371,9 +373,11 @@ def safe_error(
     """``error`` made safe to show, store and alert on: an ``EmatixError``, redacted.
 
     Engine errors are redacted in place (their message and text attributes) against every
-    connection the run touched; any other exception (a raw driver error that escaped) becomes a
-    :class:`~ematix_engine.errors.LoadError` naming the pipeline and its targets. Interrupts and
-    cancellations pass through unchanged.
+    connection the run touched, prefixed with the pipeline and target when their message does
+    not name them (a connection that failed to open), and a raw driver exception chained to
+    them is replaced by its redacted text, so no traceback prints it. Any other exception (a
+    raw driver error that escaped) becomes a :class:`~ematix_engine.errors.LoadError` naming
+    the pipeline and its targets. Interrupts and cancellations pass through unchanged.
     """
     from ematix_engine.errors import EmatixError, LoadError
     from ematix_engine.write.apply import redact_error
@@ -381,15 +385,26 @@ def safe_error(
     if not isinstance(error, Exception):
         return error
     connections = [c for t in targets for c in (source_connection(spec, t), target_connection(t))]
-    if isinstance(error, EmatixError):
-        for name, value in list(vars(error).items()):
-            if isinstance(value, str) and value:
-                setattr(error, name, redact_error(Exception(value), connections))
-        error.args = (error.message,)
-        return error
     labels = ", ".join(t.label for t in targets) or "(no target)"
-    detail = f"{type(error).__name__}: {redact_error(error, connections)}"
-    return LoadError(spec.name, labels, detail)
+    if not isinstance(error, EmatixError):
+        detail = f"{type(error).__name__}: {redact_error(error, connections)}"
+        return LoadError(spec.name, labels, detail)
+    for name, value in list(vars(error).items()):
+        if isinstance(value, str) and value:
+            setattr(error, name, redact_error(Exception(value), connections))
+    if f"{spec.name!r}" not in error.message:
+        error.message = f"pipeline {spec.name!r}, target {labels}: {error.message}"
+    error.args = (error.message,)
+    for link in ("__cause__", "__context__"):
+        cause = getattr(error, link)
+        if cause is not None and not isinstance(cause, EmatixError):
+            text = f"{type(cause).__name__}: {redact_error(cause, connections)}"
+            setattr(error, link, RedactedCause(text))
+    return error
+
+
+class RedactedCause(Exception):
+    """Stands in for a driver exception whose own text may hold a secret."""
 
 
 def load_target(

@@ -179,9 +179,7 @@ _DATA_WITHHELD = "Failing row contains (row values withheld)"
 _URL_DELIMITERS = re.compile(r"[@:/?#]")
 
 
-def redact_error_text(
-    text: str, conn: SecretHolder | Iterable[SecretHolder] | None = None
-) -> str:
+def redact_error_text(text: str, conn: SecretHolder | Iterable[SecretHolder] | None = None) -> str:
     """Make a driver's error text safe to print, store and alert on.
 
     On top of :func:`redact`: masks every piece of a secret that a URL parser would cut out of

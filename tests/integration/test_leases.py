@@ -209,7 +209,9 @@ def test_a_sigkilled_worker_blocks_its_pipeline_for_one_lease_only(
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(KILLED_WORKER))
     env = {**os.environ, "PYTHONPATH": str(WORKTREE)}
-    worker = subprocess.Popen([sys.executable, str(script), str(warehouse), url, str(marker)], env=env)
+    worker = subprocess.Popen(
+        [sys.executable, str(script), str(warehouse), url, str(marker)], env=env
+    )
     try:
         deadline = time.monotonic() + 120
         while not marker.exists():
