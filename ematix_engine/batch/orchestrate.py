@@ -137,6 +137,7 @@ def run_due(
     owner: str | None = None,
     lease_seconds: float = 60,
     force: Sequence[str] = (),
+    alert_flush_seconds: float = 30.0,
 ) -> list[Firing]:
     """Fire every due pipeline once, upstreams first (see the module docstring).
 
@@ -150,6 +151,8 @@ def run_due(
         lease_seconds: the lease's time-to-live; a live run renews it every quarter of this,
             so it is also how long a killed worker blocks its pipeline.
         force: names to fire even when not due by schedule.
+        alert_flush_seconds: how long the tick waits at its end for alerts still being sent
+            (alerters send from background threads, so a slow one never stalls a pipeline).
 
     Returns:
         One :class:`Firing` per pipeline considered, in the order they were handled.
@@ -167,9 +170,9 @@ def run_due(
     elif isinstance(alerters, AlerterGroup):
         group = alerters
     elif isinstance(alerters, Sequence):
-        group = AlerterGroup(list(alerters))
+        group = AlerterGroup(list(alerters), background=True)
     else:
-        group = AlerterGroup([alerters])
+        group = AlerterGroup([alerters], background=True)
     ordered = registry.topological_order(
         pipelines if pipelines is not None else registry.pipelines()
     )
@@ -248,6 +251,7 @@ def run_due(
         )
     if metrics is not None:
         metrics.flush()
+    group.flush(alert_flush_seconds)
     return firings
 
 
