@@ -160,7 +160,6 @@ def run_due(
     from ematix_engine.ops.alerters import AlerterGroup
     from ematix_engine.ops.events import events_for_run
     from ematix_engine.runlog.base import RunStatus
-
     from ematix_engine.runlog.lease import new_owner
 
     now = now or datetime.now(UTC)

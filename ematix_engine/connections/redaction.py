@@ -180,7 +180,7 @@ _URL_DELIMITERS = re.compile(r"[@:/?#]")
 
 
 def redact_error_text(text: str, conn: SecretHolder | Iterable[SecretHolder] | None = None) -> str:
-    """Make a driver's error text safe to print, store and alert on.
+    r"""Make a driver's error text safe to print, store and alert on.
 
     On top of :func:`redact`: masks every piece of a secret that a URL parser would cut out of
     an unencoded password (``p%w@rd`` split at ``@``), the token libpq echoes in ``invalid
@@ -196,7 +196,7 @@ def redact_error_text(text: str, conn: SecretHolder | Iterable[SecretHolder] | N
 
     Example:
         >>> redact_error_text('invalid percent-encoded token: "s3%cr"')
-        'invalid percent-encoded token: "***"'
+        'invalid percent-encoded token: ***'
         >>> redact_error_text("null value violates not-null constraint\nDETAIL:  Failing row "
         ...                   "contains (1, alice@example.com, null).")
         'null value violates not-null constraint\nDETAIL:  Failing row contains (row values withheld).'

@@ -41,7 +41,7 @@ def trickling_webhook() -> Iterator[Trickler]:
     state: dict = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             state["trickler"].requests.append(self.rfile.read(length).decode())
             body = b"ok" + b" " * 600

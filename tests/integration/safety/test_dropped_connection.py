@@ -13,12 +13,11 @@ def test_a_failed_rollback_keeps_the_original_error(pg_dsn: str) -> None:
     backend = PostgresBackend(pg_dsn)
     pid = backend.con.info.backend_pid
     try:
-        with pytest.raises(psycopg.OperationalError) as caught:  # noqa: PT012 - the whole block
-            with backend.transaction():
-                backend.execute("SELECT 1")
-                with psycopg.connect(pg_dsn, autocommit=True) as admin:
-                    admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-                backend.execute("SELECT 1")
+        with pytest.raises(psycopg.OperationalError) as caught, backend.transaction():
+            backend.execute("SELECT 1")
+            with psycopg.connect(pg_dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            backend.execute("SELECT 1")
         message = str(caught.value)
         assert "the connection is closed" not in message
         assert "terminat" in message or "server closed the connection" in message
@@ -33,10 +32,9 @@ def test_an_engine_error_survives_a_rollback_on_a_dead_connection(pg_dsn: str) -
     backend = PostgresBackend(pg_dsn)
     pid = backend.con.info.backend_pid
     try:
-        with pytest.raises(LoadError, match="the real reason"):  # noqa: PT012
-            with backend.transaction():
-                with psycopg.connect(pg_dsn, autocommit=True) as admin:
-                    admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-                raise LoadError("p", "s.t", "the real reason")
+        with pytest.raises(LoadError, match="the real reason"), backend.transaction():
+            with psycopg.connect(pg_dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            raise LoadError("p", "s.t", "the real reason")
     finally:
         backend.close()
