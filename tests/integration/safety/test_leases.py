@@ -37,7 +37,7 @@ from ematix_engine.runlog import RunStatus, open_run_log
 from ematix_engine.runlog.lease import HeldLease, LeaseHeldError
 from ematix_engine.types import BigInt, Text
 
-WORKTREE = Path(__file__).resolve().parents[2]
+WORKTREE = Path(__file__).resolve().parents[3]
 RUN_LOGS = ("sqlite", "duckdb", "postgres", "dagster")
 
 

@@ -25,7 +25,7 @@ from psycopg import sql
 from ematix_engine.errors import ConnectionFailedError, EmatixError
 from ematix_engine.write.apply import redact_error
 
-WORKTREE = Path(__file__).resolve().parents[2]
+WORKTREE = Path(__file__).resolve().parents[3]
 EMATIX = Path(sys.executable).with_name("ematix")
 
 MODULE = """
