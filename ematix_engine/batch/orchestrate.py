@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from ematix_engine.api.pipeline import Pipeline
     from ematix_engine.ops.alerters import Alerter, AlerterGroup
     from ematix_engine.ops.metrics import MetricsSink
-    from ematix_engine.runlog.base import AttemptState, RunLog
+    from ematix_engine.runlog.base import AttemptState, RunLog, RunRecord
 
 __all__ = ["Firing", "FiringStatus", "PipelineStatus", "is_due", "pipeline_status", "run_due"]
 
@@ -321,6 +321,26 @@ class PipelineStatus:
     waiting_on: str | None
 
 
+def _shown_status(last: RunRecord | None, run_log: RunLog) -> str | None:
+    """The last record's status; a ``running`` one says whether a live worker holds its lease.
+
+    The probe is a claim by a throw-away owner with a 5 s lease, released at once: it can only
+    win a lease nobody holds, so it never disturbs a live run.
+    """
+    from ematix_engine.runlog.base import RunStatus
+    from ematix_engine.runlog.lease import new_owner
+
+    if last is None:
+        return None
+    if last.status is not RunStatus.RUNNING:
+        return last.status.value
+    probe = f"status-probe:{new_owner()}"
+    if not run_log.claim(last.pipeline, probe, 5):
+        return "running (lease held)"
+    run_log.release(last.pipeline, probe)
+    return "running (abandoned: no live worker; the next run-due records it as failed)"
+
+
 def pipeline_status(
     pipelines: Iterable[Pipeline], run_log: RunLog, now: datetime | None = None
 ) -> list[PipelineStatus]:
@@ -345,7 +365,7 @@ def pipeline_status(
             PipelineStatus(
                 pipeline=pipeline.name,
                 schedule=pipeline.spec.schedule,
-                last_status=last.status.value if last else None,
+                last_status=_shown_status(last, run_log),
                 last_started_at=last.started_at if last else None,
                 last_error=last.error if last else None,
                 attempts=state.consecutive_failures,

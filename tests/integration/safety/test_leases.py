@@ -28,7 +28,7 @@ import pytest
 from click.testing import CliRunner
 
 from ematix_engine import ematix, pk, register_connection
-from ematix_engine.batch.orchestrate import FiringStatus, run_due
+from ematix_engine.batch.orchestrate import FiringStatus, pipeline_status, run_due
 from ematix_engine.batch.runner import run_pipeline
 from ematix_engine.cli import main
 from ematix_engine.connections import DuckDBConnection
@@ -121,7 +121,10 @@ def test_a_dead_workers_run_is_claimed_elsewhere_then_abandoned_alerted_and_retr
     assert "lease held by a live worker" in live[0].reason
     assert alerts.events == []
 
+    assert pipeline_status([things], run_log_factory())[0].last_status == "running (lease held)"
     time.sleep(1.5)  # the dead owner's lease runs out
+    shown = pipeline_status([things], run_log_factory())[0].last_status
+    assert shown.startswith("running (abandoned")
     found = run_due([things], run_log=run_log_factory(), alerters=[alerts], force=["things"])
     assert found[0].status is FiringStatus.ABANDONED
     assert "abandoned" in found[0].error
