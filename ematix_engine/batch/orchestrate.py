@@ -161,9 +161,15 @@ def run_due(
     from ematix_engine.ops.events import events_for_run
     from ematix_engine.runlog.base import RunStatus
     from ematix_engine.runlog.lease import new_owner
+    from ematix_engine.runlog.memory import MemoryRunLog
 
     now = now or datetime.now(UTC)
     owner = owner or new_owner()
+    if isinstance(run_log, MemoryRunLog):
+        log.warning(
+            "run_due on an in-memory run log: its leases keep out only this process's threads; "
+            "use a shared run log (sqlite://, postgres://) when several workers run"
+        )
     if alerters is None:
         group = AlerterGroup([])
     elif isinstance(alerters, AlerterGroup):
