@@ -89,6 +89,8 @@ def run_pipeline(
     on_target: Callable[[TargetResult], None] | None = None,
     on_progress: ProgressCallback | None = None,
     as_of: datetime | None = None,
+    lease_owner: str | None = None,
+    lease_seconds: float | None = None,
 ) -> RunResult:
     """Load every target of ``pipeline`` once.
 
@@ -105,12 +107,19 @@ def run_pipeline(
             from another database, after every batch (see :mod:`ematix_engine.write.progress`).
         as_of: the time the source's rows stand for (dlt's ``boundary_timestamp``): SCD2
             versions open and absent keys close at it; default now.
+        lease_owner: the RunLog lease owner to run as (default: a new ``host:pid:uuid``); the
+            lease is held and heartbeated while the run lives (see
+            :mod:`ematix_engine.runlog.lease`).
+        lease_seconds: the lease's time-to-live (default 60 s, renewed every quarter of it).
 
     Returns:
         The counts per target and in total.
 
     Raises:
-        EmatixError: a target failed (after the RunLog records the failure).
+        LeaseHeldError: another live worker is running the pipeline (nothing was loaded).
+        EmatixError: a target failed (after the RunLog records the failure). Errors that are
+            not :class:`~ematix_engine.errors.EmatixError` are wrapped in a
+            :class:`~ematix_engine.errors.LoadError`; every message is redacted.
     """
 
     def dispatch(event: RunEvent) -> None:
@@ -129,6 +138,8 @@ def run_pipeline(
         wanted=None,
         run_metrics={},
         as_of=as_of,
+        lease_owner=lease_owner,
+        lease_seconds=lease_seconds,
     )
 
 
@@ -142,6 +153,8 @@ def iter_run(
     batch_size: int = 100_000,
     run_metrics: Mapping[str, Any] | None = None,
     as_of: datetime | None = None,
+    lease_owner: str | None = None,
+    lease_seconds: float | None = None,
 ) -> Iterator[RunEvent]:
     """Run a pipeline and yield its events as they happen.
 
@@ -161,6 +174,8 @@ def iter_run(
         batch_size: rows per Arrow batch on cross-database loads.
         run_metrics: extra metrics stored in the RunLog record (e.g. an orchestrator's run id).
         as_of: the time the source's rows stand for (SCD2 validity); default now.
+        lease_owner: the RunLog lease owner to run as (see :func:`run_pipeline`).
+        lease_seconds: the lease's time-to-live (default 60 s).
 
     Yields:
         :data:`RunEvent` values.
@@ -204,6 +219,8 @@ def iter_run(
                     wanted=targets,
                     run_metrics=dict(run_metrics or {}),
                     as_of=as_of,
+                    lease_owner=lease_owner,
+                    lease_seconds=lease_seconds,
                 )
             )
         except BaseException as error:
@@ -250,6 +267,49 @@ def _run(
     attempt: int | None,
     wanted: Sequence[str] | None,
     run_metrics: dict[str, Any],
+    lease_owner: str | None = None,
+    lease_seconds: float | None = None,
+    as_of: datetime | None = None,
+) -> RunResult:
+    """Hold the pipeline's lease (with a RunLog) while :func:`_run_leased` runs."""
+    if run_log is None or dry_run:
+        return _run_leased(
+            spec, emit, None, dry_run, batch_size, attempt, wanted, run_metrics, as_of=as_of
+        )
+    from ematix_engine.runlog.lease import LEASE_TTL_SECONDS, HeldLease
+
+    lease = HeldLease(run_log, spec.name, lease_owner, ttl=lease_seconds or LEASE_TTL_SECONDS)
+    with lease:
+
+        def checked(event: RunEvent) -> None:
+            lease.check()
+            emit(event)
+
+        return _run_leased(
+            spec,
+            checked,
+            run_log,
+            dry_run,
+            batch_size,
+            attempt,
+            wanted,
+            run_metrics,
+            lease,
+            as_of=as_of,
+        )
+
+
+def _run_leased(
+    spec: PipelineSpec,
+    emit: Callable[[RunEvent], None],
+    run_log: RunLog | None,
+    dry_run: bool,
+    batch_size: int,
+    attempt: int | None,
+    wanted: Sequence[str] | None,
+    run_metrics: dict[str, Any],
+    lease: Any = None,
+    *,
     as_of: datetime | None = None,
 ) -> RunResult:
     """Load the chosen targets, record the firing in the RunLog, report every event."""
@@ -267,6 +327,8 @@ def _run(
     metrics = {**run_metrics, "targets": labels}
     if as_of is not None:
         metrics["as_of"] = as_of.isoformat()
+    if lease is not None:
+        metrics["lease_owner"] = lease.owner
     record = None
     if run_log is not None and not dry_run:
         if attempt is None:
@@ -276,8 +338,10 @@ def _run(
         run_log.record_finish(record)
     emit(RunStarted(spec.name, run_id, attempt, tuple(labels)))
     results: list[TargetResult] = []
+    current: list[TargetSpec] = chosen
     try:
         for target in chosen:
+            current = [target]
             result = load_target(
                 spec,
                 target,
@@ -289,17 +353,22 @@ def _run(
             )
             results.append(result)
             emit(result)
+        if lease is not None:
+            lease.check()
     except BaseException as error:
+        safe = safe_error(spec, current, error)
         if record is not None and run_log is not None:
             final = record.attempt >= spec.retry.max_attempts or not is_retryable(error)
             run_log.record_finish(
                 record.finished(
                     RunStatus.GAVE_UP if final else RunStatus.FAILED,
-                    error=str(error).strip() or type(error).__name__,
+                    error=str(safe).strip() or type(safe).__name__,
                     metrics={**metrics, "duration_s": time.perf_counter() - started},
                 )
             )
-        raise
+        if safe is error:
+            raise
+        raise safe from None
     result = RunResult(
         pipeline=spec.name,
         run_id=run_id,
@@ -326,6 +395,51 @@ def _run(
             )
         )
     return result
+
+
+def safe_error(
+    spec: PipelineSpec, targets: Sequence[TargetSpec], error: BaseException
+) -> BaseException:
+    """``error`` made safe to show, store and alert on: an ``EmatixError``, redacted.
+
+    Engine errors are redacted in place (their message and text attributes) against every
+    connection the run touched, prefixed with the pipeline and target when their message does
+    not name them (a connection that failed to open), and a raw driver exception chained to
+    them is replaced by its redacted text, so no traceback prints it. Any other exception (a
+    raw driver error that escaped) becomes a :class:`~ematix_engine.errors.LoadError` naming
+    the pipeline and its targets. Interrupts and cancellations pass through unchanged.
+    """
+    from ematix_engine.errors import EmatixError, LoadError, is_retryable
+    from ematix_engine.write.apply import redact_error
+
+    if not isinstance(error, Exception):
+        return error
+    # The retry verdict is read before the driver exception behind it is replaced.
+    verdict = is_retryable(error)
+    connections = [c for t in targets for c in (source_connection(spec, t), target_connection(t))]
+    labels = ", ".join(t.label for t in targets) or "(no target)"
+    if not isinstance(error, EmatixError):
+        detail = f"{type(error).__name__}: {redact_error(error, connections)}"
+        wrapped = LoadError(spec.name, labels, detail)
+        wrapped.__dict__["_cause_retryable"] = verdict
+        return wrapped
+    for name, value in list(vars(error).items()):
+        if isinstance(value, str) and value:
+            setattr(error, name, redact_error(Exception(value), connections))
+    if f"{spec.name!r}" not in error.message:
+        error.message = f"pipeline {spec.name!r}, target {labels}: {error.message}"
+    error.args = (error.message,)
+    error.__dict__.setdefault("_cause_retryable", verdict)
+    for link in ("__cause__", "__context__"):
+        cause = getattr(error, link)
+        if cause is not None and not isinstance(cause, EmatixError):
+            text = f"{type(cause).__name__}: {redact_error(cause, connections)}"
+            setattr(error, link, RedactedCause(text))
+    return error
+
+
+class RedactedCause(Exception):
+    """Stands in for a driver exception whose own text may hold a secret."""
 
 
 def load_target(

@@ -48,9 +48,33 @@ run_log_option = click.option(
 
 
 def _open_run_log(url: str):
-    from ematix_engine.runlog import open_run_log
+    """Open the RunLog, or fail loudly: no command falls back to an in-memory log.
 
-    return open_run_log(url, fallback=True)
+    A memory log cannot exclude other workers (two ``run-due`` would both load) and forgets
+    attempts and history, so an unreachable RunLog stops the command with exit code 1. Use
+    ``--run-log memory://`` explicitly for a single process that needs neither.
+    """
+    from ematix_engine.errors import ConnectionFailedError
+    from ematix_engine.runlog import open_run_log
+    from ematix_engine.runlog.urls import redact_url
+
+    try:
+        return open_run_log(url)
+    except ConnectionFailedError as error:
+        raise RunLogUnavailableError(redact_url(url), error.reason) from None
+
+
+class RunLogUnavailableError(EmatixError):
+    """The RunLog cannot be opened: nothing was run."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"the run log {url} is unreachable ({reason}); nothing was run. Without it no lease "
+            f"can keep other workers from loading the same pipelines, so ematix stops here. "
+            f"Fix the run log (or pass --run-log memory:// for a one-off, single-process run)"
+        )
 
 
 @click.command()
@@ -144,7 +168,8 @@ def run_due(
             click.echo(f"{f.status.value:18} {f.pipeline}" + (f"  {detail}" if detail else ""))
         metrics.close()
         log.close()
-        if any(f.status in (FiringStatus.FAILED, FiringStatus.GAVE_UP) for f in firings):
+        bad = (FiringStatus.FAILED, FiringStatus.GAVE_UP, FiringStatus.ABANDONED)
+        if any(f.status in bad for f in firings):
             sys.exit(1)
     except EmatixError as error:
         _fail(error)
@@ -231,7 +256,10 @@ def runs_list(run_log_url: str, pipeline: str | None, limit: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    log = _open_run_log(run_log_url)
+    try:
+        log = _open_run_log(run_log_url)
+    except EmatixError as error:
+        _fail(error)
     table = Table(
         "started",
         "pipeline",

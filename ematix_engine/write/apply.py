@@ -530,13 +530,32 @@ def _stage_raw(prep: SqlBackend, rows: ArrowRows | QueryRows, start: str | None,
 
 
 def redact_error(error: BaseException, connection: Any) -> str:
-    """The error's text with ``connection``'s credentials masked."""
-    text = str(error).strip() or type(error).__name__
-    if connection is None:
-        return text
-    try:
-        from ematix_engine.connections import get_connection, redact
+    """The error's text with ``connection``'s credentials and any copied row values masked.
 
-        return redact(text, get_connection(connection))
-    except Exception:  # redaction must never hide the original failure
-        return text
+    ``connection`` may be a connection (name or typed), a list of them, or ``None`` (then only
+    the structural patterns apply: URL passwords, ``password=…``, row values).
+    """
+    from ematix_engine.connections.redaction import redact_error_text
+
+    text = str(error).strip() or type(error).__name__
+    try:
+        return redact_error_text(text, _secret_holders(connection))
+    except Exception:  # redaction must never hide the failure: fall back to the bare type
+        return type(error).__name__
+
+
+def _secret_holders(connection: Any) -> list[Any]:
+    from ematix_engine.connections import get_connection
+
+    if connection is None:
+        return []
+    items = connection if isinstance(connection, list | tuple | set | frozenset) else [connection]
+    holders = []
+    for item in items:
+        if item is None:
+            continue
+        try:
+            holders.append(get_connection(item))
+        except Exception:  # an unknown name holds no secret we could know about
+            continue
+    return holders

@@ -152,6 +152,32 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     keys = ctx.target.keys
     part = ctx.cols(keys)
     vf, h = q("valid_from"), q("row_hash")
+    op = ctx.backend.NULL_SAFE_DISTINCT
+    # Versions are compared by their values (NULL-safe), never by row_hash: a hash is only a
+    # fingerprint, and one computed under other compare columns or an older encoding must not
+    # count as a change. Each compare column travels as _ematix_o<i> (stored version),
+    # _ematix_n<i> (event at the same time), _ematix_v<i> (effective) and _ematix_p<i> (the
+    # version before).
+    compare = list(ctx.compare_columns)
+    idx = range(len(compare))
+
+    def differ(left: str, right: str) -> str:
+        if not compare:
+            return "FALSE"
+        return "(" + " OR ".join(f"{left}{i} {op} {right}{i}" for i in idx) + ")"
+
+    old = "".join(f", t.{q(c)} AS _ematix_o{i}" for i, c in enumerate(compare))
+    new = "".join(f", s.{q(c)} AS _ematix_n{i}" for i, c in enumerate(compare))
+    effective = "".join(
+        f", CASE WHEN _ematix_matched = 1 THEN _ematix_n{i} ELSE _ematix_o{i} END AS _ematix_v{i}"
+        for i in idx
+    )
+    arriving = "".join(f", s.{q(c)}" for c in compare)
+    before = "".join(
+        f", LAG(_ematix_v{i}) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_p{i}"
+        for i in idx
+    )
+    first = q(keys[0])
     # CTE names carry the _ematix_ prefix: on SQLite the target is not schema-qualified, so a
     # CTE named like the target table (``hist``) would shadow it ("circular reference").
     aff, hist, corr, allv, marked, kept, ends = (
@@ -161,28 +187,32 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
         f"CREATE TEMP TABLE {tl} AS "
         f"WITH {aff} AS (SELECT DISTINCT {ctx.cols(keys)} FROM {src}), "
         f"{hist} AS (SELECT {ctx.cols(keys, 't')}, t.{vf}, t.{q('valid_to')} AS _ematix_old_valid_to, "
-        f"t.{h} AS _ematix_old_hash, t.{q('is_deleted')} AS is_deleted "
+        f"t.{h} AS _ematix_old_hash, t.{q('is_deleted')} AS is_deleted{old} "
         f"FROM {ctx.table} AS t JOIN {aff} AS a ON {ctx.match('t', 'a')}), "
-        f"{corr} AS (SELECT hh.*, s.{h} AS _ematix_new_hash FROM {hist} AS hh LEFT JOIN {src} AS s "
-        f"ON {ctx.match('hh', 's')} AND s.{vf} = hh.{vf}), "
+        f"{corr} AS (SELECT hh.*, s.{h} AS _ematix_new_hash, "
+        f"CASE WHEN s.{first} IS NULL THEN 0 ELSE 1 END AS _ematix_matched{new} "
+        f"FROM {hist} AS hh LEFT JOIN {src} AS s ON {ctx.match('hh', 's')} AND s.{vf} = hh.{vf}), "
         f"{allv} AS ("
-        f"SELECT {ctx.cols(keys)}, {vf}, _ematix_old_valid_to, COALESCE(_ematix_new_hash, _ematix_old_hash) AS {h}, "
+        f"SELECT {ctx.cols(keys)}, {vf}, _ematix_old_valid_to, "
+        f"CASE WHEN _ematix_matched = 1 THEN _ematix_new_hash ELSE _ematix_old_hash END AS {h}, "
         f"is_deleted, 0 AS _ematix_is_new, "
-        f"CASE WHEN _ematix_new_hash IS NOT NULL AND _ematix_new_hash <> _ematix_old_hash THEN 1 ELSE 0 END AS _ematix_corrected "
+        f"CASE WHEN _ematix_matched = 1 AND {differ('_ematix_o', '_ematix_n')} THEN 1 ELSE 0 END "
+        f"AS _ematix_corrected{effective} "
         f"FROM {corr} "
         f"UNION ALL "
-        f"SELECT {ctx.cols(keys, 's')}, s.{vf}, NULL, s.{h}, FALSE, 1, 0 FROM {src} AS s "
+        f"SELECT {ctx.cols(keys, 's')}, s.{vf}, NULL, s.{h}, FALSE, 1, 0{arriving} FROM {src} AS s "
         f"WHERE NOT EXISTS (SELECT 1 FROM {hist} AS hh WHERE {ctx.match('hh', 's')} "
         f"AND hh.{vf} = s.{vf})), "
         f"{marked} AS (SELECT x.*, "
-        f"LAG({h}) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_hash, "
+        f"LAG({vf}) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_vf, "
         f"LAG(is_deleted) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_deleted, "
-        f"LAG(_ematix_is_new) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_new "
+        f"LAG(_ematix_is_new) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_new{before} "
         f"FROM {allv} AS x), "
         # A version equal to the one before it is redundant: a new event never becomes one,
         # and an existing (non-tombstone) version that a late, equal event now precedes merges
         # into that event, so history matches what loading every event at once would give.
-        f"{kept} AS (SELECT m.*, CASE WHEN _ematix_prev_hash IS NOT NULL AND _ematix_prev_hash = {h} "
+        f"{kept} AS (SELECT m.*, CASE WHEN _ematix_prev_vf IS NOT NULL "
+        f"AND NOT {differ('_ematix_p', '_ematix_v')} "
         f"AND NOT _ematix_prev_deleted AND (_ematix_is_new = 1 OR (_ematix_prev_new = 1 AND NOT is_deleted)) "
         f"THEN 1 ELSE 0 END AS _ematix_dropped FROM {marked} AS m), "
         # A key whose history has no current version was closed (deleted or expired) at its
@@ -196,7 +226,6 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
         f"FROM {kept} AS k LEFT JOIN {ends} AS e ON {ctx.match('k', 'e')} WHERE k._ematix_dropped = 0 "
         f"UNION ALL SELECT k.*, NULL FROM {kept} AS k WHERE _ematix_dropped = 1"
     )
-    op = ctx.backend.NULL_SAFE_DISTINCT
     moved = (
         f"FROM {tl} AS c WHERE c._ematix_is_new = 0 AND c._ematix_dropped = 0 AND {ctx.match('t', 'c')} "
         f"AND t.{vf} = c.{vf} AND c._ematix_new_valid_to {op} c._ematix_old_valid_to"
@@ -219,7 +248,8 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     counts.updated += ctx.run(
         f"UPDATE {ctx.table} AS t SET {assignments}, {h} = s.{h}, "
         f"{q('_loaded_at')} = {ctx.const('loaded_at')}, {q('_batch_id')} = {ctx.const('batch_id')} "
-        f"FROM {src} AS s WHERE {ctx.match('t', 's')} AND t.{vf} = s.{vf} AND t.{h} <> s.{h}"
+        f"FROM {src} AS s WHERE {ctx.match('t', 's')} AND t.{vf} = s.{vf} "
+        f"AND {ctx.distinct('t', 's', compare)}"
     )
     counts.inserted += _insert_versions(
         ctx,
