@@ -107,6 +107,7 @@ class CausalEngine:
         self.missing_causes = 0
         self.parked_total = 0
         self._fired: list[Violation] = []
+        self._forced = 0
 
     # ----------------------------------------------------------------- ingestion
     def ingest(self, event: Event) -> None:
@@ -119,7 +120,7 @@ class CausalEngine:
         eid = event.id
         retained = self.retained
         nodes = retained.nodes
-        if eid in nodes or eid in self._parked or eid in retained.gone:
+        if eid in nodes or eid in self._parked or retained.was_evicted(eid):
             first = nodes[eid].event.name if eid in nodes else None
             raise DuplicateEventError(eid, first, event.name)
         cause_ids = event.caused_by
@@ -134,7 +135,7 @@ class CausalEngine:
                     causes.append(node)
                 elif cid == eid:
                     raise CausalCycleError(eid, eid)
-                elif cid in retained.gone:
+                elif cid in retained.gone or cid in retained.gone_old:
                     self.late_causes += 1
                 elif missing is None:
                     missing = [cid]
@@ -365,8 +366,9 @@ class CausalEngine:
     def _evict(self) -> None:
         retained = self.retained
         limit = self.limit
+        max_held = limit // 2
         while retained.count > limit:
-            node = retained.next_victim()
+            node = retained.next_victim(max_held)
             if node is None:
                 return
             if node.pins:
@@ -443,7 +445,7 @@ class CausalEngine:
             node = nodes.get(cid)
             if node is not None:
                 causes.append(node)
-            elif cid in self.retained.gone:
+            elif self.retained.was_evicted(cid):
                 self.late_causes += 1
         return causes
 
@@ -456,12 +458,16 @@ class CausalEngine:
                 if not entries:
                     del self._waiting[cid]
         self.missing_causes += len(missing)
-        log.warning(
-            "event %r (%s) processed without causes that never arrived: %s",
-            eid,
-            event.name,
-            ", ".join(sorted(missing)),
-        )
+        self._forced += 1
+        if self._forced <= 10 or self._forced % 10_000 == 0:
+            log.warning(
+                "event %r (%s) processed without causes that never arrived: %s "
+                "(%d such events so far; stats['missing_causes'] counts the causes)",
+                eid,
+                event.name,
+                ", ".join(sorted(missing)),
+                self._forced,
+            )
         self._add(event, self._resolve(event))
         self._release(eid)
 

@@ -15,9 +15,10 @@ without rebuilding anything on eviction. Sets are shared (an event with one caus
 nothing reuses its cause's tuple of sets), so a long chain costs one reference per event.
 
 Pinned nodes (open ``must_match`` triggers) are skipped when their turn to leave comes and wait
-in a side deque; they leave as soon as they are unpinned, or — if nothing else is left to evict —
-the oldest is forced out and its constraint reports it (``"evicted"``). The window therefore
-never holds more than ``window_size`` events.
+in a side deque; they leave as soon as they are unpinned. Held nodes may fill at most half of the
+window: beyond that (or if nothing else is left to evict) the oldest is forced out and its
+constraint reports it (``"evicted"``), so triggers that never get a response cannot crowd out the
+events that still have to meet theirs. The window never holds more than ``window_size`` events.
 """
 
 from __future__ import annotations
@@ -55,54 +56,83 @@ class Node:
 
 
 class Retained:
-    """The retained nodes by id, their eviction order, and the ids recently evicted."""
+    """The retained nodes by id, their eviction order, and the ids recently evicted.
 
-    __slots__ = ("count", "gone", "gone_cap", "gone_order", "held", "nodes", "order", "released")
+    Evicted ids are remembered in two generations of ``gone_cap`` ids each, so telling "already
+    evicted" from "not arrived yet" costs two set lookups and no per-eviction bookkeeping beyond
+    one ``set.add``.
+    """
+
+    __slots__ = (
+        "count",
+        "gone",
+        "gone_cap",
+        "gone_old",
+        "held",
+        "held_count",
+        "nodes",
+        "order",
+        "released",
+    )
 
     def __init__(self, gone_cap: int = 65536) -> None:
         self.nodes: dict[str, Node] = {}
         self.order: deque[Node] = deque()
         self.held: deque[Node] = deque()
+        self.held_count = 0
         self.released: deque[Node] = deque()
         self.gone: set[str] = set()
-        self.gone_order: deque[str] = deque()
+        self.gone_old: set[str] = set()
         self.gone_cap = gone_cap
         self.count = 0
 
-    def add(self, node: Node) -> None:
-        """Retain a new node (the caller checked that its id is new)."""
-        self.nodes[node.event.id] = node
-        self.order.append(node)
-        self.count += 1
+    def was_evicted(self, event_id: str) -> bool:
+        """Whether this id was retained and evicted (recently enough to be remembered)."""
+        return event_id in self.gone or event_id in self.gone_old
 
     def unpinned(self, node: Node) -> None:
         """Record that ``node`` lost its last pin, so it can leave when its turn comes."""
         if node.held:
             self.released.append(node)
 
-    def next_victim(self) -> Node | None:
-        """Return the next node to evict (possibly a pinned one, when nothing else is left)."""
+    def next_victim(self, max_held: int) -> Node | None:
+        """Return the next node to evict.
+
+        Unpinned nodes leave oldest first; pinned ones are set aside (held) when their turn comes.
+        A pinned node is returned only when more than ``max_held`` are held, or nothing else is
+        left; the caller then reports its open constraints.
+        """
         released = self.released
         while released:
             node = released.popleft()
-            if node.alive and not node.pins:
+            if node.alive and node.held and not node.pins:
                 node.held = False
+                self.held_count -= 1
+                return node
+        if self.held_count <= max_held:
+            order = self.order
+            while order:
+                node = order.popleft()
+                if not node.alive:
+                    continue
+                if not node.pins:
+                    return node
+                node.held = True
+                self.held_count += 1
+                self.held.append(node)
+                if self.held_count > max_held:
+                    break
+        held = self.held
+        while held:
+            node = held.popleft()
+            if node.alive and node.held:
+                node.held = False
+                self.held_count -= 1
                 return node
         order = self.order
         while order:
             node = order.popleft()
-            if not node.alive:
-                continue
-            if node.pins:
-                node.held = True
-                self.held.append(node)
-                continue
-            return node
-        held = self.held
-        while held:
-            node = held.popleft()
             if node.alive:
-                node.held = False
                 return node
         return None
 
@@ -113,11 +143,11 @@ class Retained:
         eid = node.event.id
         del self.nodes[eid]
         self.count -= 1
-        self.gone.add(eid)
-        gone_order = self.gone_order
-        gone_order.append(eid)
-        if len(gone_order) > self.gone_cap:
-            self.gone.discard(gone_order.popleft())
+        gone = self.gone
+        gone.add(eid)
+        if len(gone) >= self.gone_cap:
+            self.gone_old = gone
+            self.gone = set()
 
 
 class Computation:

@@ -95,23 +95,41 @@ def test_eviction_keeps_pending_triggers_until_they_resolve() -> None:
     assert len(processor.computation) == 5
 
 
-def test_a_window_full_of_open_triggers_evicts_the_oldest_as_a_violation() -> None:
+def test_open_triggers_fill_at_most_half_the_window_then_the_oldest_is_evicted() -> None:
     processor = StreamProcessor()
     processor.enforce(must_match("T", "R", name="t_needs_r"))
     sizes: list[int] = []
     processor.on_event(lambda _e: sizes.append(len(processor.computation)))
     events = [Event("T", id=f"t{i}") for i in range(5)]
     events.append(Event("R", caused_by=["t4"], id="r4"))
-    run(processor, events, window=3)
-    assert max(sizes) == 3
-    # t3 and t4 each force the oldest open trigger out; r4 matches t4, which then leaves first
+    run(processor, events, window=4)
+    assert max(sizes) == 4
+    # window 4: at most 2 open triggers are held past their turn; t4 and r4 each push the
+    # oldest held one out; r4 matches t4
     assert kinds(processor) == [
         ("t_needs_r", "evicted", ("t0",)),
         ("t_needs_r", "evicted", ("t1",)),
         ("t_needs_r", "end_of_stream", ("t2",)),
         ("t_needs_r", "end_of_stream", ("t3",)),
     ]
-    assert [e.id for e in processor.computation] == ["t2", "t3", "r4"]
+    assert [e.id for e in processor.computation] == ["t2", "t3", "t4", "r4"]
+
+
+def test_unanswered_triggers_do_not_crowd_out_the_events_still_to_match() -> None:
+    processor = StreamProcessor()
+    pairs: list[tuple[str, str]] = []
+    processor.watch(("Req", "Resp"), lambda a, b: pairs.append((a.id, b.id)))
+    processor.enforce(must_match("Req", "Resp", name="answered"))
+    events = []
+    for i in range(200):
+        events.append(Event("Req", id=f"q{i}"))
+        if i % 2:  # every other request is never answered
+            events.append(Event("Work", caused_by=[f"q{i}"], id=f"w{i}"))
+            events.append(Event("Resp", caused_by=[f"w{i}"], id=f"p{i}"))
+    run(processor, events, window=10)
+    assert len(pairs) == 100
+    assert len(processor.violations) == 100
+    assert {v.kind for v in processor.violations} == {"evicted", "end_of_stream"}
 
 
 def test_within_a_number_of_events() -> None:
