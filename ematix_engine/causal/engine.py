@@ -32,16 +32,18 @@ the whole poset.
 
 from __future__ import annotations
 
-import heapq
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ematix_engine.causal.checks import ConstraintChecks
 from ematix_engine.causal.constraints import MustMatch, Never, Violation
-from ematix_engine.causal.errors import CausalCycleError, DuplicateEventError
+from ematix_engine.causal.errors import CausalCycleError, CausalError, DuplicateEventError
 from ematix_engine.causal.events import Event
-from ematix_engine.causal.graph import EMPTY, Node, Retained
-from ematix_engine.causal.plans import ANC, LinkRule, MustState, Plan, Plans, ScopedNever, WatchSpec
+from ematix_engine.causal.graph import Node, Retained
+from ematix_engine.causal.parking import Parking
+from ematix_engine.causal.plans import LinkRule, Plan, Plans, WatchSpec
 
 __all__ = ["CausalEngine"]
 
@@ -52,7 +54,7 @@ def _seq(node: Node) -> int:
     return node.seq
 
 
-class CausalEngine:
+class CausalEngine(ConstraintChecks, Parking):
     """Incremental causal matching over a bounded window (see the module docstring).
 
     Args:
@@ -60,13 +62,15 @@ class CausalEngine:
         constraints: ``must_match`` / ``never`` constraints to check.
         links: Link rules adding causes by correlation value.
         window_size: Most events held, or ``None`` for no limit.
-        call: ``call(callback, *args)``: runs a user callback (errors and awaitables handled
-            by the caller).
+        failed: Called (inside the ``except``) with a user callback that raised.
+        awaitable: Called with a callback and its non-``None`` result (which may be awaitable).
         on_event: Callbacks for every event (the processor's live list).
         on_violation: Called with every :class:`Violation`.
         max_parked: Most events waiting for a cause; beyond it the oldest is processed without
             its missing causes.
         retained: The retained-events store to fill (a new one when ``None``).
+        pending: The caller's list of awaitables left by callbacks; a batch stops early when
+            it is not empty.
     """
 
     def __init__(
@@ -75,11 +79,13 @@ class CausalEngine:
         constraints: Sequence[MustMatch | Never],
         links: Sequence[LinkRule],
         window_size: int | None,
-        call: Callable[..., None],
+        failed: Callable[[Callable], None],
+        awaitable: Callable[[Callable, Any], None],
         on_event: list[Callable],
         on_violation: Callable[[Violation], None],
         max_parked: int = 10_000,
         retained: Retained | None = None,
+        pending: list[Any] | None = None,
     ) -> None:
         plans = Plans(watches, constraints, links)
         self._by_name = plans.by_name
@@ -92,7 +98,8 @@ class CausalEngine:
         self._empty_sets = plans.empty_sets
         self.retained = Retained() if retained is None else retained
         self.limit = window_size
-        self._call = call
+        self._failed = failed
+        self._awaitable = awaitable
         self._on_event = on_event
         self._on_violation = on_violation
         self.max_parked = max_parked
@@ -108,125 +115,279 @@ class CausalEngine:
         self.parked_total = 0
         self._fired: list[Violation] = []
         self._forced = 0
+        self._ready: deque[Event] = deque()
+        self._releasing = False
+        self.pending: list[Any] = pending if pending is not None else []
+        self.stopping = False
 
     # ----------------------------------------------------------------- ingestion
-    def ingest(self, event: Event) -> None:
+    def ingest(self, event: Event, force: bool = False) -> None:
         """Process one event (or park it until its causes arrive).
+
+        Args:
+            event: The event.
+            force: Process it even if some causes never arrived (end of stream, or too many
+                parked events); the missing causes are counted and ignored.
 
         Raises:
             DuplicateEventError: The id was already seen (retained, recently evicted or parked).
             CausalCycleError: The event names itself, or a parked event waiting for it.
         """
+        self.ingest_many(deque((event,)), 1, force=force, reject=None)
+
+    def ingest_many(
+        self,
+        items: deque[Event],
+        count: int,
+        *,
+        force: bool = False,
+        reject: Callable[[Event, CausalError], None] | None = None,
+    ) -> int:
+        """Take up to ``count`` events from the left of ``items`` and process them in order.
+
+        This is the hot path: everything an ordinary event needs is inline, with the state it
+        reads held in locals for the whole batch; rarer work (link rules, timeouts, responses,
+        ``never``, pinned evictions, parking) is a call away. It stops early, after the event
+        that caused it, when a callback left an awaitable in ``pending`` or :attr:`stopping` is
+        set, so the caller can await and the processing of one event stays atomic.
+
+        Args:
+            items: Where to take events from (``popleft``).
+            count: At most this many.
+            force: See :meth:`ingest`.
+            reject: Called with an event and the error it raised (duplicate id, cycle), then
+                processing goes on; ``None`` lets the error propagate.
+
+        Returns:
+            How many events were taken.
+        """
+        retained = self.retained
+        nodes = retained.nodes
+        order = retained.order
+        parked = self._parked
+        waiting = self._waiting
+        by_name = self._by_name
+        plan_slow = self._plan_slow
+        timed = self._timed
+        ntrackers = self._ntrackers
+        empty_sets = self._empty_sets
+        limit = self.limit
+        on_event = self._on_event
+        fired = self._fired
+        pending = self.pending
+        failed = self._failed
+        awaitable = self._awaitable
+        taken = 0
+        while taken < count:
+            event = items.popleft()
+            taken += 1
+            eid = event.id
+            if eid in nodes or eid in retained.gone or eid in retained.gone_old or eid in parked:
+                first = nodes[eid].event.name if eid in nodes else None
+                error: CausalError = DuplicateEventError(eid, first, event.name)
+                if reject is None:
+                    raise error
+                reject(event, error)
+                if self.stopping:
+                    break
+                continue
+            causes: list[Node] | None = None
+            cause_ids = event.caused_by
+            if cause_ids:
+                if len(cause_ids) == 1 and cause_ids[0] in nodes:
+                    causes = [nodes[cause_ids[0]]]
+                else:
+                    try:
+                        causes = self._causes(event, force)
+                    except CausalError as error:
+                        if reject is None:
+                            raise
+                        reject(event, error)
+                        if self.stopping:
+                            break
+                        continue
+                    if causes is None:  # parked until its causes arrive
+                        continue
+
+            seq = self.seq = self.seq + 1
+            plan = by_name.get(event.name) or plan_slow(event)
+            if plan.link_effects:
+                causes = self._link(event, plan, causes)
+            if timed:
+                self._expire(seq, event.timestamp)
+            if not ntrackers:
+                sets: tuple[frozenset, ...] = ()
+            elif not causes:
+                sets = empty_sets
+            elif len(causes) == 1:
+                sets = causes[0].out or self._out(causes[0])
+            else:
+                sets = self._merge(causes)
+            if plan.responses:
+                sets = self._respond(plan, sets)
+            node = Node(event, seq, plan, sets, None if plan.contrib else sets)
+            nodes[eid] = node
+            order.append(node)
+            retained.count += 1
+            pairs = None
+            if not plan.plain:
+                if plan.triggers:
+                    self._open(plan, node)
+                if plan.link_causes:
+                    self._index(plan, node)
+                if plan.watch2:
+                    for tracker, cb in plan.watch2:
+                        found = sets[tracker]
+                        if found:
+                            if len(found) == 1:
+                                for a in found:
+                                    alive = [a] if a.alive else None
+                            else:
+                                alive = self._alive_sorted(found)
+                            if alive:
+                                if pairs is None:
+                                    pairs = [(cb, alive)]
+                                else:
+                                    pairs.append((cb, alive))
+                if plan.nevers:
+                    self._nevers(node, plan, sets)
+
+            if limit is not None and retained.count > limit:
+                victim = order[0]
+                if victim.pins or not victim.alive or retained.released:
+                    self._evict()
+                else:  # the common case, inline: the oldest event leaves
+                    order.popleft()
+                    victim.alive = False
+                    victim.sets = victim.out = None  # break reference chains through summaries
+                    vid = victim.event.id
+                    del nodes[vid]
+                    retained.count -= 1
+                    gone = retained.gone
+                    gone.add(vid)
+                    if len(gone) >= retained.gone_cap:
+                        retained.gone_old = gone
+                        retained.gone = set()
+                    if victim.plan.on_evict:
+                        self._forget(victim)
+                    self.evictions += 1
+
+            if on_event:
+                for cb in on_event:
+                    try:
+                        result = cb(event)
+                    except Exception:
+                        failed(cb)
+                    else:
+                        if result is not None:
+                            awaitable(cb, result)
+            if not plan.plain:
+                if plan.watch1:
+                    for cb in plan.watch1:
+                        self.matches += 1
+                        try:
+                            result = cb(event)
+                        except Exception:
+                            failed(cb)
+                        else:
+                            if result is not None:
+                                awaitable(cb, result)
+                if pairs:
+                    for cb, found in pairs:
+                        for a in found:
+                            self.matches += 1
+                            try:
+                                result = cb(a.event, event)
+                            except Exception:
+                                failed(cb)
+                            else:
+                                if result is not None:
+                                    awaitable(cb, result)
+            if fired:
+                self._flush()
+            if waiting:
+                self._release(eid)
+            if pending or self.stopping:
+                break
+        return taken
+
+    def _causes(self, event: Event, force: bool) -> list[Node] | None:
+        """Resolve ``caused_by``; ``None`` when the event had to be parked."""
         eid = event.id
         retained = self.retained
         nodes = retained.nodes
-        if eid in nodes or eid in self._parked or retained.was_evicted(eid):
-            first = nodes[eid].event.name if eid in nodes else None
-            raise DuplicateEventError(eid, first, event.name)
-        cause_ids = event.caused_by
-        if not cause_ids:
-            self._add(event, None)
-        else:
-            causes = []
-            missing = None
-            for cid in cause_ids:
-                node = nodes.get(cid)
-                if node is not None:
-                    causes.append(node)
-                elif cid == eid:
-                    raise CausalCycleError(eid, eid)
-                elif cid in retained.gone or cid in retained.gone_old:
-                    self.late_causes += 1
-                elif missing is None:
-                    missing = [cid]
-                else:
-                    missing.append(cid)
-            if missing:
+        causes = []
+        missing = None
+        for cid in event.caused_by:
+            node = nodes.get(cid)
+            if node is not None:
+                causes.append(node)
+            elif cid == eid:
+                raise CausalCycleError(eid, eid)
+            elif retained.was_evicted(cid):
+                self.late_causes += 1
+            elif missing is None:
+                missing = [cid]
+            else:
+                missing.append(cid)
+        if missing:
+            if not force:
                 self._park(event, missing)
-                return
-            self._add(event, causes)
-        if self._waiting:
-            self._release(eid)
-
-    def _add(self, event: Event, causes: list[Node] | None) -> None:
-        seq = self.seq = self.seq + 1
-        plan = self._by_name.get(event.name) or self._plan_slow(event)
-        if plan.link_effects:
-            causes = self._link(event, plan, causes)
-        if self._timed:
-            self._expire(seq, event.timestamp)
-        if not self._ntrackers:
-            sets: tuple[frozenset, ...] = ()
-        elif not causes:
-            sets = self._empty_sets
-        elif len(causes) == 1:
-            cause = causes[0]
-            sets = cause.out or self._out(cause)
-        else:
-            sets = self._merge(causes)
-        if plan.responses:
-            sets = self._respond(plan, sets)
-        node = Node(event, seq, plan, sets)
-        if not plan.contrib:
-            node.out = sets
-        retained = self.retained
-        retained.nodes[event.id] = node
-        retained.order.append(node)
-        retained.count += 1
-        if plan.triggers:
-            self._open(plan, node)
-        if plan.link_causes:
-            for rule in plan.link_causes:
-                value = event.data.get(rule.on)
-                if value is not None:
-                    rule.index.setdefault(value, []).append(node)
-        pairs = None
-        if plan.watch2:
-            pairs = []
-            for tracker, cb in plan.watch2:
-                found = sets[tracker]
-                if found:
-                    pairs.append((cb, self._alive_sorted(found)))
-        if plan.nevers:
-            self._nevers(node, plan, sets)
-        if self.limit is not None and retained.count > self.limit:
-            self._evict()
-        call = self._call
-        for cb in self._on_event:
-            call(cb, event)
-        if plan.watch1:
-            for cb in plan.watch1:
-                self.matches += 1
-                call(cb, event)
-        if pairs:
-            for cb, found in pairs:
-                for a in found:
-                    self.matches += 1
-                    call(cb, a.event, event)
-        if self._fired:
-            self._flush()
+                return None
+            self._missing(event, missing)
+        return causes
 
     def _flush(self) -> None:
-        fired, self._fired = self._fired, []
+        fired = list(self._fired)
+        self._fired.clear()
         for violation in fired:
             self._on_violation(violation)
 
+    def _index(self, plan: Plan, node: Node) -> None:
+        data = node.event.data
+        for rule in plan.link_causes:
+            value = data.get(rule.on)
+            if value is not None:
+                rule.index.setdefault(value, []).append(node)
+
     # ----------------------------------------------------------------- summaries
     def _out(self, cause: Node) -> tuple[frozenset, ...]:
-        """The sets ``cause`` passes to its effects: its own, plus itself where it matches."""
-        hits = cause.plan.hits
+        """The sets ``cause`` passes to its effects: its own, plus itself where it matches.
+
+        Computed once per contributing cause and cached on it. Trackers whose set and addition
+        are the same (e.g. a pair watch and a ``must_match`` on the same trigger, both empty
+        so far) share one new frozenset.
+        """
+        plan = cause.plan
         out = list(cause.sets)
-        for i, (kind, arg) in enumerate(self._trackers):
-            if kind == ANC:
-                if not hits[arg]:
-                    continue
-                keep = [m for m in out[i] if m.alive]
+        made: dict[int, frozenset] = {}
+        for i in plan.anc_trackers:
+            before = out[i]
+            if not before:
+                new = made.get(0)
+                if new is None:
+                    new = made[0] = frozenset((cause,))
             else:
-                if cause not in arg.open:
-                    continue
-                keep = [m for m in out[i] if m in arg.open]
-            keep.append(cause)
-            out[i] = frozenset(keep)
+                new = made.get(id(before))
+                if new is None:
+                    keep = [m for m in before if m.alive]
+                    keep.append(cause)
+                    new = made[id(before)] = frozenset(keep)
+            out[i] = new
+        for must in plan.triggers:
+            open_ = must.open
+            if cause in open_:
+                i = must.tracker
+                before = out[i]
+                if not before:
+                    new = made.get(0)
+                    if new is None:
+                        new = made[0] = frozenset((cause,))
+                else:
+                    keep = [m for m in before if m in open_]
+                    keep.append(cause)
+                    new = frozenset(keep)
+                out[i] = new
         result = cause.out = tuple(out)
         return result
 
@@ -243,13 +404,6 @@ class CausalEngine:
             merged.append(acc)
         return tuple(merged)
 
-    @staticmethod
-    def _alive_sorted(found: frozenset) -> list[Node]:
-        alive = [n for n in found if n.alive]
-        if len(alive) > 1:
-            alive.sort(key=_seq)
-        return alive
-
     def _link(self, event: Event, plan: Plan, causes: list[Node] | None) -> list[Node] | None:
         for rule in plan.link_effects:
             value = event.data.get(rule.on)
@@ -265,102 +419,6 @@ class CausalEngine:
                     elif node not in causes:
                         causes.append(node)
         return causes
-
-    # ----------------------------------------------------------------- must_match
-    def _open(self, plan: Plan, node: Node) -> None:
-        for must in plan.triggers:
-            must.open[node] = None
-            node.pins += 1
-            if must.dq is not None:
-                must.dq.append((node.seq + int(must.seconds), node))
-            elif must.heap is not None:
-                heapq.heappush(must.heap, (node.event.timestamp + must.seconds, node.seq, node))
-
-    def _respond(self, plan: Plan, sets: tuple[frozenset, ...]) -> tuple[frozenset, ...]:
-        updated = list(sets)
-        for must, tracker in plan.responses:
-            pending = updated[tracker]
-            if pending:
-                open_ = must.open
-                for trigger in pending:
-                    if trigger in open_:
-                        del open_[trigger]
-                        must.matched += 1
-                        self._unpin(trigger)
-                updated[tracker] = EMPTY
-        return tuple(updated)
-
-    def _unpin(self, node: Node) -> None:
-        node.pins -= 1
-        if not node.pins:
-            self.retained.unpinned(node)
-
-    def _fail(self, must: MustState, node: Node, kind: str) -> None:
-        del must.open[node]
-        self._unpin(node)
-        self._violate(must.name, kind, (node.event,))
-
-    def _expire(self, seq: int, timestamp: float) -> None:
-        if timestamp > self.stream_time:
-            self.stream_time = timestamp
-        now = self.stream_time
-        for must in self._timed:
-            dq = must.dq
-            if dq is not None:
-                while dq and dq[0][0] < seq:
-                    node = dq.popleft()[1]
-                    if node in must.open:
-                        self._fail(must, node, "timeout")
-            else:
-                heap = must.heap
-                while heap and heap[0][0] < now:
-                    node = heapq.heappop(heap)[2]
-                    if node in must.open:
-                        self._fail(must, node, "timeout")
-
-    # ----------------------------------------------------------------- never
-    def _nevers(self, node: Node, plan: Plan, sets: tuple[frozenset, ...]) -> None:
-        event = node.event
-        for name in plan.never1:
-            self._violate(name, "never", (event,))
-        for tracker, name in plan.never1s:
-            scope = self._alive_sorted(sets[tracker])
-            if scope:
-                self._violate(name, "never", (scope[0].event, event))
-        for tracker, name in plan.never2:
-            for a in self._alive_sorted(sets[tracker]):
-                self._violate(name, "never", (a.event, event))
-        for scoped, is_a, is_b in plan.neverc:
-            self._scoped_pairs(scoped, node, is_a, is_b, sets[scoped.tracker])
-
-    def _scoped_pairs(
-        self, scoped: ScopedNever, node: Node, is_a: bool, is_b: bool, scope: frozenset
-    ) -> None:
-        if not scope:
-            return
-        partners: dict[Node, Node] = {}
-        same = scoped.under_a is scoped.under_b
-        for c in self._alive_sorted(scope):
-            lists = []
-            if is_a:
-                lists.append(scoped.under_b.get(c))
-            if is_b and not (same and is_a):
-                lists.append(scoped.under_a.get(c))
-            for members in lists:
-                if members:
-                    for x in members:
-                        if x.alive and x not in partners:
-                            partners[x] = c
-            if is_a:
-                scoped.under_a.setdefault(c, []).append(node)
-            if is_b and not same:
-                scoped.under_b.setdefault(c, []).append(node)
-        for x in sorted(partners, key=_seq):
-            self._violate(scoped.name, "never", (partners[x].event, x.event, node.event))
-
-    def _violate(self, name: str, kind: str, events: tuple[Event, ...]) -> None:
-        self.violation_count += 1
-        self._fired.append(Violation(name, kind, events, self.seq))
 
     # ----------------------------------------------------------------- window
     def _evict(self) -> None:
@@ -394,82 +452,6 @@ class CausalEngine:
                     linked.remove(node)
                 if not linked:
                     del rule.index[value]
-
-    # ----------------------------------------------------------------- parking
-    def _park(self, event: Event, missing: list[str]) -> None:
-        eid = event.id
-        parked = self._parked
-        for cid in missing:
-            if cid in parked:
-                stack, seen = [cid], set()
-                while stack:
-                    x = stack.pop()
-                    if x in seen or x not in parked:
-                        continue
-                    seen.add(x)
-                    for y in parked[x][1]:
-                        if y == eid:
-                            raise CausalCycleError(eid, cid)
-                        stack.append(y)
-        entry = [event, set(missing)]
-        parked[eid] = entry
-        for cid in entry[1]:
-            self._waiting.setdefault(cid, []).append(entry)
-        self.parked_total += 1
-        if len(parked) > self.max_parked:
-            self._force(next(iter(parked)))
-
-    def _release(self, eid: str) -> None:
-        """``eid`` was just processed: process the parked events it was the last missing cause of."""
-        work = [eid]
-        waiting = self._waiting
-        parked = self._parked
-        while work:
-            arrived = work.pop()
-            entries = waiting.pop(arrived, None)
-            if not entries:
-                continue
-            for entry in entries:
-                missing = entry[1]
-                missing.discard(arrived)
-                if not missing:
-                    event = entry[0]
-                    if parked.pop(event.id, None) is not None:
-                        self._add(event, self._resolve(event))
-                        work.append(event.id)
-
-    def _resolve(self, event: Event) -> list[Node]:
-        nodes = self.retained.nodes
-        causes = []
-        for cid in event.caused_by:
-            node = nodes.get(cid)
-            if node is not None:
-                causes.append(node)
-            elif self.retained.was_evicted(cid):
-                self.late_causes += 1
-        return causes
-
-    def _force(self, eid: str) -> None:
-        event, missing = self._parked.pop(eid)
-        for cid in missing:
-            entries = self._waiting.get(cid)
-            if entries is not None:
-                entries[:] = [e for e in entries if e[0].id != eid]
-                if not entries:
-                    del self._waiting[cid]
-        self.missing_causes += len(missing)
-        self._forced += 1
-        if self._forced <= 10 or self._forced % 10_000 == 0:
-            log.warning(
-                "event %r (%s) processed without causes that never arrived: %s "
-                "(%d such events so far; stats['missing_causes'] counts the causes)",
-                eid,
-                event.name,
-                ", ".join(sorted(missing)),
-                self._forced,
-            )
-        self._add(event, self._resolve(event))
-        self._release(eid)
 
     @property
     def parked(self) -> int:

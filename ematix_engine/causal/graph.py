@@ -40,12 +40,19 @@ class Node:
 
     __slots__ = ("alive", "event", "held", "out", "pins", "plan", "seq", "sets")
 
-    def __init__(self, event: Event, seq: int, plan: Any, sets: tuple[frozenset, ...]) -> None:
+    def __init__(
+        self,
+        event: Event,
+        seq: int,
+        plan: Any,
+        sets: tuple[frozenset, ...],
+        out: tuple[frozenset, ...] | None,
+    ) -> None:
         self.event = event
         self.seq = seq
         self.plan = plan
         self.sets = sets
-        self.out: tuple[frozenset, ...] | None = None
+        self.out = out
         self.alive = True
         self.pins = 0
         self.held = False

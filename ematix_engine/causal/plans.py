@@ -111,6 +111,7 @@ class Plan:
     """What to do with an event of a given name (and filter outcome); cached."""
 
     __slots__ = (
+        "anc_trackers",
         "contrib",
         "hits",
         "link_causes",
@@ -121,6 +122,7 @@ class Plan:
         "neverc",
         "nevers",
         "on_evict",
+        "plain",
         "responses",
         "triggers",
         "watch1",
@@ -216,9 +218,10 @@ class Plans:
         plan.hits = hits
         plan.triggers = tuple(m for m in self.musts if hits[m.t_slot])
         plan.responses = tuple((m, m.tracker) for m in self.musts if hits[m.r_slot])
-        plan.contrib = bool(plan.triggers) or any(
-            hits[arg] for kind, arg in self.trackers if kind == ANC
+        plan.anc_trackers = tuple(
+            i for i, (kind, arg) in enumerate(self.trackers) if kind == ANC and hits[arg]
         )
+        plan.contrib = bool(plan.triggers or plan.anc_trackers)
         plan.watch1 = tuple(cb for slot, cb in self._watch1 if hits[slot])
         plan.watch2 = tuple((tr, cb) for b, tr, cb in self._watch2 if hits[b])
         plan.never1 = tuple(name for slot, name in self._never1 if hits[slot])
@@ -233,6 +236,9 @@ class Plans:
         plan.link_effects = tuple(r for r in self.links if hits[r.effect_slot])
         plan.link_causes = tuple(r for r in self.links if hits[r.cause_slot])
         plan.on_evict = bool(plan.link_causes) or any(hits[sc.c_slot] for sc in self.scoped)
+        plan.plain = not (
+            plan.triggers or plan.link_causes or plan.watch1 or plan.watch2 or plan.nevers
+        )
         self._by_hits[hits] = plan
         return plan
 

@@ -242,15 +242,25 @@ class StreamProcessor:
         try:
             result = callback(*args)
         except Exception:
-            self._callback_errors += 1
-            log.exception("causal callback %s raised; continuing", _describe(callback))
-            return
-        if result is not None and inspect.isawaitable(result):
+            self._failed(callback)
+        else:
+            if result is not None:
+                self._awaitable(callback, result)
+
+    def _failed(self, callback: Callable[..., Any]) -> None:
+        """Count and log a callback that raised (called from inside the ``except``)."""
+        self._callback_errors += 1
+        log.exception("causal callback %s raised; continuing", _describe(callback))
+
+    def _awaitable(self, callback: Callable[..., Any], result: Any) -> None:
+        """Keep an awaitable result to await before the next event."""
+        if inspect.isawaitable(result):
             self._pending.append((callback, result))
 
     async def _await_pending(self) -> None:
         while self._pending:
-            pending, self._pending = self._pending, []
+            pending = list(self._pending)
+            self._pending.clear()
             for callback, awaitable in pending:
                 try:
                     await awaitable
@@ -268,9 +278,7 @@ class StreamProcessor:
         log.error("%s", error)
         if self.fail_on_error and self._fatal is None:
             self._fatal = error
-            self._stopping = True
-            if self._wake is not None:
-                self._wake.set()
+            self._set_stopping()
 
     def _engine_for(self, window_size: int | None) -> CausalEngine:
         if self._engine is None:
@@ -280,11 +288,13 @@ class StreamProcessor:
                 self._constraints,
                 self._links,
                 window_size,
-                self._call,
+                self._failed,
+                self._awaitable,
                 self._event_callbacks,
                 self._violated,
                 max_parked=self.max_parked,
                 retained=self._retained,
+                pending=self._pending,
             )
         engine = self._engine
         engine.limit = window_size
@@ -316,27 +326,28 @@ class StreamProcessor:
             raise CausalConfigError("run() is already running on this processor")
         engine = self._engine_for(window_size)
         self._running = True
-        self._stopping = False
+        self._stopping = engine.stopping = False
         self._fatal = None
         wake = self._wake = asyncio.Event()
-        fast: list[tuple[str, InMemoryEventSource]] = []
-        inbox: deque[tuple[str, Any]] = deque()
         space = asyncio.Event()
+        buffers: list[tuple[str, Any]] = []
         tasks: list[asyncio.Task[None]] = []
         for name, source in self._sources.items():
             if type(source) is InMemoryEventSource:
-                fast.append((name, source))
+                buffers.append((name, source))
                 source._listeners.append(wake.set)
             else:
-                tasks.append(asyncio.create_task(self._feed(name, source, inbox, wake, space)))
+                feed = _Feed()
+                buffers.append((name, feed))
+                tasks.append(asyncio.create_task(self._feed(name, source, feed, wake, space)))
         try:
-            await self._consume(engine, fast, tasks, inbox, wake, space)
+            await self._consume(engine, buffers, wake, space)
             if self._fatal is None and not self._stopping:
                 engine.finish()
                 await self._await_pending()
         finally:
-            for _, source in fast:
-                if wake.set in source._listeners:
+            for _, source in buffers:
+                if isinstance(source, InMemoryEventSource) and wake.set in source._listeners:
                     source._listeners.remove(wake.set)
             for task in tasks:
                 task.cancel()
@@ -348,128 +359,104 @@ class StreamProcessor:
 
     async def stop(self) -> None:
         """Stop :meth:`run` after the event being processed; buffered events stay buffered."""
+        self._set_stopping()
+
+    def _set_stopping(self) -> None:
         self._stopping = True
+        if self._engine is not None:
+            self._engine.stopping = True
         if self._wake is not None:
             self._wake.set()
 
+    def _reject(self, event: Event, error: CausalError) -> None:
+        self._rejected += 1
+        self._report(error)
+
     async def _feed(
-        self,
-        name: str,
-        source: Any,
-        inbox: deque[tuple[str, Any]],
-        wake: asyncio.Event,
-        space: asyncio.Event,
+        self, name: str, source: Any, feed: _Feed, wake: asyncio.Event, space: asyncio.Event
     ) -> None:
+        """Move a generic source's events into its buffer, with back-pressure."""
+        items = feed._items
+        high = 4 * self.batch
         try:
+            if not hasattr(source, "__aiter__") and hasattr(source, "events"):
+                source = source.events()
             if hasattr(source, "__aiter__"):
                 async for event in source:
-                    inbox.append((name, event))
-                    wake.set()
-                    if len(inbox) >= 4 * self.batch:
+                    if not isinstance(event, Event):
+                        raise TypeError(f"source yielded {event!r}, not an Event")
+                    items.append(event)
+                    if len(items) == 1:
+                        wake.set()
+                    elif len(items) >= high:
                         space.clear()
                         await space.wait()
                     if self._stopping:
                         return
             else:
-                iterable = source.events() if hasattr(source, "events") else source
-                if hasattr(iterable, "__aiter__"):
-                    async for event in iterable:
-                        inbox.append((name, event))
+                for count, event in enumerate(source, 1):
+                    if not isinstance(event, Event):
+                        raise TypeError(f"source yielded {event!r}, not an Event")
+                    items.append(event)
+                    if len(items) == 1:
                         wake.set()
-                        if len(inbox) >= 4 * self.batch:
-                            space.clear()
-                            await space.wait()
-                        if self._stopping:
-                            return
-                else:
-                    for count, event in enumerate(iterable, 1):
-                        inbox.append((name, event))
-                        wake.set()
-                        if count % self.batch == 0:
-                            await asyncio.sleep(0)
-                        if self._stopping:
-                            return
+                    if count % self.batch == 0:
+                        await asyncio.sleep(0)
+                    if self._stopping:
+                        return
         except Exception as error:
             self._source_errors += 1
             self._report(CausalSourceError(name, error))
         finally:
-            inbox.append((name, _DONE))
+            feed._closed = True
             wake.set()
 
     async def _consume(
         self,
         engine: CausalEngine,
-        fast: list[tuple[str, InMemoryEventSource]],
-        tasks: list[asyncio.Task[None]],
-        inbox: deque[tuple[str, Any]],
+        buffers: list[tuple[str, Any]],
         wake: asyncio.Event,
         space: asyncio.Event,
     ) -> None:
-        ingest = engine.ingest
+        """Round-robin over the buffers, up to ``batch`` events each, until all are done."""
+        ingest_many = engine.ingest_many
+        reject = self._reject
         per_source = self._per_source
+        pending = self._pending
         batch = self.batch
-        feeders = len(tasks)
-        active = list(fast)
+        active = list(buffers)
         while True:
             wake.clear()
-            progressed = 0
+            progressed = False
             for name, source in active:
                 items = source._items
-                if not items:
-                    continue
-                n = len(items) if len(items) < batch else batch
-                progressed += n
-                done = 0
-                for _ in range(n):
-                    event = items.popleft()
-                    done += 1
-                    try:
-                        ingest(event)
-                    except CausalError as error:
-                        self._rejected += 1
-                        self._report(error)
-                    if self._pending:
-                        await self._await_pending()
-                    if self._stopping:
-                        break
-                per_source[name] += done
-                self._events += done
-                if self._stopping:
-                    return
-            if inbox:
-                n = len(inbox) if len(inbox) < batch else batch
-                progressed += n
-                for _ in range(n):
-                    name, event = inbox.popleft()
-                    if event is _DONE:
-                        feeders -= 1
-                        continue
-                    per_source[name] += 1
-                    self._events += 1
-                    if not isinstance(event, Event):
-                        self._source_errors += 1
-                        self._report(CausalSourceError(name, TypeError(f"not an Event: {event!r}")))
-                        continue
-                    try:
-                        ingest(event)
-                    except CausalError as error:
-                        self._rejected += 1
-                        self._report(error)
-                    if self._pending:
+                while items:
+                    n = len(items)
+                    taken = ingest_many(items, n if n < batch else batch, reject=reject)
+                    per_source[name] += taken
+                    self._events += taken
+                    progressed = True
+                    if pending:
                         await self._await_pending()
                     if self._stopping:
                         return
-                if len(inbox) < batch:
-                    space.set()
-            if self._stopping:
+                    if taken >= batch or not pending:
+                        break
+            if progressed:
+                space.set()
+                await asyncio.sleep(0)  # let producers and feeders run
+                continue
+            active = [(n, s) for n, s in active if s._items or not s._closed]
+            if not active:
                 return
-            if not progressed:
-                active = [(n, s) for n, s in active if s._items or not s._closed]
-                if not active and feeders == 0 and not inbox:
-                    return
-                await wake.wait()
-            else:
-                await asyncio.sleep(0)
+            await wake.wait()
 
 
-_DONE = object()
+class _Feed:
+    """The buffer a feeder task fills from a generic source (same shape as the in-memory one)."""
+
+    __slots__ = ("_closed", "_items")
+
+    def __init__(self) -> None:
+        self._items: deque[Event] = deque()
+        self._closed = False

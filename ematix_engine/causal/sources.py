@@ -84,8 +84,9 @@ class InMemoryEventSource:
             raise TypeError(f"source {self.name!r}: push() takes an Event, got {event!r}")
         if self._closed:
             raise RuntimeError(f"source {self.name!r} is closed; no more events can be pushed")
-        self._items.append(event)
-        if self._waiters or self._listeners:
+        items = self._items
+        items.append(event)
+        if len(items) == 1:  # readers only ever wait on an empty buffer
             self._notify()
         return event
 
@@ -97,7 +98,8 @@ class InMemoryEventSource:
         if self._closed:
             raise RuntimeError(f"source {self.name!r} is closed; no more events can be pushed")
         self._items.extend(events)
-        self._notify()
+        if events:
+            self._notify()
 
     async def put(self, event: Event) -> None:
         """Append an event (async form of :meth:`push`)."""
