@@ -169,7 +169,6 @@ class CausalEngine(ConstraintChecks, Parking):
         by_name = self._by_name
         plan_slow = self._plan_slow
         timed = self._timed
-        ntrackers = self._ntrackers
         empty_sets = self._empty_sets
         limit = self.limit
         on_event = self._on_event
@@ -191,12 +190,13 @@ class CausalEngine(ConstraintChecks, Parking):
                 if self.stopping:
                     break
                 continue
-            causes: list[Node] | None = None
+            cause = None  # the one direct cause, the common case
+            causes: list[Node] | None = None  # several (or linked) causes
             cause_ids = event.caused_by
             if cause_ids:
-                if len(cause_ids) == 1 and cause_ids[0] in nodes:
-                    causes = [nodes[cause_ids[0]]]
-                else:
+                if len(cause_ids) == 1:
+                    cause = nodes.get(cause_ids[0])
+                if cause is None:
                     try:
                         causes = self._causes(event, force)
                     except CausalError as error:
@@ -208,21 +208,25 @@ class CausalEngine(ConstraintChecks, Parking):
                         continue
                     if causes is None:  # parked until its causes arrive
                         continue
+                    if len(causes) == 1:
+                        cause = causes[0]
+                        causes = None
 
             seq = self.seq = self.seq + 1
             plan = by_name.get(event.name) or plan_slow(event)
             if plan.link_effects:
-                causes = self._link(event, plan, causes)
+                causes = self._link(event, plan, [cause] if cause else causes)
+                cause = None
             if timed:
                 self._expire(seq, event.timestamp)
-            if not ntrackers:
-                sets: tuple[frozenset, ...] = ()
-            elif not causes:
-                sets = empty_sets
-            elif len(causes) == 1:
-                sets = causes[0].out or self._out(causes[0])
-            else:
+            if cause is not None:
+                sets = cause.out
+                if sets is None:
+                    sets = self._out(cause)
+            elif causes:
                 sets = self._merge(causes)
+            else:
+                sets = empty_sets
             if plan.responses:
                 sets = self._respond(plan, sets)
             node = Node(event, seq, plan, sets, None if plan.contrib else sets)
@@ -392,7 +396,7 @@ class CausalEngine(ConstraintChecks, Parking):
         return result
 
     def _merge(self, causes: list[Node]) -> tuple[frozenset, ...]:
-        outs = [c.out or self._out(c) for c in causes]
+        outs = [self._out(c) if c.out is None else c.out for c in causes]
         first = outs[0]
         merged = []
         for i in range(self._ntrackers):
