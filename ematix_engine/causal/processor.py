@@ -430,18 +430,18 @@ class StreamProcessor:
             progressed = False
             for name, source in active:
                 items = source._items
-                while items:
+                budget = batch
+                while items and budget:
                     n = len(items)
-                    taken = ingest_many(items, n if n < batch else batch, reject=reject)
+                    taken = ingest_many(items, n if n < budget else budget, reject=reject)
+                    budget -= taken
                     per_source[name] += taken
                     self._events += taken
                     progressed = True
-                    if pending:
+                    if pending:  # an async callback stopped the batch early: await it first
                         await self._await_pending()
                     if self._stopping:
                         return
-                    if taken >= batch or not pending:
-                        break
             if progressed:
                 space.set()
                 await asyncio.sleep(0)  # let producers and feeders run
