@@ -87,6 +87,8 @@ def must_match(
     response: str | Pattern,
     name: str | None = None,
     within: int | timedelta | None = None,
+    *,
+    within_ms: float | None = None,
 ) -> MustMatch:
     """Require every ``trigger`` to be causally followed by a ``response``.
 
@@ -97,6 +99,7 @@ def must_match(
         name: The constraint's name, carried by its violations; generated when ``None``.
         within: ``None`` (until the end of the stream), an ``int`` N (the response must be among
             the N events processed after the trigger) or a ``timedelta`` (event time).
+        within_ms: The same as ``within=timedelta(milliseconds=within_ms)``.
 
     Returns:
         The constraint, to pass to :meth:`StreamProcessor.enforce`.
@@ -112,6 +115,14 @@ def must_match(
     trig = as_pattern(trigger, role="must_match trigger")
     resp = as_pattern(response, role="must_match response")
     label = name or f"must_match({trig} -> {resp})"
+    if within_ms is not None:
+        if within is not None:
+            raise CausalConfigError(f"must_match {label!r}: give within= or within_ms=, not both")
+        if isinstance(within_ms, bool) or not isinstance(within_ms, int | float):
+            raise CausalConfigError(
+                f"must_match {label!r}: within_ms= is a number of milliseconds, got {within_ms!r}"
+            )
+        within = timedelta(milliseconds=within_ms)
     return MustMatch(trig, resp, label, _check_within(label, within))
 
 

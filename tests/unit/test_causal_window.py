@@ -167,6 +167,14 @@ def test_within_a_duration_uses_event_time() -> None:
     assert kinds(processor) == [("fast", "timeout", ("t2",))]
 
 
+def test_within_ms_is_a_duration_in_milliseconds() -> None:
+    assert must_match("T", "R", within_ms=1500).within == timedelta(seconds=1.5)
+    with pytest.raises(CausalConfigError, match="not both"):
+        must_match("T", "R", within=3, within_ms=10)
+    with pytest.raises(CausalConfigError, match="must be positive"):
+        must_match("T", "R", within_ms=0)
+
+
 @pytest.mark.parametrize("within", [0, -1, 1.5, True, "5"])
 def test_within_is_events_or_a_timedelta(within: object) -> None:
     with pytest.raises(CausalConfigError, match="within"):
