@@ -109,7 +109,6 @@ class CausalEngine(ConstraintChecks, Parking):
         self.stream_time = float("-inf")
         self.matches = 0
         self.violation_count = 0
-        self.evictions = 0
         self.late_causes = 0
         self.missing_causes = 0
         self.parked_total = 0
@@ -176,10 +175,10 @@ class CausalEngine(ConstraintChecks, Parking):
         pending = self.pending
         failed = self._failed
         awaitable = self._awaitable
+        popleft = items.popleft
         taken = 0
-        while taken < count:
-            event = items.popleft()
-            taken += 1
+        for taken in range(1, count + 1):  # noqa: B007 - taken is the result
+            event = popleft()
             eid = event.id
             if eid in nodes or eid in retained.gone or eid in retained.gone_old or eid in parked:
                 first = nodes[eid].event.name if eid in nodes else None
@@ -232,7 +231,6 @@ class CausalEngine(ConstraintChecks, Parking):
             node = Node(event, seq, plan, sets, None if plan.contrib else sets)
             nodes[eid] = node
             order.append(node)
-            retained.count += 1
             pairs = None
             if not plan.plain:
                 if plan.triggers:
@@ -256,7 +254,7 @@ class CausalEngine(ConstraintChecks, Parking):
                 if plan.nevers:
                     self._nevers(node, plan, sets)
 
-            if limit is not None and retained.count > limit:
+            if limit is not None and len(nodes) > limit:
                 victim = order[0]
                 if victim.pins or not victim.alive or retained.released:
                     self._evict()
@@ -266,7 +264,6 @@ class CausalEngine(ConstraintChecks, Parking):
                     victim.sets = victim.out = None  # break reference chains through summaries
                     vid = victim.event.id
                     del nodes[vid]
-                    retained.count -= 1
                     gone = retained.gone
                     gone.add(vid)
                     if len(gone) >= retained.gone_cap:
@@ -274,7 +271,6 @@ class CausalEngine(ConstraintChecks, Parking):
                         retained.gone = set()
                     if victim.plan.on_evict:
                         self._forget(victim)
-                    self.evictions += 1
 
             if on_event:
                 for cb in on_event:
@@ -429,7 +425,7 @@ class CausalEngine(ConstraintChecks, Parking):
         retained = self.retained
         limit = self.limit
         max_held = limit // 2
-        while retained.count > limit:
+        while len(retained.nodes) > limit:
             node = retained.next_victim(max_held)
             if node is None:
                 return
@@ -440,7 +436,6 @@ class CausalEngine(ConstraintChecks, Parking):
             if node.plan.on_evict:
                 self._forget(node)
             retained.remove(node)
-            self.evictions += 1
 
     def _forget(self, node: Node) -> None:
         hits = node.plan.hits
@@ -456,6 +451,11 @@ class CausalEngine(ConstraintChecks, Parking):
                     linked.remove(node)
                 if not linked:
                     del rule.index[value]
+
+    @property
+    def evictions(self) -> int:
+        """How many events left the window: every processed event not retained any more."""
+        return self.seq - len(self.retained.nodes)
 
     @property
     def parked(self) -> int:

@@ -71,7 +71,6 @@ class Retained:
     """
 
     __slots__ = (
-        "count",
         "gone",
         "gone_cap",
         "gone_old",
@@ -91,7 +90,6 @@ class Retained:
         self.gone: set[str] = set()
         self.gone_old: set[str] = set()
         self.gone_cap = gone_cap
-        self.count = 0
 
     def was_evicted(self, event_id: str) -> bool:
         """Whether this id was retained and evicted (recently enough to be remembered)."""
@@ -149,7 +147,6 @@ class Retained:
         node.sets = node.out = None  # break chains of references through old summaries
         eid = node.event.id
         del self.nodes[eid]
-        self.count -= 1
         gone = self.gone
         gone.add(eid)
         if len(gone) >= self.gone_cap:
@@ -170,7 +167,7 @@ class Computation:
         self._retained = retained
 
     def __len__(self) -> int:
-        return self._retained.count
+        return len(self._retained.nodes)
 
     def __iter__(self) -> Iterator[Event]:
         nodes = sorted(self._retained.nodes.values(), key=lambda n: n.seq)
