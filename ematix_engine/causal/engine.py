@@ -15,7 +15,9 @@ Per event, in this order:
    filters are applied per event, only for patterns whose name matched) and of *what to do*.
 3. **Summaries.** For every tracked pattern the event gets the set of relevant events in its
    causal past: the union over its direct causes of (their set + the cause itself when it
-   matches). One cause that adds nothing → the cause's tuple is shared, no allocation.
+   matches). One cause that adds nothing → the cause's tuple is shared, no allocation; one
+   that matches → one shared :class:`~ematix_engine.causal.graph.Cons` cell in front of its
+   own summary.
 4. **Matching.** A ``must_match`` response closes every open trigger in its set; a pair watch or
    ``never((A, B))`` reads the A-set of a B; ``within_cause`` reads the C-set and an index of the
    A/B events filed under each C. Nothing rescans the window, and cost is proportional to the
@@ -41,7 +43,7 @@ from ematix_engine.causal.checks import ConstraintChecks
 from ematix_engine.causal.constraints import MustMatch, Never, Violation
 from ematix_engine.causal.errors import CausalCycleError, CausalError, DuplicateEventError
 from ematix_engine.causal.events import Event
-from ematix_engine.causal.graph import Node, Retained
+from ematix_engine.causal.graph import EMPTY, Cons, Node, Retained, Summary
 from ematix_engine.causal.parking import Parking
 from ematix_engine.causal.plans import LinkRule, Plan, Plans, WatchSpec
 
@@ -241,9 +243,9 @@ class CausalEngine(ConstraintChecks, Parking):
                     for tracker, cb in plan.watch2:
                         found = sets[tracker]
                         if found:
-                            if len(found) == 1:
-                                for a in found:
-                                    alive = [a] if a.alive else None
+                            if type(found) is Cons and found.rest is EMPTY:  # one A: no sort
+                                a = found.node
+                                alive = [a] if a.alive else None
                             else:
                                 alive = self._alive_sorted(found)
                             if alive:
@@ -351,57 +353,60 @@ class CausalEngine(ConstraintChecks, Parking):
                 rule.index.setdefault(value, []).append(node)
 
     # ----------------------------------------------------------------- summaries
-    def _out(self, cause: Node) -> tuple[frozenset, ...]:
-        """The sets ``cause`` passes to its effects: its own, plus itself where it matches.
+    def _out(self, cause: Node) -> tuple[Summary, ...]:
+        """The summaries ``cause`` passes to its effects: its own, plus itself where it matches.
 
-        Computed once per contributing cause and cached on it. Trackers whose set and addition
-        are the same (e.g. a pair watch and a ``must_match`` on the same trigger, both empty
-        so far) share one new frozenset.
+        Computed once per contributing cause and cached on it. Adding the cause is one
+        :class:`Cons` cell in front of its own summary (shared, O(1)), so a long chain of
+        matching events costs O(1) per event, not a copy of an ever larger set. With a window,
+        a chain of cells deeper than twice the window is compacted into a frozenset of its
+        retained members, which bounds both the walk and the memory held by old cells.
         """
         plan = cause.plan
         out = list(cause.sets)
-        made: dict[int, frozenset] = {}
+        limit = self.limit
+        deep = 2 * limit + 64 if limit is not None else None
+        made: dict[int, Summary] = {}
         for i in plan.anc_trackers:
             before = out[i]
-            if not before:
-                new = made.get(0)
-                if new is None:
-                    new = made[0] = frozenset((cause,))
-            else:
-                new = made.get(id(before))
-                if new is None:
-                    keep = [m for m in before if m.alive]
-                    keep.append(cause)
-                    new = made[id(before)] = frozenset(keep)
+            new = made.get(id(before))
+            if new is None:
+                if deep is not None and type(before) is Cons and before.depth > deep:
+                    new = Cons(cause, frozenset([m for m in before if m.alive]))
+                else:
+                    new = made[id(before)] = Cons(cause, before)
             out[i] = new
         for must in plan.triggers:
             open_ = must.open
             if cause in open_:
                 i = must.tracker
                 before = out[i]
-                if not before:
-                    new = made.get(0)
-                    if new is None:
-                        new = made[0] = frozenset((cause,))
+                if type(before) is Cons and deep is not None and before.depth > deep:
+                    new = Cons(cause, frozenset([m for m in before if m in open_]))
                 else:
-                    keep = [m for m in before if m in open_]
-                    keep.append(cause)
-                    new = frozenset(keep)
+                    new = made.get(id(before))
+                    if new is None:
+                        new = made[id(before)] = Cons(cause, before)
                 out[i] = new
         result = cause.out = tuple(out)
         return result
 
-    def _merge(self, causes: list[Node]) -> tuple[frozenset, ...]:
+    def _merge(self, causes: list[Node]) -> tuple[Summary, ...]:
+        """Summaries of an event with several causes: per tracker, the union of theirs."""
         outs = [self._out(c) if c.out is None else c.out for c in causes]
-        first = outs[0]
-        merged = []
+        merged: list[Summary] = []
         for i in range(self._ntrackers):
-            acc = first[i]
-            for out in outs[1:]:
-                s = out[i]
-                if s and s is not acc:
-                    acc = acc | s if acc else s
-            merged.append(acc)
+            parts: list[Summary] = []
+            for out in outs:
+                part = out[i]
+                if part and not any(part is p for p in parts):
+                    parts.append(part)
+            if not parts:
+                merged.append(EMPTY)
+            elif len(parts) == 1:
+                merged.append(parts[0])
+            else:
+                merged.append(frozenset().union(*parts))
         return tuple(merged)
 
     def _link(self, event: Event, plan: Plan, causes: list[Node] | None) -> list[Node] | None:

@@ -11,8 +11,9 @@ Reachability needs no edges. Each node carries, per tracked pattern, a frozen se
 triggers of a ``must_match``, the C-events of a ``within_cause``). Those sets are the summary
 edges: when the events between an A and a later B are evicted, B still finds A through the set
 it inherited from its direct cause, so the pair stays matchable without keeping the middle and
-without rebuilding anything on eviction. Sets are shared (an event with one cause that adds
-nothing reuses its cause's tuple of sets), so a long chain costs one reference per event.
+without rebuilding anything on eviction. Summaries are shared: an event with one cause that
+adds nothing reuses its cause's tuple of summaries, and a cause that matches adds itself as one
+:class:`Cons` cell in front of its own summary, so a long chain costs O(1) per event either way.
 
 Pinned nodes (open ``must_match`` triggers) are skipped when their turn to leave comes and wait
 in a side deque; they leave as soon as they are unpinned. Held nodes may fill at most half of the
@@ -30,9 +31,37 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ematix_engine.causal.events import Event
 
-__all__ = ["EMPTY", "Computation", "Node", "Retained"]
+__all__ = ["EMPTY", "Computation", "Cons", "Node", "Retained", "Summary"]
 
 EMPTY: frozenset[Any] = frozenset()
+
+
+class Cons:
+    """A persistent summary: one member in front of another summary.
+
+    Extending a summary by one event is one cell that shares the rest, so a causal chain of
+    matching events does not copy an ever larger set at every step. Iterating yields the members,
+    newest first; there are no duplicates (a cell's rest holds only strict ancestors of its
+    member). ``depth`` counts the cells in front of the first frozenset.
+    """
+
+    __slots__ = ("depth", "node", "rest")
+
+    def __init__(self, node: Node, rest: Cons | frozenset[Node]) -> None:
+        self.node = node
+        self.rest = rest
+        self.depth = rest.depth + 1 if type(rest) is Cons else 1
+
+    def __iter__(self) -> Iterator[Node]:
+        cell: Cons | frozenset[Node] = self
+        while type(cell) is Cons:
+            yield cell.node
+            cell = cell.rest
+        yield from cell
+
+
+Summary = frozenset | Cons
+"""A node's summary for one tracker: a frozenset of nodes or a :class:`Cons` chain."""
 
 
 class Node:

@@ -230,3 +230,23 @@ def test_long_stream_with_a_small_window_stays_bounded() -> None:
     engine = processor._engine
     assert engine is not None
     assert len(engine.retained.nodes) <= 50
+
+
+def test_a_long_chain_of_matching_events_keeps_its_summaries_short() -> None:
+    """Each A extends its cause's summary by one shared cell; deep chains are compacted."""
+    from ematix_engine.causal.graph import Cons
+
+    processor = StreamProcessor()
+    pairs: list[str] = []
+    processor.watch(("A", "B"), lambda a, b: pairs.append(a.id))
+    events = [Event("A", id="a0")]
+    events += [Event("A", caused_by=[f"a{i - 1}"], id=f"a{i}") for i in range(1, 1000)]
+    events.append(Event("B", caused_by=["a999"], id="b"))
+    run(processor, events, window=10)
+    assert pairs == [f"a{i}" for i in range(990, 1000)]  # the A's still retained
+    engine = processor._engine
+    assert engine is not None
+    depths = [
+        s.depth for node in engine.retained.nodes.values() for s in node.sets if type(s) is Cons
+    ]
+    assert depths and max(depths) <= 2 * 10 + 64 + 1
