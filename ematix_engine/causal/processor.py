@@ -62,7 +62,7 @@ class StreamProcessor:
         >>> source = InMemoryEventSource("sensors")
         >>> processor.add_source("sensors", source)
         >>> seen = []
-        >>> processor.watch("Sensor.reading", seen.append)
+        >>> _ = processor.watch("Sensor.reading", seen.append)
         >>> _ = source.push(Event("Sensor.reading")); _ = source.close()
         >>> asyncio.run(processor.run())
         >>> len(seen)
