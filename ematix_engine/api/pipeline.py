@@ -135,6 +135,7 @@ class Pipeline:
         on_target: Callable[[TargetResult], None] | None = None,
         on_progress: Callable[[LoadProgress], None] | None = None,
         as_of: datetime | None = None,
+        full_refresh: bool = False,
     ) -> RunResult:
         """Load every target once and return the counts.
 
@@ -148,6 +149,10 @@ class Pipeline:
             as_of: the time the source's rows stand for (dlt's ``boundary_timestamp``,
                 a timezone-aware datetime): SCD2 versions open and absent keys close at it
                 instead of now. It must not precede the newest version in the target.
+            full_refresh: rebuild every target from the source instead of loading the
+                changes: each target is emptied (an SCD2 table's history too; its columns
+                stay) and loaded from the pipeline's SQL with the watermark reset, all in the
+                target's one transaction.
 
         Raises:
             EmatixError: the load failed; the target and its watermark are unchanged.
@@ -161,6 +166,7 @@ class Pipeline:
             on_target=on_target,
             on_progress=on_progress,
             as_of=as_of,
+            full_refresh=full_refresh,
         )
 
     def preview(self) -> PreviewResult:
@@ -169,15 +175,21 @@ class Pipeline:
 
         return preview_pipeline(self)
 
-    def dry_run(self, *, on_progress: Callable[[LoadProgress], None] | None = None) -> RunResult:
+    def dry_run(
+        self,
+        *,
+        on_progress: Callable[[LoadProgress], None] | None = None,
+        full_refresh: bool = False,
+    ) -> RunResult:
         """Run the real SQL inside a transaction that is rolled back; report the counts.
 
         Args:
             on_progress: as for :meth:`run`; the last phase is ``"rolled back"``.
+            full_refresh: rehearse a full refresh (see :meth:`run`).
         """
         from ematix_engine.batch.runner import run_pipeline
 
-        return run_pipeline(self, dry_run=True, on_progress=on_progress)
+        return run_pipeline(self, dry_run=True, on_progress=on_progress, full_refresh=full_refresh)
 
 
 def _complete_target(

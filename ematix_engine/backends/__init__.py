@@ -86,11 +86,12 @@ def open_backend(connection: Any, *, read_only: bool = False) -> Any:
 
     Raises:
         ConfigError: the connection's kind cannot be a batch source or target.
-        ConnectionFailedError: the store cannot be opened; names the connection, and the
-            driver's reason is redacted (no password, not even a fragment of one).
+        ConnectionFailedError: the database could not be opened: one redacted line naming
+            the connection, the setting that defined it and what to do (the driver's error is
+            not chained, as its text may quote the DSN).
     """
-    from ematix_engine.errors import ConnectionFailedError, EmatixError
-    from ematix_engine.write.apply import redact_error
+    from ematix_engine.connections.failures import connection_failed
+    from ematix_engine.errors import EmatixError
 
     conn = _conn(connection)
     cls = backend_class(conn)
@@ -98,9 +99,8 @@ def open_backend(connection: Any, *, read_only: bool = False) -> Any:
         return cls.open(conn, read_only=True) if read_only else cls.open(conn)
     except EmatixError:
         raise
-    except Exception as error:  # any driver error: named, redacted, no chained raw text
-        reason = f"{type(error).__name__}: {redact_error(error, conn)}"
-        raise ConnectionFailedError(conn.name, reason) from None
+    except Exception as error:  # the driver's text may quote the DSN: redacted, one line
+        raise connection_failed(conn, error) from None
 
 
 def same_database(a: Any, b: Any) -> bool:

@@ -91,6 +91,8 @@ def run_pipeline(
     as_of: datetime | None = None,
     lease_owner: str | None = None,
     lease_seconds: float | None = None,
+    full_refresh: bool = False,
+    trigger: str | None = None,
 ) -> RunResult:
     """Load every target of ``pipeline`` once.
 
@@ -111,6 +113,12 @@ def run_pipeline(
             lease is held and heartbeated while the run lives (see
             :mod:`ematix_engine.runlog.lease`).
         lease_seconds: the lease's time-to-live (default 60 s, renewed every quarter of it).
+        full_refresh: rebuild every target from the source: empty it and reset the watermark,
+            in the same transaction as the load (see :func:`load_target`).
+        trigger: what started the firing, stored as ``metrics["trigger"]``. ``"manual"``
+            (:data:`~ematix_engine.runlog.base.MANUAL`, what ``ematix run`` passes) makes it a
+            firing of its own: attempt 1, and a failure is recorded as ``failed`` without
+            counting towards the scheduled retry policy.
 
     Returns:
         The counts per target and in total.
@@ -136,10 +144,11 @@ def run_pipeline(
         batch_size=batch_size,
         attempt=attempt,
         wanted=None,
-        run_metrics={},
+        run_metrics={"trigger": trigger} if trigger else {},
         as_of=as_of,
         lease_owner=lease_owner,
         lease_seconds=lease_seconds,
+        full_refresh=full_refresh,
     )
 
 
@@ -155,6 +164,7 @@ def iter_run(
     as_of: datetime | None = None,
     lease_owner: str | None = None,
     lease_seconds: float | None = None,
+    full_refresh: bool = False,
 ) -> Iterator[RunEvent]:
     """Run a pipeline and yield its events as they happen.
 
@@ -176,6 +186,7 @@ def iter_run(
         as_of: the time the source's rows stand for (SCD2 validity); default now.
         lease_owner: the RunLog lease owner to run as (see :func:`run_pipeline`).
         lease_seconds: the lease's time-to-live (default 60 s).
+        full_refresh: rebuild the targets from the source (empty them, reset the watermark).
 
     Yields:
         :data:`RunEvent` values.
@@ -221,6 +232,7 @@ def iter_run(
                     as_of=as_of,
                     lease_owner=lease_owner,
                     lease_seconds=lease_seconds,
+                    full_refresh=full_refresh,
                 )
             )
         except BaseException as error:
@@ -270,11 +282,21 @@ def _run(
     lease_owner: str | None = None,
     lease_seconds: float | None = None,
     as_of: datetime | None = None,
+    full_refresh: bool = False,
 ) -> RunResult:
     """Hold the pipeline's lease (with a RunLog) while :func:`_run_leased` runs."""
     if run_log is None or dry_run:
         return _run_leased(
-            spec, emit, None, dry_run, batch_size, attempt, wanted, run_metrics, as_of=as_of
+            spec,
+            emit,
+            None,
+            dry_run,
+            batch_size,
+            attempt,
+            wanted,
+            run_metrics,
+            as_of=as_of,
+            full_refresh=full_refresh,
         )
     from ematix_engine.runlog.lease import LEASE_TTL_SECONDS, HeldLease
 
@@ -296,6 +318,7 @@ def _run(
             run_metrics,
             lease,
             as_of=as_of,
+            full_refresh=full_refresh,
         )
 
 
@@ -311,9 +334,10 @@ def _run_leased(
     lease: Any = None,
     *,
     as_of: datetime | None = None,
+    full_refresh: bool = False,
 ) -> RunResult:
     """Load the chosen targets, record the firing in the RunLog, report every event."""
-    from ematix_engine.runlog.base import RunStatus
+    from ematix_engine.runlog.base import MANUAL, RunStatus
 
     chosen = [t for t in spec.targets if wanted is None or t.label in wanted]
     if wanted is not None and len(chosen) != len(set(wanted)):
@@ -329,8 +353,13 @@ def _run_leased(
         metrics["as_of"] = as_of.isoformat()
     if lease is not None:
         metrics["lease_owner"] = lease.owner
+    if full_refresh:
+        metrics["full_refresh"] = True
     record = None
+    manual = run_metrics.get("trigger") == MANUAL
     if run_log is not None and not dry_run:
+        if attempt is None and manual:
+            attempt = 1
         if attempt is None:
             attempt = run_log.attempt_state(spec.name).next_attempt
         record = run_log.record_start(spec.name, attempt, run_id=run_id)
@@ -350,6 +379,7 @@ def _run_leased(
                 batch_size=batch_size,
                 progress=ProgressReporter(emit, spec.name, target.label),
                 as_of=as_of,
+                full_refresh=full_refresh,
             )
             results.append(result)
             emit(result)
@@ -358,7 +388,9 @@ def _run_leased(
     except BaseException as error:
         safe = safe_error(spec, current, error)
         if record is not None and run_log is not None:
-            final = record.attempt >= spec.retry.max_attempts or not is_retryable(error)
+            final = not manual and (
+                record.attempt >= spec.retry.max_attempts or not is_retryable(error)
+            )
             run_log.record_finish(
                 record.finished(
                     RunStatus.GAVE_UP if final else RunStatus.FAILED,
@@ -451,8 +483,13 @@ def load_target(
     batch_size: int = 100_000,
     progress: ProgressReporter | None = None,
     as_of: datetime | None = None,
+    full_refresh: bool = False,
 ) -> TargetResult:
     """Load one target in one transaction (see the module docstring).
+
+    With ``full_refresh`` the target is rebuilt from the source: emptied (every row, an SCD2
+    table's history too; its columns stay), loaded from the pipeline's SQL with the watermark
+    reset to its initial value, and committed with the new watermark in one transaction.
 
     ``as_of`` is the time the source's rows stand for (SCD2 validity), default now.
     """
@@ -476,6 +513,7 @@ def load_target(
         progress=progress,
         plan=plan,
         valid_at=as_of,
+        rebuild=full_refresh,
     )
     counts = written.counts
     return TargetResult(

@@ -206,6 +206,7 @@ def apply_rows(
     progress: ProgressReporter | None = None,
     plan: WritePlan | None = None,
     valid_at: datetime | None = None,
+    rebuild: bool = False,
 ) -> WriteResult:
     """Write ``rows`` into ``target`` in its mode, atomically with ``checkpoint``.
 
@@ -224,6 +225,10 @@ def apply_rows(
         valid_at: the time the rows stand for (dlt's ``boundary_timestamp``): SCD2 versions
             open and absent keys close at it instead of now. It must not precede the newest
             version already in the target; ``_loaded_at`` stays the wall-clock time.
+        rebuild: a full refresh: empty the target inside the write (its schema is kept and
+            widened as usual) and start from ``checkpoint.initial`` instead of the stored
+            checkpoint, so the rows come from the source as on a first load; emptying,
+            loading and the reset checkpoint commit together (see :func:`_rebuild`).
 
     Returns:
         What the write did.
@@ -244,7 +249,7 @@ def apply_rows(
         with store.write_session(
             target.table.schema,
             target.table.name,
-            mode=target.mode,
+            mode=_rebuild_mode(target, rebuild),
             version_key=mode_of(target).primary_key(target) or target.keys,
             batch_id=batch_id,
             writer=writer,
@@ -255,7 +260,7 @@ def apply_rows(
                 plan,
                 rows,
                 checkpoint,
-                _Job(writer, target, batch_id, batch_size, progress, valid_at),
+                _Job(writer, target, batch_id, batch_size, progress, valid_at, rebuild),
             )
     finally:
         store.close()
@@ -285,6 +290,7 @@ class _Job:
     batch_size: int
     progress: ProgressReporter
     valid_at: datetime | None = None
+    rebuild: bool = False
 
 
 def _write(
@@ -303,16 +309,14 @@ def _write(
     in_process = plan.path is WritePath.IN_PROCESS
     prep: SqlBackend = DuckDBBackend(":memory:") if in_process else backend
     try:
-        stored = write.read_checkpoint(checkpoint.name, checkpoint.scope) if checkpoint else None
+        stored = _stored_checkpoint(write, checkpoint, job.rebuild)
         start = stored if stored is not None else (checkpoint.initial if checkpoint else None)
         value_type = checkpoint.value_type if checkpoint else None
         sessions = [backend] if prep is backend else [backend, prep]
         if prep is not backend:
             prep.prepare_load_session()
         for session in sessions:
-            _batch_constants(
-                session, job.batch_id, batch_ts, loaded_at, start, value_type, target
-            )
+            _batch_constants(session, job.batch_id, batch_ts, loaded_at, start, value_type, target)
         progress.phase(READING)
         _stage_raw(prep, rows, start, job)
         progress.phase(PREPARING)
@@ -323,7 +327,9 @@ def _write(
         existing = backend.table_columns(schema_arg, target.table.name)
         created = existing is None
         table_sql = backend.table_sql(target.table.schema, target.table.name)
-        target_empty = created or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
+        target_empty = (
+            created or job.rebuild or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
+        )
         mode = mode_of(target)
         _refuse_rows_without_managed_columns(job.writer, target, existing, target_empty)
         if job.valid_at is not None and not target_empty:
@@ -361,6 +367,8 @@ def _write(
 
         ctx = context(backend)
         ctx.statements.extend(ddl)
+        if job.rebuild:
+            _rebuild(ctx, created)
         try:
             prep_ctx = context(prep)
             prepare_source(prep_ctx, mapping, raw)
@@ -392,7 +400,7 @@ def _write(
             raise load_error(
                 job.writer, target.label, error, redact_error(error, backend.connection)
             ) from error
-        committed = _next_checkpoint(prep, checkpoint, stored)
+        committed = _next_checkpoint(prep, checkpoint, start if job.rebuild else stored)
         if checkpoint is not None and committed is not None and committed != stored:
             write.put_checkpoint(checkpoint.name, checkpoint.scope, committed)
         row_count = int(backend.query(f"SELECT COUNT(*) FROM {ctx.table}")[0][0])
@@ -433,6 +441,36 @@ def _refuse_rows_without_managed_columns(
             f"the table holds rows but none of ematix's {target.mode.value} history columns "
             f"({', '.join(missing)}): it was loaded in another mode. Load the history into a "
             f"new table, or empty this one first",
+        )
+
+
+def _rebuild_mode(target: TargetSpec, rebuild: bool) -> LoadMode:
+    """The mode the table store commits in: a rebuild replaces the table's contents."""
+    return LoadMode.REPLACE if rebuild else target.mode
+
+
+def _stored_checkpoint(
+    write: WriteSession, checkpoint: Checkpoint | None, rebuild: bool
+) -> str | None:
+    """The committed checkpoint the write starts after (none for a rebuild)."""
+    if checkpoint is None or rebuild:
+        return None
+    return write.read_checkpoint(checkpoint.name, checkpoint.scope)
+
+
+def _rebuild(ctx: LoadContext, created: bool) -> None:
+    """Empty the target for a full refresh, inside the write's transaction.
+
+    Every row goes, whatever the mode (an SCD2 table's closed versions too): the load then
+    writes the source's rows into an empty table, exactly as a first load would. The table
+    itself, its columns (widened as usual by the DDL before) and its keys stay. Table stores
+    that commit a difference (Delta) commit the rebuilt table as an overwrite instead
+    (:func:`_rebuild_mode`), which their history keeps as one version.
+    """
+    if not created:
+        removed = ctx.run(f"DELETE FROM {ctx.table}")
+        log.info(
+            "%s → %s: full refresh, %s old rows removed", ctx.pipeline, ctx.target.label, removed
         )
 
 

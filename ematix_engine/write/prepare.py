@@ -236,7 +236,9 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
     else:
         slot = keys
     # An SCD2 event without an event time has no place on the timeline: refused like a key.
-    _reject_null_keys(ctx, keys if len(slot) == len(keys) else [*keys, target.event_timestamp_column])
+    _reject_null_keys(
+        ctx, keys if len(slot) == len(keys) else [*keys, target.event_timestamp_column]
+    )
     repeated = ctx.scalar(
         f"SELECT COUNT(*) FROM (SELECT 1 AS one FROM {pre} GROUP BY {ctx.cols(slot)} "
         f"HAVING COUNT(*) > 1) AS d"

@@ -174,8 +174,7 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     )
     arriving = "".join(f", s.{q(c)}" for c in compare)
     before = "".join(
-        f", LAG(_ematix_v{i}) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_p{i}"
-        for i in idx
+        f", LAG(_ematix_v{i}) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_p{i}" for i in idx
     )
     first = q(keys[0])
     # CTE names carry the _ematix_ prefix: on SQLite the target is not schema-qualified, so a
