@@ -45,6 +45,7 @@ __all__ = [
     "RESOURCE_KEY",
     "RUNLOG_JOB_NAME",
     "RUNLOG_STREAM_RUN_ID",
+    "RUN_TAG_FULL_REFRESH",
     "RUN_TAG_PIPELINE",
 ]
 
@@ -122,6 +123,10 @@ DAGSTER_KEY_CODE_REFERENCES = "dagster/code_references"
 # ---------------------------------------------------------------- tags, names, streams
 RUN_TAG_PIPELINE = "ematix/pipeline"
 """Run tag naming the pipeline(s) a Dagster run loaded (comma-separated)."""
+
+RUN_TAG_FULL_REFRESH = "ematix/full_refresh"
+"""Run tag asking for a full refresh (``true``): every target the run loads is rebuilt from its
+source (emptied, watermark reset) instead of loading the changes."""
 
 RESOURCE_KEY = "ematix"
 """Resource key of :class:`~ematix_dagster.resource.EmatixResource`."""

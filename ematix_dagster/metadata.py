@@ -100,6 +100,10 @@ class EmatixMetadata(_NamespacedMetadata):
         duration_s: Seconds the load of this target took.
         run_id: The RunLog record's id (also the ``_batch_id`` of the written rows).
         attempt: Attempt number under the retry policy.
+        current_versions: SCD2 targets: current versions (one per live key), the number
+            ``dagster/row_count`` and the ``row_count_between`` check report.
+        all_versions: SCD2 targets: every version in the table, closed ones included.
+        full_refresh: The load rebuilt the target from the source (set only when it did).
     """
 
     namespace: ClassVar[str] = c.METADATA_NAMESPACE
@@ -137,6 +141,9 @@ class EmatixMetadata(_NamespacedMetadata):
     duration_s: float | None = None
     run_id: str | None = None
     attempt: int | None = None
+    current_versions: int | None = None
+    all_versions: int | None = None
+    full_refresh: bool | None = None
 
 
 _MANAGED_TYPES: tuple[tuple[str, Any, bool, str], ...] = (
