@@ -6,7 +6,7 @@ Three parts merged into one ``Definitions``:
 * ``build_definitions(example_project.pipelines)``: the SCD2 customers, the orders fact, the
   daily rollup and the Delta archive, with checks, schedules, retries and alert sensors;
 * ``load_from_defs_folder``: the catalog pipeline, declared in ``defs/catalog/defs.yaml``
-  (``dg.toml`` makes this folder a ``dg`` project).
+  (``dg.toml`` at the repository root makes it a ``dg`` project; ``make dev`` runs ``dg dev``).
 
 DuckDB allows one writing process per file, so steps run in one process, one after another.
 """
