@@ -69,13 +69,18 @@ def build_assets_definition(
     return _assets
 
 
-def build_schedules(plans: dict[str, list[EmatixAssetPlan]]) -> list[dg.ScheduleDefinition]:
+def build_schedules(
+    plans: dict[str, list[EmatixAssetPlan]], *, upstream: dg.AssetSelection | None = None
+) -> list[dg.ScheduleDefinition]:
     """One schedule per distinct cron, targeting every asset of the pipelines that share it.
 
     Pipelines on the same cron run in one run, so Dagster orders them by their deps.
 
     Args:
         plans: ``plan_assets`` output.
+        upstream: Assets (e.g. the source's ingestion assets) a schedule also materializes
+            when they feed its assets directly, so a scheduled load reads new data; a
+            multi-asset is taken whole.
 
     Returns:
         Schedules named ``<pipeline>[_and_<pipeline>…]_schedule``.
@@ -88,11 +93,15 @@ def build_schedules(plans: dict[str, list[EmatixAssetPlan]]) -> list[dg.Schedule
     schedules = []
     for cron, names in by_cron.items():
         keys = [plan.spec.key for name in names for plan in plans[name]]
+        target = dg.AssetSelection.assets(*keys)
+        if upstream is not None:
+            feeding = target.upstream(depth=1, include_self=False) & upstream
+            target = target | feeding.required_multi_asset_neighbors()
         schedules.append(
             dg.ScheduleDefinition(
                 name=_name("_and_".join(names) + "_schedule"),
                 cron_schedule=cron,
-                target=dg.AssetSelection.assets(*keys),
+                target=target,
                 description=f"ematix: {', '.join(names)} on cron {cron!r}",
                 tags={RUN_TAG_PIPELINE: ",".join(names)},
             )
@@ -108,6 +117,7 @@ def build_definitions(
     use_automation_conditions: bool = False,
     resource: EmatixResource | None = None,
     schedules: bool = True,
+    schedule_upstream: dg.AssetSelection | None = None,
 ) -> dg.Definitions:
     """Build assets, checks, schedules, retry policies, the resource and alert sensors.
 
@@ -120,6 +130,9 @@ def build_definitions(
             instead of creating schedules.
         resource: The ``ematix`` resource (default :data:`DEFAULT_RESOURCE`).
         schedules: Create schedules (or automation conditions) from the pipelines' crons.
+        schedule_upstream: Assets outside ematix that feed the pipelines (e.g.
+            ``dg.AssetSelection.groups("shop")``): each schedule also materializes those that
+            feed its assets directly, so a scheduled run loads new data.
 
     Returns:
         The ``Definitions``.
@@ -155,7 +168,11 @@ def build_definitions(
         assets.append(build_assets_definition(pipeline, items, automation_condition=condition))
     return dg.Definitions(
         assets=assets,
-        schedules=build_schedules(plans) if schedules and not use_automation_conditions else [],
+        schedules=(
+            build_schedules(plans, upstream=schedule_upstream)
+            if schedules and not use_automation_conditions
+            else []
+        ),
         sensors=sensors,
         resources={RESOURCE_KEY: resource or DEFAULT_RESOURCE},
     )

@@ -24,7 +24,13 @@ def build_example_definitions() -> dg.Definitions:
     """Build the example's definitions (connections resolve where they are used)."""
     return dg.Definitions.merge(
         dg.Definitions(assets=[shop_source], executor=dg.in_process_executor),
-        build_definitions(pipelines, alerters=["stdout://"]),
+        # Each schedule also runs the shop assets its pipelines read: a scheduled load gets a
+        # new day of shop data, as a "Materialize all" does.
+        build_definitions(
+            pipelines,
+            alerters=["stdout://"],
+            schedule_upstream=dg.AssetSelection.groups("shop"),
+        ),
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
     )
 
