@@ -30,7 +30,8 @@ $(INSTALLED): pyproject.toml
 
 dev: $(INSTALLED) ## Run the example project under `dg dev` on http://127.0.0.1:3000.
 	@mkdir -p $(DAGSTER_HOME_DIR) $(DATA_DIR)
-	@test -f $(DAGSTER_HOME_DIR)/dagster.yaml || touch $(DAGSTER_HOME_DIR)/dagster.yaml
+	@test -f $(DAGSTER_HOME_DIR)/dagster.yaml || \
+		cp example_project/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
 	PATH=$(CURDIR)/$(BIN):$$PATH DAGSTER_HOME=$(DAGSTER_HOME_DIR) EMATIX_DATA_DIR=$(DATA_DIR) \
 		exec $(BIN)/dg dev -h $(HOST) -p $(PORT)
 

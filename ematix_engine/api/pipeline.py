@@ -416,8 +416,10 @@ def pipeline(
             raise ConfigError(f"pipeline {pipeline_name!r}: depends_on must be a list of names")
         try:
             source_file = inspect.getsourcefile(function) or ""
-            source_line = inspect.getsourcelines(function)[1]
-        except (OSError, TypeError):
+            # The code object knows its first line; no need to re-parse the file (which may
+            # not be Python, e.g. a docs page whose blocks are executed).
+            source_line = inspect.unwrap(function).__code__.co_firstlineno
+        except (OSError, TypeError, AttributeError):
             source_file, source_line = "", 0
         spec = PipelineSpec(
             name=pipeline_name,

@@ -95,9 +95,13 @@ def test_dg_dev_serves_the_example_without_deprecation_warnings(
     project: Path, tmp_path: Path
 ) -> None:
     log = tmp_path / "dg_dev.log"
+    home = tmp_path / "home"  # as `make dev` prepares it: the example's dagster.yaml
+    home.mkdir()
+    settings = (REPO_ROOT / "example_project" / "dagster.yaml").read_text()
+    (home / "dagster.yaml").write_text(settings + "telemetry:\n  enabled: false\n")
     server = DagsterDevServer(
         workspace=project / "workspace.yaml",  # unused: dg dev reads dg.toml
-        home=tmp_path / "home",
+        home=home,
         log_path=log,
         env={k: v for k, v in _env(project).items() if k in ("PYTHONPATH", "EMATIX_DATA_DIR")},
         dg_project=project / "example_project",
