@@ -67,6 +67,8 @@ def open_run_log(url: str = DEFAULT_RUN_LOG_URL, *, fallback: bool = False) -> R
                                                   ``schema=`` (default ``ematix``) and
                                                   ``create_tables=false``
     ``duckdb://path/to/run_log.duckdb``           DuckDB file (single writer process)
+    ``dagster://`` (``dagster:///home``)          The Dagster instance of ``$DAGSTER_HOME`` (or
+                                                  that folder); needs ``ematix_dagster``
     ============================================  ==============================================
 
     Args:

@@ -222,3 +222,33 @@ def test_the_console_script_prints_one_line(project: str, pg_dsn: str, tmp_path:
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("FAILED things: connection 'warehouse' failed")
     _assert_one_clean_line(done.stderr + done.stdout)
+
+
+def test_a_duckdb_file_locked_by_another_process_says_what_to_do(
+    project: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "locked.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('held', flush=True); "
+            "sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = invoke(
+            "run", "-m", project, "things", "--run-log", "memory://",
+            env={"EMATIX_DSN_WAREHOUSE": f"duckdb://{path}"},
+        )  # fmt: skip
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert out.exit_code == 1
+    (line,) = [x for x in out.output.splitlines() if x.startswith("FAILED things")]
+    assert "Could not set lock" in line and "one-writer lock" in line
+    _assert_one_clean_line(out.output)
