@@ -96,11 +96,22 @@ def next_fire_time(schedule: str, now: datetime) -> datetime:
 
 
 def is_due(pipeline: Pipeline, run_log: RunLog, now: datetime) -> bool:
-    """Whether the pipeline's schedule fired since its last firing (unscheduled: never due)."""
+    """Whether the pipeline's schedule fired since its last firing (unscheduled: never due).
+
+    Manual firings (``ematix run``) do not count: a run started by hand after the cron fired
+    does not take the scheduled firing's place.
+    """
+    from ematix_engine.runlog.base import MANUAL
+
     schedule = pipeline.spec.schedule
     if schedule is None:
         return False
     last = run_log.last_run(pipeline.name)
+    if last is not None and last.metrics.get("trigger") == MANUAL:
+        scheduled = (
+            r for r in run_log.runs(pipeline.name, limit=100) if r.metrics.get("trigger") != MANUAL
+        )
+        last = next(scheduled, None)
     fired = previous_fire_time(schedule, now)
     return last is None or last.started_at < fired
 

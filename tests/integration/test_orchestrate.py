@@ -237,3 +237,23 @@ def test_unknown_upstream_is_named(warehouse: Path) -> None:
     _declare()
     with pytest.raises(UnknownNameError, match="did you mean 'things'"):
         run_due([c_pipe], run_log=open_run_log("memory://"))
+
+
+def test_a_manual_run_does_not_take_the_scheduled_firings_place(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    from ematix_engine.batch.runner import run_pipeline
+    from ematix_engine.runlog import RunRecord
+
+    things, _ = _declare(schedule="0 * * * *")
+    log = open_run_log(f"sqlite://{tmp_path / 'runs.db'}")
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)  # the last scheduled firing
+    log.record_finish(
+        RunRecord(pipeline="things", status="success", attempt=1, started_at=two_hours_ago)
+    )
+
+    run_pipeline(things, run_log=log, trigger="manual")  # by hand, after this hour's cron
+
+    (firing,) = run_due([things], run_log=log)
+    assert firing.status is FiringStatus.SUCCESS  # the cron fired: the manual run is no excuse
+    assert run_due([things], run_log=log)[0].status is FiringStatus.NOT_DUE
