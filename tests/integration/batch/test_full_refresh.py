@@ -23,9 +23,7 @@ def declare(h: Harness, src: str, mode: str, *, incremental: bool = False):
 
     options = {"incremental_column": "id"} if incremental else {}
 
-    @ematix.pipeline(
-        target=Fr, mode=mode, name=f"fr_{mode}", **options, **h.pipeline_options
-    )
+    @ematix.pipeline(target=Fr, mode=mode, name=f"fr_{mode}", **options, **h.pipeline_options)
     def load(conn):
         return f"SELECT id, name FROM {src}"
 
