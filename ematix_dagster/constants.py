@@ -18,6 +18,7 @@ __all__ = [
     "DAGSTER_NAMESPACE",
     "KIND_EMATIX",
     "METADATA_NAMESPACE",
+    "META_KEY_ALL_VERSIONS",
     "META_KEY_ATTEMPT",
     "META_KEY_BACKEND",
     "META_KEY_CHECK_BUILTIN",
@@ -28,7 +29,9 @@ __all__ = [
     "META_KEY_CHECK_SEVERITY",
     "META_KEY_CHECK_SQL",
     "META_KEY_CONNECTION",
+    "META_KEY_CURRENT_VERSIONS",
     "META_KEY_DURATION_S",
+    "META_KEY_FULL_REFRESH",
     "META_KEY_KEYS",
     "META_KEY_MODE",
     "META_KEY_PIPELINE",
@@ -85,6 +88,13 @@ META_KEY_RUN_ID = "ematix/run_id"
 """The RunLog record's id (also the ``_batch_id`` of the written rows)."""
 META_KEY_ATTEMPT = "ematix/attempt"
 """Attempt number under the retry policy."""
+META_KEY_CURRENT_VERSIONS = "ematix/current_versions"
+"""SCD2 targets: current versions, the number ``dagster/row_count`` and the row-count check
+report."""
+META_KEY_ALL_VERSIONS = "ematix/all_versions"
+"""SCD2 targets: every version in the table, closed ones included."""
+META_KEY_FULL_REFRESH = "ematix/full_refresh"
+"""``True`` when the load rebuilt the target from the source (set only then)."""
 META_KEY_PREVIEW = "ematix/preview"
 """Markdown table of the first rows, added by ``EmatixEventIterator.fetch_preview``."""
 

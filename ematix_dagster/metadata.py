@@ -124,6 +124,9 @@ class EmatixMetadata(_NamespacedMetadata):
         "duration_s": c.META_KEY_DURATION_S,
         "run_id": c.META_KEY_RUN_ID,
         "attempt": c.META_KEY_ATTEMPT,
+        "current_versions": c.META_KEY_CURRENT_VERSIONS,
+        "all_versions": c.META_KEY_ALL_VERSIONS,
+        "full_refresh": c.META_KEY_FULL_REFRESH,
     }
     pipeline: str | None = None
     target: str | None = None
