@@ -8,7 +8,7 @@ redacted and folded onto one line.
 
 Example:
     >>> from ematix_engine.connections import PostgresConnection
-    >>> conn = PostgresConnection(name="wh", host="db", password="s3cret")
+    >>> conn = PostgresConnection(name="wh", url="postgres://app:s3cret@db/main")
     >>> print(connection_failed(conn, OSError("password s3cret rejected")))  # doctest: +ELLIPSIS
     connection 'wh' failed: OSError: password *** rejected; ...
 """
