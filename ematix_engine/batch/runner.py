@@ -5,6 +5,10 @@ staged) → the source's rows (:mod:`ematix_engine.batch.source`) → :func:`~em
 apply_rows`, which stages, prepares, writes and commits the rows together with the pipeline's
 watermark as its checkpoint. Any error rolls the whole target back: rows and watermark stay as
 they were.
+
+A partitioned pipeline (``partitions=``) loads one partition per run (``partition=``): the
+rows of that slice, written so that a re-run replaces them (see :mod:`ematix_engine.partitions`);
+such a run neither reads nor moves the watermark.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 from ematix_engine.batch.result import RunResult, TargetResult
 from ematix_engine.batch.source import infer_incremental_column, source_rows
 from ematix_engine.batch.watermarks import sentinel_for
-from ematix_engine.errors import SourceError, is_retryable
+from ematix_engine.errors import ConfigError, SourceError, is_retryable
+from ematix_engine.partitions import Partition
 from ematix_engine.specs import PipelineSpec, TargetSpec
 from ematix_engine.write import ArrowRows, Checkpoint, QueryRows, WritePlan, apply_rows, plan_write
 from ematix_engine.write.progress import LoadProgress, ProgressCallback, ProgressReporter
+from ematix_engine.write.slices import SliceFilter
 
 if TYPE_CHECKING:
     from ematix_engine.api.pipeline import Pipeline
@@ -87,6 +93,7 @@ def run_pipeline(
     attempt: int | None = None,
     on_target: Callable[[TargetResult], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    partition: str | Partition | None = None,
 ) -> RunResult:
     """Load every target of ``pipeline`` once.
 
@@ -101,6 +108,8 @@ def run_pipeline(
         on_target: called with each target's result as it completes.
         on_progress: called as each target's load enters a phase and, while a source streams
             from another database, after every batch (see :mod:`ematix_engine.write.progress`).
+        partition: the partition key (or ``first..last`` range of time windows) to load;
+            required exactly when the pipeline declares ``partitions=``.
 
     Returns:
         The counts per target and in total.
@@ -124,6 +133,7 @@ def run_pipeline(
         attempt=attempt,
         wanted=None,
         run_metrics={},
+        partition=partition,
     )
 
 
@@ -136,6 +146,7 @@ def iter_run(
     dry_run: bool = False,
     batch_size: int = 100_000,
     run_metrics: Mapping[str, Any] | None = None,
+    partition: str | Partition | None = None,
 ) -> Iterator[RunEvent]:
     """Run a pipeline and yield its events as they happen.
 
@@ -154,6 +165,9 @@ def iter_run(
         dry_run: run the real SQL, then roll every target back.
         batch_size: rows per Arrow batch on cross-database loads.
         run_metrics: extra metrics stored in the RunLog record (e.g. an orchestrator's run id).
+        partition: the partition key (or ``first..last`` range of time windows) to load;
+            required exactly when the pipeline declares ``partitions=``. The RunLog records
+            it in the metrics (``partition``).
 
     Yields:
         :data:`RunEvent` values.
@@ -196,6 +210,7 @@ def iter_run(
                     attempt=attempt,
                     wanted=targets,
                     run_metrics=dict(run_metrics or {}),
+                    partition=partition,
                 )
             )
         except BaseException as error:
@@ -242,9 +257,14 @@ def _run(
     attempt: int | None,
     wanted: Sequence[str] | None,
     run_metrics: dict[str, Any],
+    partition: str | Partition | None = None,
 ) -> RunResult:
     """Load the chosen targets, record the firing in the RunLog, report every event."""
     from ematix_engine.runlog.base import RunStatus
+
+    chosen_partition = resolve_partition(spec, partition)
+    if chosen_partition is not None:
+        run_metrics = {**run_metrics, "partition": chosen_partition.key}
 
     chosen = [t for t in spec.targets if wanted is None or t.label in wanted]
     if wanted is not None and len(chosen) != len(set(wanted)):
@@ -274,6 +294,7 @@ def _run(
                 dry_run=dry_run,
                 batch_size=batch_size,
                 progress=ProgressReporter(emit, spec.name, target.label),
+                partition=chosen_partition,
             )
             results.append(result)
             emit(result)
@@ -324,16 +345,18 @@ def load_target(
     dry_run: bool = False,
     batch_size: int = 100_000,
     progress: ProgressReporter | None = None,
+    partition: Partition | None = None,
 ) -> TargetResult:
     """Load one target in one transaction (see the module docstring)."""
     started = time.perf_counter()
     progress = progress or ProgressReporter(None, spec.name, target.label)
     plan = plan_target(spec, target)
+    slice_ = slice_of(target, partition) if partition is not None else None
 
     def rows() -> tuple[ArrowRows | QueryRows, Checkpoint | None]:
         # Rendered once the write has begun (the target locked or snapshotted), as the
         # pipeline function may read state that the write must see.
-        return _rows_and_watermark(spec, target, plan, batch_size)
+        return _rows_and_watermark(spec, target, plan, batch_size, slice_)
 
     written = apply_rows(
         target_connection(target),
@@ -345,6 +368,7 @@ def load_target(
         batch_size=batch_size,
         progress=progress,
         plan=plan,
+        slice_=slice_,
     )
     counts = written.counts
     return TargetResult(
@@ -364,7 +388,11 @@ def load_target(
 
 
 def _rows_and_watermark(
-    spec: PipelineSpec, target: TargetSpec, plan: WritePlan, batch_size: int
+    spec: PipelineSpec,
+    target: TargetSpec,
+    plan: WritePlan,
+    batch_size: int,
+    slice_: SliceFilter | None = None,
 ) -> tuple[ArrowRows | QueryRows, Checkpoint | None]:
     """Render the pipeline's SQL: its rows, and its watermark as the write's checkpoint."""
     from ematix_engine.connections import get_connection
@@ -373,6 +401,22 @@ def _rows_and_watermark(
     user_sql = spec.source.render(get_connection(source_conn))
     if not isinstance(user_sql, str) or not user_sql.strip():
         raise SourceError(spec.name, "the pipeline function must return a SQL string")
+    if slice_ is not None:
+        if infer_incremental_column(spec.name, target, user_sql) is not None:
+            raise ConfigError(
+                f"pipeline {spec.name!r}: its SQL uses $watermark, but a partitioned run loads "
+                f"one partition and keeps no watermark; use $partition_start / $partition_end"
+            )
+        rows = source_rows(
+            user_sql,
+            source_conn,
+            same_database=plan.same_database,
+            incremental_column=None,
+            watermark_type=None,
+            batch_size=batch_size,
+            slice_=slice_,
+        )
+        return rows, None
     incremental = spec.incremental_column or infer_incremental_column(spec.name, target, user_sql)
     wm_type = target.table.column(incremental).type if incremental else None
     rows = source_rows(
@@ -391,4 +435,43 @@ def _rows_and_watermark(
         column=incremental,
         value_type=wm_type,
         initial=sentinel_for(wm_type.hash_family),
+    )
+
+
+def resolve_partition(spec: PipelineSpec, partition: str | Partition | None) -> Partition | None:
+    """The partition a run of ``spec`` loads, checked against its declaration.
+
+    Args:
+        spec: the pipeline.
+        partition: a key, a ``first..last`` range of time windows, or a :class:`Partition`.
+
+    Raises:
+        ConfigError: a partitioned pipeline got no partition, an unpartitioned one got one,
+            or the key is not one of the declared partitions.
+    """
+    if spec.partitions is None:
+        if partition is not None:
+            raise ConfigError(
+                f"pipeline {spec.name!r} declares no partitions= but the run was given "
+                f"partition {getattr(partition, 'key', partition)!r}"
+            )
+        return None
+    if partition is None:
+        raise ConfigError(
+            f"pipeline {spec.name!r} is partitioned on {spec.partitions.column!r}: pass the "
+            f"partition to load (run(partition=...), ematix run --partition KEY)"
+        )
+    key = partition.key if isinstance(partition, Partition) else str(partition)
+    return spec.partitions.partition(key, spec.name)
+
+
+def slice_of(target: TargetSpec, partition: Partition) -> SliceFilter:
+    """The slice of ``target`` that ``partition`` owns (the write core's view of it)."""
+    return SliceFilter(
+        column=partition.column,
+        column_type=target.table.column(partition.column).type,
+        key=partition.key,
+        start=partition.start,
+        end=partition.end,
+        value=partition.value,
     )

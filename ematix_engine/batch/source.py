@@ -6,6 +6,12 @@ added around the query. On the same database as the target the query becomes
 :class:`~ematix_engine.write.QueryRows` (a temporary view, rows never copied); elsewhere
 :class:`~ematix_engine.write.ArrowRows` streamed from the source with the watermark bound as a
 parameter.
+
+A partition's run (:mod:`ematix_engine.partitions`) has no watermark. Its SQL may use
+``$partition_start`` and ``$partition_end`` (a time window ``[start, end)``) and
+``$partition_key``, each bound as a value of the partition column's type (on the same database
+they read the batch-constants table ``_ematix_batch``); with none of them, the rows are
+filtered on the partition column (``col >= start AND col < end``, or ``col = key``).
 """
 
 from __future__ import annotations
@@ -19,15 +25,28 @@ import pyarrow as pa
 
 from ematix_engine.backends import open_backend
 from ematix_engine.write import ArrowRows, QueryRows
+from ematix_engine.write.context import BATCH
 
 if TYPE_CHECKING:
     from ematix_engine.backends.base import SqlBackend
     from ematix_engine.schema.types import ColumnType
     from ematix_engine.specs import TargetSpec
+    from ematix_engine.write.slices import SliceFilter
 
-__all__ = ["infer_incremental_column", "source_rows", "substitute_watermark"]
+__all__ = [
+    "infer_incremental_column",
+    "source_rows",
+    "substitute_watermark",
+    "uses_partition_placeholders",
+]
 
 _WATERMARK = re.compile(r"\$watermark\b")
+_PARTITION = re.compile(r"\$(partition_start|partition_end|partition_key)\b")
+
+
+def uses_partition_placeholders(sql: str) -> bool:
+    """Whether the SQL uses ``$partition_start``, ``$partition_end`` or ``$partition_key``."""
+    return bool(_PARTITION.search(sql))
 
 
 _COMPARED = re.compile(r'([A-Za-z_][\w$]*|"(?:[^"]|"")+")\s*>=?\s*\$watermark\b')
@@ -95,6 +114,7 @@ def source_rows(
     incremental_column: str | None,
     watermark_type: type[ColumnType] | None,
     batch_size: int = 100_000,
+    slice_: SliceFilter | None = None,
 ) -> ArrowRows | QueryRows:
     """The rows of a pipeline's SQL, as the write core takes them.
 
@@ -105,7 +125,10 @@ def source_rows(
         incremental_column: the column compared with the watermark, if any.
         watermark_type: that column's type.
         batch_size: rows per Arrow batch when streaming across databases.
+        slice_: the partition the run loads (then there is no watermark).
     """
+    if slice_ is not None:
+        return _partition_rows(user_sql, source_connection, same_database, slice_, batch_size)
     uses_watermark = bool(_WATERMARK.search(user_sql))
     if same_database:
 
@@ -149,3 +172,51 @@ def _bound_sql(
         return select, None
     occurrences = len(_WATERMARK.findall(user_sql)) if uses_watermark else 1
     return select, source.watermark_params(watermark, occurrences) or None
+
+
+def _partition_sql(user_sql: str, quote: Any, slice_: SliceFilter) -> str:
+    """The user's SQL, filtered on the partition column unless it uses the placeholders."""
+    if uses_partition_placeholders(user_sql):
+        return user_sql
+    column = f"s.{quote(slice_.column)}"
+    if slice_.is_window:
+        where = f"{column} >= $partition_start AND {column} < $partition_end"
+    else:
+        where = f"{column} = $partition_key"
+    return f"SELECT * FROM ({user_sql}) AS s WHERE {where}"
+
+
+def _partition_rows(
+    user_sql: str, source_connection: Any, same_database: bool, slice_: SliceFilter, batch_size: int
+) -> ArrowRows | QueryRows:
+    """A partition's rows: placeholders bound to the partition's bounds, never pasted."""
+    if same_database:
+
+        def select(session: SqlBackend, _: str) -> str:
+            q = session.quote
+            sql = _partition_sql(user_sql, q, slice_)
+            return _PARTITION.sub(lambda m: f"(SELECT {q(m.group(1))} FROM {q(BATCH)})", sql)
+
+        return QueryRows(select, source_connection)
+
+    @contextlib.contextmanager
+    def opened(_: str | None) -> Iterator[pa.RecordBatchReader]:
+        source = open_backend(source_connection)
+        try:
+            types = slice_.bound_types()
+            values = slice_.bound_values(source)
+            params: list[Any] = []
+
+            def marker(match: re.Match[str]) -> str:
+                name = match.group(1)
+                column_type = types[name]
+                type_sql = source.column_type_sql(column_type) if column_type else "TEXT"
+                params.append(values[name])
+                return f"CAST({source.source_marker(len(params) - 1)} AS {type_sql})"
+
+            sql = _PARTITION.sub(marker, _partition_sql(user_sql, source.quote, slice_))
+            yield source.read_arrow(f"SELECT * FROM ({sql}) AS s", params, batch_size=batch_size)
+        finally:
+            source.close()
+
+    return ArrowRows(opened, source_connection)
