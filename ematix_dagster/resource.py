@@ -22,6 +22,7 @@ from ematix_dagster.checks import asset_check_result
 from ematix_dagster.constants import RUN_TAG_PIPELINE
 from ematix_dagster.event_iterator import EmatixEvent, EmatixEventIterator
 from ematix_dagster.metadata import EmatixMetadata, TableMetadata, table_schema_from
+from ematix_dagster.partitions import partition_of
 from ematix_dagster.progress import ProgressLog
 from ematix_dagster.refs import EmatixAssetRef, lookup_ref
 from ematix_dagster.retry import failure_for
@@ -155,6 +156,7 @@ class EmatixResource(dg.ConfigurableResource):
             targets=list(by_label),
             attempt=None if run_log is not None else attempt,
             run_metrics={"dagster_run_id": context.run.run_id},
+            partition=partition_of(context, spec),
         )
         try:
             for event in events:
