@@ -223,6 +223,11 @@ class StaticPartitions:
         Raises:
             ConfigError: the key is not a declared value (ranges are for time windows).
         """
+        if RANGE in key and key not in self.values:
+            raise ConfigError(
+                f"pipeline {pipeline!r}: static partitions load one value per run; {key!r} is "
+                f"a range (run each of {', '.join(self.values)} on its own)"
+            )
         if key not in self.values:
             from ematix_engine.errors import closest_match
 

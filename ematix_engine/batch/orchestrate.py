@@ -13,7 +13,8 @@ every few minutes). For each pipeline, upstreams first:
    this tick; otherwise a ``skipped`` record with the reason goes to the RunLog.
 4. **Lease.** ``RunLog.claim`` (compare-and-set) makes sure two workers never fire the same
    pipeline at once.
-5. **Run**, then alert (failed / gave_up / recovered) and count metrics. An alerter that raises
+5. **Run** (a pipeline partitioned in time windows loads the last window complete at the
+   cron fire time; static partitions are not fired here: run each with ``--partition``), then alert (failed / gave_up / recovered) and count metrics. An alerter that raises
    is logged and swallowed by ``AlerterGroup``.
 
 A failure is recorded as ``failed`` (retried per policy) when
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from ematix_engine.ops.alerters import Alerter
     from ematix_engine.ops.metrics import MetricsSink
     from ematix_engine.runlog.base import AttemptState, RunLog
+    from ematix_engine.specs import PipelineSpec
 
 __all__ = ["Firing", "FiringStatus", "PipelineStatus", "is_due", "pipeline_status", "run_due"]
 
@@ -85,6 +87,21 @@ def previous_fire_time(schedule: str, now: datetime) -> datetime:
 def next_fire_time(schedule: str, now: datetime) -> datetime:
     """The first cron fire time after ``now`` (UTC)."""
     return croniter(schedule, now).get_next(datetime).replace(tzinfo=UTC)
+
+
+def scheduled_partition(spec: PipelineSpec, now: datetime) -> str | None:
+    """The partition a scheduled firing loads: the last time window complete at the fire time.
+
+    None for unpartitioned pipelines and static partitions (their run then says which
+    partition to pass).
+    """
+    from ematix_engine.partitions import TimeWindowPartitions
+
+    if not isinstance(spec.partitions, TimeWindowPartitions):
+        return None
+    fired = previous_fire_time(spec.schedule, now) if spec.schedule else now
+    keys = spec.partitions.keys(until=fired)
+    return keys[-1] if keys else None
 
 
 def is_due(pipeline: Pipeline, run_log: RunLog, now: datetime) -> bool:
@@ -204,7 +221,12 @@ def run_due(
             continue
         attempt = state.next_attempt
         try:
-            result = run_pipeline(pipeline, run_log=run_log, attempt=attempt)
+            result = run_pipeline(
+                pipeline,
+                run_log=run_log,
+                attempt=attempt,
+                partition=scheduled_partition(pipeline.spec, now),
+            )
             status, error = FiringStatus.SUCCESS, None
         except (EmatixError, Exception) as exc:  # every failure is recorded, alerted, contained
             result = None

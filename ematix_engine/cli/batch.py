@@ -56,8 +56,15 @@ def _open_run_log(url: str):
 @click.argument("names", nargs=-1, required=True)
 @run_log_option
 @click.option("--dry-run", is_flag=True, help="Run the SQL, then roll everything back.")
-def run(module: str, names: tuple[str, ...], run_log_url: str, dry_run: bool) -> None:
-    """Run the named pipelines once, now."""
+@click.option(
+    "--partition",
+    default=None,
+    help="Partition to load (partitioned pipelines): a key, or FIRST..LAST for time windows.",
+)
+def run(
+    module: str, names: tuple[str, ...], run_log_url: str, dry_run: bool, partition: str | None
+) -> None:
+    """Run the named pipelines once, now (``--partition`` for partitioned ones)."""
     from rich.console import Console
 
     from ematix_engine.cli.progress import LoadDisplay
@@ -72,9 +79,11 @@ def run(module: str, names: tuple[str, ...], run_log_url: str, dry_run: bool) ->
             for pipeline in pipelines:
                 try:
                     result = (
-                        pipeline.dry_run(on_progress=display.update)
+                        pipeline.dry_run(on_progress=display.update, partition=partition)
                         if dry_run
-                        else pipeline.run(run_log=log, on_progress=display.update)
+                        else pipeline.run(
+                            run_log=log, on_progress=display.update, partition=partition
+                        )
                     )
                 except EmatixError as error:
                     click.echo(f"FAILED {pipeline.name}: {error}", err=True)

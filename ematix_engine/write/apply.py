@@ -304,9 +304,7 @@ def _write(
         if prep is not backend:
             prep.prepare_load_session()
         for session in sessions:
-            _batch_constants(
-                session, job.batch_id, batch_ts, start, value_type, target, job.slice
-            )
+            _batch_constants(session, job.batch_id, batch_ts, start, value_type, target, job.slice)
         progress.phase(READING)
         _stage_raw(prep, rows, start, job)
         progress.phase(PREPARING)

@@ -154,3 +154,20 @@ def test_partition_errors_name_the_pipeline_and_the_key(h: Harness) -> None:
         load.run(partition="2024-13-01")
     with pytest.raises(ConfigError, match=r"outside the declared windows"):
         load.run(partition="2023-12-31")
+
+
+def test_run_due_loads_the_last_window_complete_at_the_fire_time(h: Harness) -> None:
+    from datetime import UTC, datetime
+
+    from ematix_engine import run_due
+
+    if h.kind != "duckdb":
+        pytest.skip("scheduling is backend-independent; one harness suffices")
+    src = h.create_source("src", COLUMNS, DAY1 + DAY2 + DAY3)
+    load = _declare(h, f"SELECT id, region, name, ts FROM {src}", schedule="0 1 * * *")
+    run_log = MemoryRunLog()
+
+    run_due([load], run_log=run_log, now=datetime(2024, 1, 3, 5, tzinfo=UTC))
+
+    assert [r[0] for r in h.rows("sliced", ["id"])] == [3, 4]  # 2024-01-02, closed at 01:00
+    assert run_log.last_run("sliced").metrics["partition"] == "2024-01-02"
