@@ -73,6 +73,7 @@ def target(table: Any, **options: Any) -> TargetDeclaration:
 
 _TARGET_OPTIONS = (
     "retire_within",
+    "row_version_column",
     "mode",
     "keys",
     "compare_columns",
@@ -218,6 +219,16 @@ def _complete_target(
 
     keys = columns("keys") or spec_table.primary_key or spec_table.natural_key()
     compare = columns("compare_columns")
+    version = columns("row_version_column")
+    if version:
+        if compare:
+            raise ConfigError(
+                f"{where}: row_version_column and compare_columns both say what counts as a "
+                f"change; give one of them"
+            )
+        if mode not in (LoadMode.MERGE, LoadMode.SCD2):
+            raise ConfigError(f"{where}: row_version_column needs mode 'merge' or 'scd2'")
+        compare = version  # a new version value is the one change that counts
     event_ts = options.get("event_timestamp_column")
     if event_ts is not None:
         columns_checked = columns("event_timestamp_column")
@@ -292,6 +303,7 @@ def pipeline(
     ttl_seconds: int | None = None,
     deletes: str | None = None,
     retire_within: Sequence[str] | None = None,
+    row_version_column: str | None = None,
     incremental_column: str | None = None,
     source_connection: Any = None,
     target_connection: Any = None,
@@ -321,6 +333,9 @@ def pipeline(
         deletes: ``ignore`` (default), ``close`` or ``new_record`` for full-snapshot sources.
         retire_within: with ``deletes``: columns (e.g. a region or a day) whose values the
             batch covers; absent keys retire only within them (dlt's ``merge_key``).
+        row_version_column: a source column that already versions each row (an update
+            counter, an ``updated_at``, a hash): a change is a new value there, nothing else
+            is compared (dlt's ``row_version_column_name``).
         incremental_column: column whose maximum becomes the watermark; the SQL may use
             ``$watermark`` (loads rows strictly greater than it).
         source_connection: where the SQL runs (name or typed connection); default: the target's.
@@ -371,6 +386,7 @@ def pipeline(
             "ttl_seconds": ttl_seconds,
             "deletes": deletes,
             "retire_within": retire_within,
+            "row_version_column": row_version_column,
             "connection": target_connection,
             "asset_key": asset_key,
         }

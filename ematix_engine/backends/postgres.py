@@ -85,13 +85,14 @@ class PostgresBackend(SqlBackend):
     #: PostgreSQL has no bigint/double → boolean cast; staged 0/1 (SQLite, MySQL) go via text.
     CAST_TEMPLATES: ClassVar[Mapping[str, str]] = {"bool": "CAST(CAST({value} AS TEXT) AS {type})"}
     #: PostgreSQL's casts fail on bad text; these find the row first, so the error names its
-    #: key (dates and timestamps are left to the cast's own error).
+    #: key (dates and timestamps are left to the cast's own error). The value is cast to text
+    #: first: an unconstrained ``numeric`` reaches Arrow as a string, but is no text in SQL.
     INVALID_TEXT: ClassVar[Mapping[str, str]] = {
-        "int": "NOT ({value} ~ '^\\s*[+-]?[0-9]+\\s*$')",
-        "decimal": "NOT ({value} ~ '^\\s*[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?\\s*$')",
-        "float": "NOT ({value} ~* '^\\s*([+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
+        "int": "NOT (CAST({value} AS TEXT) ~ '^\\s*[+-]?[0-9]+\\s*$')",
+        "decimal": "NOT (CAST({value} AS TEXT) ~ '^\\s*[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?\\s*$')",
+        "float": "NOT (CAST({value} AS TEXT) ~* '^\\s*([+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
         "|[+-]?inf(inity)?|nan)\\s*$')",
-        "bool": "NOT (lower(trim({value})) IN "
+        "bool": "NOT (lower(trim(CAST({value} AS TEXT))) IN "
         "('t', 'true', 'f', 'false', '1', '0', 'y', 'yes', 'n', 'no', 'on', 'off'))",
     }
     #: Doubles render as ``%.15g`` only under ``extra_float_digits = 0`` (set per load).

@@ -18,6 +18,7 @@ import pytest
 from ematix_dagster.retry import failure_for
 from ematix_engine import ematix, errors, pk
 from ematix_engine.errors import (
+    BadValueError,
     ConfigError,
     ConnectionFailedError,
     ConnectionLostError,
@@ -143,6 +144,7 @@ EXAMPLES = [
     SourceError("orders", "boom"),
     LoadError("orders", "an.orders", "boom"),
     UnsupportedError("sqlite", "schemas", "drop schema="),
+    BadValueError("orders", "an.orders", "code", {"id": "2"}, "longer than 8 characters"),
 ]
 
 

@@ -18,19 +18,14 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from ematix_engine.connections import (
-    DeltaLocalConnection,
-    DuckDBConnection,
-    PostgresConnection,
-    SQLiteConnection,
-)
+from ematix_engine.connections import SQLiteConnection
 from ematix_engine.specs import ColumnSpec, LoadMode, TableSpec, TargetSpec
 from ematix_engine.types import BigInt, Text
 from ematix_engine.write import ArrowRows, apply_rows
+from tests.integration.stores import KINDS, make_store
 
 pytestmark = pytest.mark.integration
 
-KINDS = ("duckdb", "sqlite", "delta", "postgres")
 
 PIPELINES = """
 import time
@@ -64,34 +59,9 @@ def log_load(conn):
 
 
 def _store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, str, str]:
-    """(connection, its constructor as Python source, schema) for one backend."""
-    if kind == "duckdb":
-        path = str(tmp_path / "c.duckdb")
-        return (
-            DuckDBConnection(name="c", path=path),
-            f"DuckDBConnection(name='c', path={path!r})",
-            "s",
-        )
-    if kind == "sqlite":
-        path = str(tmp_path / "c.sqlite")
-        return (
-            SQLiteConnection(name="c", path=path),
-            f"SQLiteConnection(name='c', path={path!r})",
-            "main",
-        )
-    if kind == "delta":
-        path = str(tmp_path / "c.delta")
-        return (
-            DeltaLocalConnection(name="c", path=path),
-            f"DeltaLocalConnection(name='c', path={path!r})",
-            "s",
-        )
-    schema = request.getfixturevalue("pg_schema")
-    return (
-        PostgresConnection(name="c", url=schema.dsn),
-        f"PostgresConnection(name='c', url={schema.dsn!r})",
-        schema.name,
-    )
+    """(connection, Python source rebuilding it, schema) for one backend."""
+    connection, schema = make_store(kind, "c", request, tmp_path)
+    return connection, repr(connection), schema
 
 
 def _seed(connection: Any, schema: str) -> str:

@@ -110,28 +110,19 @@ def _gap_free(h: Harness, key: int) -> None:
 
 
 @pytest.mark.parametrize("deletes", ["close", "new_record"])
-def test_a_deleted_key_that_returns_with_the_same_values_is_live_again(
-    h: Harness, deletes: str
+@pytest.mark.parametrize(
+    "returning",
+    [(2, "b", at(3)), (2, "b", at(1))],
+    ids=["same-values-later-event", "original-event-time"],
+)
+def test_a_deleted_key_back_in_the_snapshot_is_live_again(
+    h: Harness, deletes: str, returning: tuple
 ) -> None:
     _, load = _events(h, [(1, "a", at(1)), (2, "b", at(1))], deletes)
     load.run()
     h.set_rows("src", [(1, "a", at(1))])
     load.run()  # key 2 deleted
-    h.set_rows("src", [(1, "a", at(1)), (2, "b", at(3))])  # back, same values, later event
-    load.run()
-    assert _live(h) == {1: "a", 2: "b"}
-    _gap_free(h, 2)
-
-
-@pytest.mark.parametrize("deletes", ["close", "new_record"])
-def test_a_key_back_in_the_snapshot_with_its_original_event_time_is_live_again(
-    h: Harness, deletes: str
-) -> None:
-    _, load = _events(h, [(1, "a", at(1)), (2, "b", at(1))], deletes)
-    load.run()
-    h.set_rows("src", [(1, "a", at(1))])
-    load.run()  # key 2 deleted
-    h.set_rows("src", [(1, "a", at(1)), (2, "b", at(1))])  # the very same row again
+    h.set_rows("src", [(1, "a", at(1)), returning])
     load.run()
     assert _live(h) == {1: "a", 2: "b"}
     _gap_free(h, 2)
