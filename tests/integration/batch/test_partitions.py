@@ -171,3 +171,9 @@ def test_run_due_loads_the_last_window_complete_at_the_fire_time(h: Harness) -> 
 
     assert [r[0] for r in h.rows("sliced", ["id"])] == [3, 4]  # 2024-01-02, closed at 01:00
     assert run_log.last_run("sliced").metrics["partition"] == "2024-01-02"
+
+
+def test_preview_says_a_partition_is_replaced(h: Harness) -> None:
+    load = _declare(h, "SELECT 1 AS id")
+    (target,) = load.preview().targets
+    assert "delete the partition's rows on ts, then insert" in target.statements[-1]
