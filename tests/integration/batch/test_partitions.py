@@ -156,13 +156,12 @@ def test_partition_errors_name_the_pipeline_and_the_key(h: Harness) -> None:
         load.run(partition="2023-12-31")
 
 
+@pytest.mark.parametrize("h", ["duckdb"], indirect=True)  # scheduling is backend-independent
 def test_run_due_loads_the_last_window_complete_at_the_fire_time(h: Harness) -> None:
     from datetime import UTC, datetime
 
     from ematix_engine import run_due
 
-    if h.kind != "duckdb":
-        pytest.skip("scheduling is backend-independent; one harness suffices")
     src = h.create_source("src", COLUMNS, DAY1 + DAY2 + DAY3)
     load = _declare(h, f"SELECT id, region, name, ts FROM {src}", schedule="0 1 * * *")
     run_log = MemoryRunLog()
@@ -177,3 +176,47 @@ def test_preview_says_a_partition_is_replaced(h: Harness) -> None:
     load = _declare(h, "SELECT 1 AS id")
     (target,) = load.preview().targets
     assert "delete the partition's rows on ts, then insert" in target.statements[-1]
+
+
+def test_hourly_windows_on_a_timestamp_without_time_zone(h: Harness) -> None:
+    from datetime import datetime
+
+    from ematix_engine.types import Timestamp
+
+    def naive(hour: int, minute: int = 0) -> datetime:
+        return datetime(2024, 1, 1, hour, minute)
+
+    src = h.create_source(
+        "src",
+        {"id": "bigint", "ts": "timestamp"},
+        [(1, naive(0)), (2, naive(0, 59)), (3, naive(1)), (4, naive(2, 30))],
+    )
+
+    @ematix.table(schema=h.schema, name="hours")
+    class Hours:
+        id: Annotated[BigInt, pk()]
+        ts: Timestamp
+
+    @ematix.pipeline(
+        target=Hours,
+        name="hours",
+        mode="merge",
+        partitions=ematix.hourly("ts", start="2024-01-01"),
+        **h.pipeline_options,
+    )
+    def hours(conn):
+        return f"SELECT id, ts FROM {src}"
+
+    hours.run(partition="2024-01-01-00:00")
+    assert [r[0] for r in h.rows("hours", ["id"])] == [1, 2]
+    hours.run(partition="2024-01-01-01:00..2024-01-01-02:00")
+    assert [r[0] for r in h.rows("hours", ["id"])] == [1, 2, 3, 4]
+
+
+def test_static_values_are_cast_to_the_column_type(h: Harness) -> None:
+    src = h.create_source("src", COLUMNS, DAY1 + DAY2 + DAY3)
+    load = _declare(
+        h, f"SELECT id, region, name, ts FROM {src}", partitions=ematix.static("id", ["3", "5"])
+    )
+    load.run(partition="5")
+    assert h.rows("sliced", ["id", "name"]) == [(5, "e")]
