@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -146,6 +147,12 @@ def test_definitions_carry_partitions_backfill_policy_and_a_partitioned_schedule
     assert assets.backfill_policy == dg.BackfillPolicy.single_run()
     (schedule,) = defs.schedules or []
     assert schedule.cron_schedule == "0 1 * * *"
+    tick = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2024, 1, 3, 1, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    (request,) = schedule.evaluate_tick(tick).run_requests or []
+    assert (request.partition_key, request.run_key) == ("2024-01-02", "2024-01-02")
 
 
 def test_a_static_partition_loads_its_value(
