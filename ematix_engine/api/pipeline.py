@@ -27,6 +27,8 @@ from ematix_engine.specs import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from ematix_engine.batch.result import PreviewResult, RunResult, TargetResult
     from ematix_engine.partitions import Partition, Partitions
     from ematix_engine.runlog.base import RunLog
@@ -134,6 +136,7 @@ class Pipeline:
         on_target: Callable[[TargetResult], None] | None = None,
         on_progress: Callable[[LoadProgress], None] | None = None,
         partition: str | Partition | None = None,
+        as_of: datetime | None = None,
     ) -> RunResult:
         """Load every target once and return the counts.
 
@@ -147,6 +150,9 @@ class Pipeline:
             partition: the partition to load (a key such as ``"2024-01-02"``, or
                 ``"2024-01-01..2024-01-07"`` for a range of time windows); required exactly
                 when the pipeline declares ``partitions=``.
+            as_of: the time the source's rows stand for (dlt's ``boundary_timestamp``,
+                a timezone-aware datetime): SCD2 versions open and absent keys close at it
+                instead of now. It must not precede the newest version in the target.
 
         Raises:
             EmatixError: the load failed; the target and its watermark are unchanged.
@@ -160,6 +166,7 @@ class Pipeline:
             on_target=on_target,
             on_progress=on_progress,
             partition=partition,
+            as_of=as_of,
         )
 
     def preview(self) -> PreviewResult:

@@ -71,8 +71,14 @@ def _import(path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def open_backend(connection: Any) -> Any:
+def open_backend(connection: Any, *, read_only: bool = False) -> Any:
     """Open a session on ``connection`` (a name or a typed connection).
+
+    Args:
+        connection: a connection name or a typed connection.
+        read_only: open the store for reading only (sources, validation, checks). A DuckDB
+            file is then opened without its exclusive write lock, so other readers (and the
+            source's own target, in another process) are not locked out.
 
     Returns:
         A :class:`TableStore`: a :class:`SqlBackend` for PostgreSQL, DuckDB and SQLite, or a
@@ -80,9 +86,21 @@ def open_backend(connection: Any) -> Any:
 
     Raises:
         ConfigError: the connection's kind cannot be a batch source or target.
+        ConnectionFailedError: the store cannot be opened; names the connection, and the
+            driver's reason is redacted (no password, not even a fragment of one).
     """
+    from ematix_engine.errors import ConnectionFailedError, EmatixError
+    from ematix_engine.write.apply import redact_error
+
     conn = _conn(connection)
-    return backend_class(conn).open(conn)
+    cls = backend_class(conn)
+    try:
+        return cls.open(conn, read_only=True) if read_only else cls.open(conn)
+    except EmatixError:
+        raise
+    except Exception as error:  # any driver error: named, redacted, no chained raw text
+        reason = f"{type(error).__name__}: {redact_error(error, conn)}"
+        raise ConnectionFailedError(conn.name, reason) from None
 
 
 def same_database(a: Any, b: Any) -> bool:

@@ -114,8 +114,8 @@ class SqlBackend(ABC):
 
     @classmethod
     @abstractmethod
-    def open(cls, connection: Any) -> SqlBackend:
-        """Open a session on a resolved typed connection."""
+    def open(cls, connection: Any, *, read_only: bool = False) -> SqlBackend:
+        """Open a session on a resolved typed connection (``read_only``: for reading only)."""
 
     # ----------------------------------------------------------------- naming and types
     def quote(self, name: str) -> str:
@@ -338,8 +338,11 @@ class SqlBackend(ABC):
         self.begin()
         try:
             yield
-        except BaseException:
-            self.rollback()
+        except BaseException as error:
+            try:
+                self.rollback()
+            except Exception as failed:  # a dead connection: keep the error that happened first
+                error.add_note(f"(the rollback failed too: {type(failed).__name__})")
             raise
         if rollback:
             self.rollback()

@@ -89,7 +89,7 @@ class DeltaBackend:
         self.connection = connection
 
     @classmethod
-    def open(cls, connection: Any) -> DeltaBackend:
+    def open(cls, connection: Any, *, read_only: bool = False) -> DeltaBackend:
         """Open the Delta tables under a ``DeltaLocalConnection``'s path."""
         return cls(connection.path, connection=connection)
 

@@ -119,7 +119,7 @@ class PostgresBackend(SqlBackend):
 
     @classmethod
     @override
-    def open(cls, connection: Any) -> PostgresBackend:
+    def open(cls, connection: Any, *, read_only: bool = False) -> PostgresBackend:
         return cls(connection.conninfo(), connection=connection)
 
     def __init__(self, dsn: str, *, connection: Any = None) -> None:

@@ -86,7 +86,7 @@ class SQLiteBackend(SqlBackend):
 
     @classmethod
     @override
-    def open(cls, connection: Any) -> SQLiteBackend:
+    def open(cls, connection: Any, *, read_only: bool = False) -> SQLiteBackend:
         make_parent_dir(connection.path)
         return cls(connection.path, connection=connection)
 

@@ -12,23 +12,30 @@ every few minutes). For each pipeline, upstreams first:
 3. **Upstreams ready?** Every ``depends_on`` pipeline succeeded today (UTC) and did not fail in
    this tick; otherwise a ``skipped`` record with the reason goes to the RunLog.
 4. **Lease.** ``RunLog.claim`` (compare-and-set) makes sure two workers never fire the same
-   pipeline at once.
-5. **Run** (a pipeline partitioned in time windows loads the last window complete at the
-   cron fire time; static partitions are not fired here: run each with ``--partition``), then alert (failed / gave_up / recovered) and count metrics. An alerter that raises
+   pipeline at once. The lease lives ``lease_seconds`` (60 s) and a heartbeat thread renews it
+   every quarter of that while the run lives (:mod:`ematix_engine.runlog.lease`), so a run
+   longer than the lease is never fired twice, and a killed worker blocks its pipeline for at
+   most one lease.
+5. **Run** (a pipeline partitioned in time windows loads the last window complete at the cron
+   fire time; static partitions are not fired here: run each with ``--partition``), then alert
+   (failed / gave_up / recovered) and count metrics. An alerter that raises
    is logged and swallowed by ``AlerterGroup``.
 
 A failure is recorded as ``failed`` (retried per policy) when
 :func:`~ematix_engine.errors.is_retryable` says a retry may help, and as ``gave_up`` at once
 (with the gave_up alert) when the error is terminal — a config error, schema drift, a SQL or data
 error — or the policy has no attempts left.
+
+Before all that, a pipeline whose newest record is still ``running`` is checked: if a live
+worker holds its lease it is ``claimed_elsewhere``; if nobody does (the worker died without
+recording the end) the run was *abandoned*: the record becomes ``failed`` (or ``gave_up``)
+with an error saying so, the failure is alerted, and the retry policy fires it again.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,9 +51,9 @@ from ematix_engine.errors import EmatixError, is_retryable
 
 if TYPE_CHECKING:
     from ematix_engine.api.pipeline import Pipeline
-    from ematix_engine.ops.alerters import Alerter
+    from ematix_engine.ops.alerters import Alerter, AlerterGroup
     from ematix_engine.ops.metrics import MetricsSink
-    from ematix_engine.runlog.base import AttemptState, RunLog
+    from ematix_engine.runlog.base import AttemptState, RunLog, RunRecord
     from ematix_engine.specs import PipelineSpec
 
 __all__ = ["Firing", "FiringStatus", "PipelineStatus", "is_due", "pipeline_status", "run_due"]
@@ -64,6 +71,8 @@ class FiringStatus(StrEnum):
     NOT_DUE = "not_due"
     WAITING_RETRY = "waiting_retry"
     CLAIMED_ELSEWHERE = "claimed_elsewhere"
+    ABANDONED = "abandoned"
+    """Its last run was left ``running`` by a worker that died: recorded as failed, alerted."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,8 +158,9 @@ def run_due(
     metrics: MetricsSink | None = None,
     now: datetime | None = None,
     owner: str | None = None,
-    lease_seconds: float = 3600,
+    lease_seconds: float = 60,
     force: Sequence[str] = (),
+    alert_flush_seconds: float = 30.0,
 ) -> list[Firing]:
     """Fire every due pipeline once, upstreams first (see the module docstring).
 
@@ -160,9 +170,12 @@ def run_due(
         alerters: where failed / gave_up / recovered events go.
         metrics: where per-run counters go.
         now: the tick's time (default: now, UTC).
-        owner: lease owner name (default: host:pid).
-        lease_seconds: how long a claim holds if the worker dies mid-run.
+        owner: lease owner name (default: ``host:pid:uuid``, unique to this call).
+        lease_seconds: the lease's time-to-live; a live run renews it every quarter of this,
+            so it is also how long a killed worker blocks its pipeline.
         force: names to fire even when not due by schedule.
+        alert_flush_seconds: how long the tick waits at its end for alerts still being sent
+            (alerters send from background threads, so a slow one never stalls a pipeline).
 
     Returns:
         One :class:`Firing` per pipeline considered, in the order they were handled.
@@ -170,17 +183,24 @@ def run_due(
     from ematix_engine.ops.alerters import AlerterGroup
     from ematix_engine.ops.events import events_for_run
     from ematix_engine.runlog.base import RunStatus
+    from ematix_engine.runlog.lease import new_owner
+    from ematix_engine.runlog.memory import MemoryRunLog
 
     now = now or datetime.now(UTC)
-    owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+    owner = owner or new_owner()
+    if isinstance(run_log, MemoryRunLog):
+        log.warning(
+            "run_due on an in-memory run log: its leases keep out only this process's threads; "
+            "use a shared run log (sqlite://, postgres://) when several workers run"
+        )
     if alerters is None:
         group = AlerterGroup([])
     elif isinstance(alerters, AlerterGroup):
         group = alerters
     elif isinstance(alerters, Sequence):
-        group = AlerterGroup(list(alerters))
+        group = AlerterGroup(list(alerters), background=True)
     else:
-        group = AlerterGroup([alerters])
+        group = AlerterGroup([alerters], background=True)
     ordered = registry.topological_order(
         pipelines if pipelines is not None else registry.pipelines()
     )
@@ -188,6 +208,12 @@ def run_due(
     firings: list[Firing] = []
     for pipeline in ordered:
         name = pipeline.name
+        verdict = _check_running(pipeline, run_log, owner, lease_seconds, group, metrics)
+        if verdict is not None:
+            if verdict.status is FiringStatus.ABANDONED:
+                failed.add(name)
+            firings.append(verdict)
+            continue
         state = run_log.attempt_state(name)
         retry_at = _retry_at(pipeline, state)
         if retry_at is not None:
@@ -226,6 +252,8 @@ def run_due(
                 run_log=run_log,
                 attempt=attempt,
                 partition=scheduled_partition(pipeline.spec, now),
+                lease_owner=owner,
+                lease_seconds=lease_seconds,
             )
             status, error = FiringStatus.SUCCESS, None
         except (EmatixError, Exception) as exc:  # every failure is recorded, alerted, contained
@@ -252,7 +280,61 @@ def run_due(
         )
     if metrics is not None:
         metrics.flush()
+    group.flush(alert_flush_seconds)
     return firings
+
+
+ABANDONED_ERROR = (
+    "abandoned: the worker running attempt {attempt} (lease owner {owner}) stopped renewing "
+    "its lease without recording an end (it was killed, crashed or lost its host); nothing it "
+    "loaded was committed unless its transaction had finished"
+)
+
+
+def _check_running(
+    pipeline: Pipeline,
+    run_log: RunLog,
+    owner: str,
+    lease_seconds: float,
+    group: AlerterGroup,
+    metrics: MetricsSink | None,
+) -> Firing | None:
+    """Handle a pipeline whose newest record is ``running``; None when it is not.
+
+    A live owner holds the lease: ``claimed_elsewhere``. Nobody does: the run was abandoned.
+    Its record is finished as ``failed`` (``gave_up`` on the policy's last attempt), alerted,
+    and the lease dropped again so the retry policy decides when it fires next.
+    """
+    from ematix_engine.ops.events import events_for_run
+    from ematix_engine.runlog.base import RunStatus
+
+    name = pipeline.name
+    last = run_log.last_run(name)
+    if last is None or last.status is not RunStatus.RUNNING:
+        return None
+    if not run_log.claim(name, owner, lease_seconds):
+        return Firing(
+            pipeline=name,
+            status=FiringStatus.CLAIMED_ELSEWHERE,
+            attempt=last.attempt,
+            reason=f"running since {last.started_at.isoformat()} (lease held by a live worker)",
+        )
+    try:
+        state = run_log.attempt_state(name)
+        final = last.attempt >= pipeline.spec.retry.max_attempts
+        error = ABANDONED_ERROR.format(
+            attempt=last.attempt, owner=last.metrics.get("lease_owner", "unknown")
+        ) + ("; the retry policy allows no more attempts" if final else "; it will be retried")
+        record = last.finished(RunStatus.GAVE_UP if final else RunStatus.FAILED, error=error)
+        run_log.record_finish(record)
+    finally:
+        run_log.release(name, owner)
+    log.error("%s attempt %d %s", name, last.attempt, error)
+    for event in events_for_run(record, state, max_attempts=pipeline.spec.retry.max_attempts):
+        group.send(event)
+    if metrics is not None:
+        metrics.record_run(name, record.status, record.duration_s or 0.0, {}, record.attempt)
+    return Firing(pipeline=name, status=FiringStatus.ABANDONED, attempt=last.attempt, error=error)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -267,6 +349,26 @@ class PipelineStatus:
     attempts: int
     next_due: datetime | None
     waiting_on: str | None
+
+
+def _shown_status(last: RunRecord | None, run_log: RunLog) -> str | None:
+    """The last record's status; a ``running`` one says whether a live worker holds its lease.
+
+    The probe is a claim by a throw-away owner with a 5 s lease, released at once: it can only
+    win a lease nobody holds, so it never disturbs a live run.
+    """
+    from ematix_engine.runlog.base import RunStatus
+    from ematix_engine.runlog.lease import new_owner
+
+    if last is None:
+        return None
+    if last.status is not RunStatus.RUNNING:
+        return last.status.value
+    probe = f"status-probe:{new_owner()}"
+    if not run_log.claim(last.pipeline, probe, 5):
+        return "running (lease held)"
+    run_log.release(last.pipeline, probe)
+    return "running (abandoned: no live worker; the next run-due records it as failed)"
 
 
 def pipeline_status(
@@ -293,7 +395,7 @@ def pipeline_status(
             PipelineStatus(
                 pipeline=pipeline.name,
                 schedule=pipeline.spec.schedule,
-                last_status=last.status.value if last else None,
+                last_status=_shown_status(last, run_log),
                 last_started_at=last.started_at if last else None,
                 last_error=last.error if last else None,
                 attempts=state.consecutive_failures,

@@ -19,8 +19,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ematix_engine.batch.partition_source import partition_rows
 from ematix_engine.batch.result import RunResult, TargetResult
 from ematix_engine.batch.source import infer_incremental_column, source_rows
 from ematix_engine.batch.watermarks import sentinel_for
@@ -94,6 +96,9 @@ def run_pipeline(
     on_target: Callable[[TargetResult], None] | None = None,
     on_progress: ProgressCallback | None = None,
     partition: str | Partition | None = None,
+    as_of: datetime | None = None,
+    lease_owner: str | None = None,
+    lease_seconds: float | None = None,
 ) -> RunResult:
     """Load every target of ``pipeline`` once.
 
@@ -110,12 +115,21 @@ def run_pipeline(
             from another database, after every batch (see :mod:`ematix_engine.write.progress`).
         partition: the partition key (or ``first..last`` range of time windows) to load;
             required exactly when the pipeline declares ``partitions=``.
+        as_of: the time the source's rows stand for (dlt's ``boundary_timestamp``): SCD2
+            versions open and absent keys close at it; default now.
+        lease_owner: the RunLog lease owner to run as (default: a new ``host:pid:uuid``); the
+            lease is held and heartbeated while the run lives (see
+            :mod:`ematix_engine.runlog.lease`).
+        lease_seconds: the lease's time-to-live (default 60 s, renewed every quarter of it).
 
     Returns:
         The counts per target and in total.
 
     Raises:
-        EmatixError: a target failed (after the RunLog records the failure).
+        LeaseHeldError: another live worker is running the pipeline (nothing was loaded).
+        EmatixError: a target failed (after the RunLog records the failure). Errors that are
+            not :class:`~ematix_engine.errors.EmatixError` are wrapped in a
+            :class:`~ematix_engine.errors.LoadError`; every message is redacted.
     """
 
     def dispatch(event: RunEvent) -> None:
@@ -134,6 +148,9 @@ def run_pipeline(
         wanted=None,
         run_metrics={},
         partition=partition,
+        as_of=as_of,
+        lease_owner=lease_owner,
+        lease_seconds=lease_seconds,
     )
 
 
@@ -147,6 +164,9 @@ def iter_run(
     batch_size: int = 100_000,
     run_metrics: Mapping[str, Any] | None = None,
     partition: str | Partition | None = None,
+    as_of: datetime | None = None,
+    lease_owner: str | None = None,
+    lease_seconds: float | None = None,
 ) -> Iterator[RunEvent]:
     """Run a pipeline and yield its events as they happen.
 
@@ -168,6 +188,9 @@ def iter_run(
         partition: the partition key (or ``first..last`` range of time windows) to load;
             required exactly when the pipeline declares ``partitions=``. The RunLog records
             it in the metrics (``partition``).
+        as_of: the time the source's rows stand for (SCD2 validity); default now.
+        lease_owner: the RunLog lease owner to run as (see :func:`run_pipeline`).
+        lease_seconds: the lease's time-to-live (default 60 s).
 
     Yields:
         :data:`RunEvent` values.
@@ -211,6 +234,9 @@ def iter_run(
                     wanted=targets,
                     run_metrics=dict(run_metrics or {}),
                     partition=partition,
+                    as_of=as_of,
+                    lease_owner=lease_owner,
+                    lease_seconds=lease_seconds,
                 )
             )
         except BaseException as error:
@@ -258,13 +284,67 @@ def _run(
     wanted: Sequence[str] | None,
     run_metrics: dict[str, Any],
     partition: str | Partition | None = None,
+    lease_owner: str | None = None,
+    lease_seconds: float | None = None,
+    as_of: datetime | None = None,
+) -> RunResult:
+    """Hold the pipeline's lease (with a RunLog) while :func:`_run_leased` runs."""
+    chosen_partition = resolve_partition(spec, partition)  # a bad key fails before any lease
+    if chosen_partition is not None:
+        run_metrics = {**run_metrics, "partition": chosen_partition.key}
+    if run_log is None or dry_run:
+        return _run_leased(
+            spec,
+            emit,
+            None,
+            dry_run,
+            batch_size,
+            attempt,
+            wanted,
+            run_metrics,
+            as_of=as_of,
+            partition=chosen_partition,
+        )
+    from ematix_engine.runlog.lease import LEASE_TTL_SECONDS, HeldLease
+
+    lease = HeldLease(run_log, spec.name, lease_owner, ttl=lease_seconds or LEASE_TTL_SECONDS)
+    with lease:
+
+        def checked(event: RunEvent) -> None:
+            lease.check()
+            emit(event)
+
+        return _run_leased(
+            spec,
+            checked,
+            run_log,
+            dry_run,
+            batch_size,
+            attempt,
+            wanted,
+            run_metrics,
+            lease,
+            as_of=as_of,
+            partition=chosen_partition,
+        )
+
+
+def _run_leased(
+    spec: PipelineSpec,
+    emit: Callable[[RunEvent], None],
+    run_log: RunLog | None,
+    dry_run: bool,
+    batch_size: int,
+    attempt: int | None,
+    wanted: Sequence[str] | None,
+    run_metrics: dict[str, Any],
+    lease: Any = None,
+    *,
+    as_of: datetime | None = None,
+    partition: Partition | None = None,
 ) -> RunResult:
     """Load the chosen targets, record the firing in the RunLog, report every event."""
     from ematix_engine.runlog.base import RunStatus
-
-    chosen_partition = resolve_partition(spec, partition)
-    if chosen_partition is not None:
-        run_metrics = {**run_metrics, "partition": chosen_partition.key}
 
     chosen = [t for t in spec.targets if wanted is None or t.label in wanted]
     if wanted is not None and len(chosen) != len(set(wanted)):
@@ -276,6 +356,10 @@ def _run(
     started = time.perf_counter()
     labels = [t.label for t in chosen]
     metrics = {**run_metrics, "targets": labels}
+    if as_of is not None:
+        metrics["as_of"] = as_of.isoformat()
+    if lease is not None:
+        metrics["lease_owner"] = lease.owner
     record = None
     if run_log is not None and not dry_run:
         if attempt is None:
@@ -285,8 +369,10 @@ def _run(
         run_log.record_finish(record)
     emit(RunStarted(spec.name, run_id, attempt, tuple(labels)))
     results: list[TargetResult] = []
+    current: list[TargetSpec] = chosen
     try:
         for target in chosen:
+            current = [target]
             result = load_target(
                 spec,
                 target,
@@ -294,21 +380,27 @@ def _run(
                 dry_run=dry_run,
                 batch_size=batch_size,
                 progress=ProgressReporter(emit, spec.name, target.label),
-                partition=chosen_partition,
+                partition=partition,
+                as_of=as_of,
             )
             results.append(result)
             emit(result)
+        if lease is not None:
+            lease.check()
     except BaseException as error:
+        safe = safe_error(spec, current, error)
         if record is not None and run_log is not None:
             final = record.attempt >= spec.retry.max_attempts or not is_retryable(error)
             run_log.record_finish(
                 record.finished(
                     RunStatus.GAVE_UP if final else RunStatus.FAILED,
-                    error=str(error).strip() or type(error).__name__,
+                    error=str(safe).strip() or type(safe).__name__,
                     metrics={**metrics, "duration_s": time.perf_counter() - started},
                 )
             )
-        raise
+        if safe is error:
+            raise
+        raise safe from None
     result = RunResult(
         pipeline=spec.name,
         run_id=run_id,
@@ -337,6 +429,51 @@ def _run(
     return result
 
 
+def safe_error(
+    spec: PipelineSpec, targets: Sequence[TargetSpec], error: BaseException
+) -> BaseException:
+    """``error`` made safe to show, store and alert on: an ``EmatixError``, redacted.
+
+    Engine errors are redacted in place (their message and text attributes) against every
+    connection the run touched, prefixed with the pipeline and target when their message does
+    not name them (a connection that failed to open), and a raw driver exception chained to
+    them is replaced by its redacted text, so no traceback prints it. Any other exception (a
+    raw driver error that escaped) becomes a :class:`~ematix_engine.errors.LoadError` naming
+    the pipeline and its targets. Interrupts and cancellations pass through unchanged.
+    """
+    from ematix_engine.errors import EmatixError, LoadError, is_retryable
+    from ematix_engine.write.apply import redact_error
+
+    if not isinstance(error, Exception):
+        return error
+    # The retry verdict is read before the driver exception behind it is replaced.
+    verdict = is_retryable(error)
+    connections = [c for t in targets for c in (source_connection(spec, t), target_connection(t))]
+    labels = ", ".join(t.label for t in targets) or "(no target)"
+    if not isinstance(error, EmatixError):
+        detail = f"{type(error).__name__}: {redact_error(error, connections)}"
+        wrapped = LoadError(spec.name, labels, detail)
+        wrapped.__dict__["_cause_retryable"] = verdict
+        return wrapped
+    for name, value in list(vars(error).items()):
+        if isinstance(value, str) and value:
+            setattr(error, name, redact_error(Exception(value), connections))
+    if f"{spec.name!r}" not in error.message:
+        error.message = f"pipeline {spec.name!r}, target {labels}: {error.message}"
+    error.args = (error.message,)
+    error.__dict__.setdefault("_cause_retryable", verdict)
+    for link in ("__cause__", "__context__"):
+        cause = getattr(error, link)
+        if cause is not None and not isinstance(cause, EmatixError):
+            text = f"{type(cause).__name__}: {redact_error(cause, connections)}"
+            setattr(error, link, RedactedCause(text))
+    return error
+
+
+class RedactedCause(Exception):
+    """Stands in for a driver exception whose own text may hold a secret."""
+
+
 def load_target(
     spec: PipelineSpec,
     target: TargetSpec,
@@ -346,8 +483,12 @@ def load_target(
     batch_size: int = 100_000,
     progress: ProgressReporter | None = None,
     partition: Partition | None = None,
+    as_of: datetime | None = None,
 ) -> TargetResult:
-    """Load one target in one transaction (see the module docstring)."""
+    """Load one target in one transaction (see the module docstring).
+
+    ``as_of`` is the time the source's rows stand for (SCD2 validity), default now.
+    """
     started = time.perf_counter()
     progress = progress or ProgressReporter(None, spec.name, target.label)
     plan = plan_target(spec, target)
@@ -369,6 +510,7 @@ def load_target(
         progress=progress,
         plan=plan,
         slice_=slice_,
+        valid_at=as_of,
     )
     counts = written.counts
     return TargetResult(
@@ -407,14 +549,8 @@ def _rows_and_watermark(
                 f"pipeline {spec.name!r}: its SQL uses $watermark, but a partitioned run loads "
                 f"one partition and keeps no watermark; use $partition_start / $partition_end"
             )
-        rows = source_rows(
-            user_sql,
-            source_conn,
-            same_database=plan.same_database,
-            incremental_column=None,
-            watermark_type=None,
-            batch_size=batch_size,
-            slice_=slice_,
+        rows = partition_rows(
+            user_sql, source_conn, plan.same_database, slice_, batch_size, pipeline=spec.name
         )
         return rows, None
     incremental = spec.incremental_column or infer_incremental_column(spec.name, target, user_sql)

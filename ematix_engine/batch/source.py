@@ -2,68 +2,152 @@
 
 The user's SQL may use ``$watermark`` (the pipeline's last watermark, loaded rows are strictly
 greater); with an ``incremental_column`` and no ``$watermark``, a filter on that column is
-added around the query. On the same database as the target the query becomes
+added around the query. The SQL is parsed with sqlglot and embedded as a subquery node, never
+pasted as text: ``$watermark`` in a string literal or a comment is left alone, and a trailing
+``--`` comment cannot swallow the wrapper. On the same database as the target the query becomes
 :class:`~ematix_engine.write.QueryRows` (a temporary view, rows never copied); elsewhere
 :class:`~ematix_engine.write.ArrowRows` streamed from the source with the watermark bound as a
-parameter.
-
-A partition's run (:mod:`ematix_engine.partitions`) has no watermark. Its SQL may use
-``$partition_start`` and ``$partition_end`` (a time window ``[start, end)``) and
-``$partition_key``, each bound as a value of the partition column's type (on the same database
-they read the batch-constants table ``_ematix_batch``); with none of them, the rows are
-filtered on the partition column (``col >= start AND col < end``, or ``col = key``).
+parameter. A partitioned run's rows come from :mod:`ematix_engine.batch.partition_source`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.tokens import TokenType
 
 from ematix_engine.backends import open_backend
 from ematix_engine.write import ArrowRows, QueryRows
-from ematix_engine.write.context import BATCH
 
 if TYPE_CHECKING:
     from ematix_engine.backends.base import SqlBackend
     from ematix_engine.schema.types import ColumnType
     from ematix_engine.specs import TargetSpec
-    from ematix_engine.write.slices import SliceFilter
 
 __all__ = [
     "infer_incremental_column",
     "source_rows",
     "substitute_watermark",
-    "uses_partition_placeholders",
+    "watermark_count",
 ]
 
-_WATERMARK = re.compile(r"\$watermark\b")
-_PARTITION = re.compile(r"\$(partition_start|partition_end|partition_key)\b")
+_NAME = "watermark"
 
 
-def uses_partition_placeholders(sql: str) -> bool:
-    """Whether the SQL uses ``$partition_start``, ``$partition_end`` or ``$partition_key``."""
-    return bool(_PARTITION.search(sql))
+def _parse(sql: str, dialect: str | None) -> exp.Expression | None:
+    """The user's SQL as one parsed statement, or None when sqlglot cannot parse it."""
+    try:
+        trees = [tree for tree in sqlglot.parse(sql, read=dialect) if tree is not None]
+    except SqlglotError:
+        return None
+    return trees[0] if len(trees) == 1 else None
 
 
-_COMPARED = re.compile(r'([A-Za-z_][\w$]*|"(?:[^"]|"")+")\s*>=?\s*\$watermark\b')
+def _is_watermark(node: exp.Expression) -> bool:
+    """Whether ``node`` is the ``$watermark`` marker (each dialect parses it differently)."""
+    if isinstance(node, exp.Placeholder):
+        return node.name == _NAME
+    if isinstance(node, exp.Parameter):
+        return node.name == _NAME
+    if isinstance(node, exp.Column) and not node.table:
+        ident = node.this
+        return isinstance(ident, exp.Identifier) and not ident.quoted and ident.name == "$" + _NAME
+    return False
+
+
+def _markers(tree: exp.Expression) -> list[exp.Expression]:
+    return [node for node in tree.walk() if _is_watermark(node)]
+
+
+def _marker_tokens(sql: str, dialect: str | None) -> list[tuple[int, int]]:
+    """Spans of ``$watermark`` tokens (never inside a string literal or a comment).
+
+    Used only when sqlglot cannot parse a statement; its tokenizer still can.
+    """
+    try:
+        tokens = sqlglot.tokenize(sql, read=dialect)
+    except SqlglotError:
+        tokens = sqlglot.tokenize(sql)
+    spans: list[tuple[int, int]] = []
+    for i, token in enumerate(tokens):
+        if token.token_type is TokenType.STRING:
+            continue
+        if token.text == "$" + _NAME:
+            spans.append((token.start, token.end + 1))
+        elif (
+            token.text == "$"
+            and i + 1 < len(tokens)
+            and tokens[i + 1].text == _NAME
+            and tokens[i + 1].start == token.end + 1
+        ):
+            spans.append((token.start, tokens[i + 1].end + 1))
+    return spans
+
+
+def watermark_count(sql: str, dialect: str | None = None) -> int:
+    """How often ``$watermark`` occurs in ``sql``, outside string literals and comments.
+
+    Example:
+        >>> watermark_count("SELECT * FROM t WHERE ts > $watermark AND note <> '$watermark'")
+        1
+        >>> watermark_count("SELECT 1 -- no $watermark here")
+        0
+    """
+    tree = _parse(sql, dialect)
+    if tree is not None:
+        return len(_markers(tree))
+    return len(_marker_tokens(sql, dialect))
+
+
+def substitute_watermark(sql: str, replacement: str, dialect: str | None = None) -> str:
+    """The user's SQL with every ``$watermark`` replaced by the SQL ``replacement``.
+
+    The SQL is parsed with sqlglot (in ``dialect``) and re-rendered, so ``$watermark`` inside a
+    string literal or a comment is left alone. SQL sqlglot cannot parse is tokenized instead,
+    with the same guarantee.
+
+    Args:
+        sql: The user's SQL.
+        replacement: SQL to put in place of each marker (a bind marker, ``NULL``, …).
+        dialect: The sqlglot dialect of ``sql`` (``postgres``, ``duckdb``, ``sqlite``).
+
+    Returns:
+        The SQL.
+
+    Example:
+        >>> substitute_watermark("SELECT * FROM t WHERE ts > $watermark AND n <> '$watermark'", "?")
+        "SELECT * FROM t WHERE ts > ? AND n <> '$watermark'"
+    """
+    tree = _parse(sql, dialect)
+    if tree is None:
+        out, last = [], 0
+        for start, end in _marker_tokens(sql, dialect):
+            out += [sql[last:start], replacement]
+            last = end
+        return "".join([*out, sql[last:]])
+    for node in _markers(tree):
+        node.replace(exp.Var(this=replacement))
+    return tree.sql(dialect=dialect)
 
 
 def infer_incremental_column(pipeline: str, target: TargetSpec, sql: str) -> str | None:
     """The incremental column of a pipeline whose SQL uses ``$watermark``.
 
     The declared ``incremental_column`` wins; otherwise the column compared in
-    ``<column> > $watermark`` is used when the target declares it.
+    ``<column> > $watermark`` (or ``>=``) is used when the target declares it.
 
     Raises:
         ConfigError: the SQL uses ``$watermark`` and no column can be determined.
     """
     from ematix_engine.errors import ConfigError
 
-    if not _WATERMARK.search(sql):
+    if not watermark_count(sql):
         return None
     if target.deletes.value != "ignore":
         raise ConfigError(
@@ -71,11 +155,15 @@ def infer_incremental_column(pipeline: str, target: TargetSpec, sql: str) -> str
             f"deletes={target.deletes.value!r} on {target.label} treats every load as a full "
             f"snapshot; drop one of the two"
         )
-    match = _COMPARED.search(sql)
-    if match:
-        name = match.group(1)
-        name = name[1:-1].replace('""', '"') if name.startswith('"') else name
-        declared = {c.lower(): c for c in target.table.column_names}
+    tree = _parse(sql, None)
+    compared = [
+        node.this
+        for node in (tree.find_all(exp.GT, exp.GTE) if tree is not None else ())
+        if _is_watermark(node.expression) and isinstance(node.this, exp.Column)
+    ]
+    declared = {c.lower(): c for c in target.table.column_names}
+    for column in compared:
+        name = column.name
         if name in target.table.column_names:
             return name
         if name.lower() in declared:
@@ -87,11 +175,6 @@ def infer_incremental_column(pipeline: str, target: TargetSpec, sql: str) -> str
     )
 
 
-def substitute_watermark(sql: str, replacement: str) -> str:
-    """Replace every ``$watermark`` in the user's SQL with ``replacement``."""
-    return _WATERMARK.sub(lambda _: replacement, sql)
-
-
 def _filtered_sql(
     user_sql: str,
     backend: SqlBackend,
@@ -99,11 +182,28 @@ def _filtered_sql(
     uses_watermark: bool,
     watermark_sql: str,
 ) -> str:
-    body = substitute_watermark(user_sql, watermark_sql)
-    select = f"SELECT * FROM ({body}) AS s"
+    """``SELECT * FROM (<user SQL, parsed>) AS s [WHERE s.col > <watermark>]``.
+
+    The user's statement is parsed in the backend's dialect and embedded as a subquery node,
+    so a trailing ``--`` comment or a ``$watermark`` inside a literal cannot change the query.
+    """
+    from ematix_engine.errors import ConfigError
+
+    dialect = backend.dialect
+    tree = _parse(user_sql, dialect)
+    if tree is None:
+        raise ConfigError(
+            f"the source SQL is not one statement sqlglot can read as {dialect} SQL; write "
+            f"one SELECT (no trailing ';'-separated statements): {user_sql.strip()[:200]!r}"
+        )
+    for node in _markers(tree):
+        node.replace(exp.Var(this=watermark_sql))
+    alias = exp.TableAlias(this=exp.to_identifier("s"))
+    select = exp.select("*").from_(exp.Subquery(this=tree, alias=alias))
     if incremental_column and not uses_watermark:
-        select += f" WHERE s.{backend.quote(incremental_column)} > {watermark_sql}"
-    return select
+        column = exp.column(incremental_column, table="s", quoted=True)
+        select = select.where(exp.GT(this=column, expression=exp.Var(this=watermark_sql)))
+    return select.sql(dialect=dialect)
 
 
 def source_rows(
@@ -114,7 +214,6 @@ def source_rows(
     incremental_column: str | None,
     watermark_type: type[ColumnType] | None,
     batch_size: int = 100_000,
-    slice_: SliceFilter | None = None,
 ) -> ArrowRows | QueryRows:
     """The rows of a pipeline's SQL, as the write core takes them.
 
@@ -125,11 +224,8 @@ def source_rows(
         incremental_column: the column compared with the watermark, if any.
         watermark_type: that column's type.
         batch_size: rows per Arrow batch when streaming across databases.
-        slice_: the partition the run loads (then there is no watermark).
     """
-    if slice_ is not None:
-        return _partition_rows(user_sql, source_connection, same_database, slice_, batch_size)
-    uses_watermark = bool(_WATERMARK.search(user_sql))
+    uses_watermark = watermark_count(user_sql) > 0
     if same_database:
 
         def select(session: SqlBackend, watermark_sql: str) -> str:
@@ -141,7 +237,7 @@ def source_rows(
 
     @contextlib.contextmanager
     def opened(watermark: str | None) -> Iterator[pa.RecordBatchReader]:
-        source = open_backend(source_connection)
+        source = open_backend(source_connection, read_only=True)
         try:
             sql, params = _bound_sql(
                 source, user_sql, incremental_column, uses_watermark, watermark, watermark_type
@@ -170,53 +266,5 @@ def _bound_sql(
     select = _filtered_sql(user_sql, source, incremental_column, uses_watermark, placeholder)
     if not needs_param:
         return select, None
-    occurrences = len(_WATERMARK.findall(user_sql)) if uses_watermark else 1
+    occurrences = watermark_count(user_sql, source.dialect) if uses_watermark else 1
     return select, source.watermark_params(watermark, occurrences) or None
-
-
-def _partition_sql(user_sql: str, quote: Any, slice_: SliceFilter) -> str:
-    """The user's SQL, filtered on the partition column unless it uses the placeholders."""
-    if uses_partition_placeholders(user_sql):
-        return user_sql
-    column = f"s.{quote(slice_.column)}"
-    if slice_.is_window:
-        where = f"{column} >= $partition_start AND {column} < $partition_end"
-    else:
-        where = f"{column} = $partition_key"
-    return f"SELECT * FROM ({user_sql}) AS s WHERE {where}"
-
-
-def _partition_rows(
-    user_sql: str, source_connection: Any, same_database: bool, slice_: SliceFilter, batch_size: int
-) -> ArrowRows | QueryRows:
-    """A partition's rows: placeholders bound to the partition's bounds, never pasted."""
-    if same_database:
-
-        def select(session: SqlBackend, _: str) -> str:
-            q = session.quote
-            sql = _partition_sql(user_sql, q, slice_)
-            return _PARTITION.sub(lambda m: f"(SELECT {q(m.group(1))} FROM {q(BATCH)})", sql)
-
-        return QueryRows(select, source_connection)
-
-    @contextlib.contextmanager
-    def opened(_: str | None) -> Iterator[pa.RecordBatchReader]:
-        source = open_backend(source_connection)
-        try:
-            types = slice_.bound_types()
-            values = slice_.bound_values(source)
-            params: list[Any] = []
-
-            def marker(match: re.Match[str]) -> str:
-                name = match.group(1)
-                column_type = types[name]
-                type_sql = source.column_type_sql(column_type) if column_type else "TEXT"
-                params.append(values[name])
-                return f"CAST({source.source_marker(len(params) - 1)} AS {type_sql})"
-
-            sql = _PARTITION.sub(marker, _partition_sql(user_sql, source.quote, slice_))
-            yield source.read_arrow(f"SELECT * FROM ({sql}) AS s", params, batch_size=batch_size)
-        finally:
-            source.close()
-
-    return ArrowRows(opened, source_connection)

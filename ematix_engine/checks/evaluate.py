@@ -179,7 +179,7 @@ def check_session(target: TargetSpec) -> Iterator[Any]:
     Yields:
         A SQL backend session; closed on exit.
     """
-    backend = open_backend(target.connection or DEFAULT_CONNECTION)
+    backend = open_backend(target.connection or DEFAULT_CONNECTION, read_only=True)
     try:
         with backend.query_session() as session:
             yield session

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
 
 import click
 
@@ -46,9 +48,33 @@ run_log_option = click.option(
 
 
 def _open_run_log(url: str):
-    from ematix_engine.runlog import open_run_log
+    """Open the RunLog, or fail loudly: no command falls back to an in-memory log.
 
-    return open_run_log(url, fallback=True)
+    A memory log cannot exclude other workers (two ``run-due`` would both load) and forgets
+    attempts and history, so an unreachable RunLog stops the command with exit code 1. Use
+    ``--run-log memory://`` explicitly for a single process that needs neither.
+    """
+    from ematix_engine.errors import ConnectionFailedError
+    from ematix_engine.runlog import open_run_log
+    from ematix_engine.runlog.urls import redact_url
+
+    try:
+        return open_run_log(url)
+    except ConnectionFailedError as error:
+        raise RunLogUnavailableError(redact_url(url), error.reason) from None
+
+
+class RunLogUnavailableError(EmatixError):
+    """The RunLog cannot be opened: nothing was run."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"the run log {url} is unreachable ({reason}); nothing was run. Without it no lease "
+            f"can keep other workers from loading the same pipelines, so ematix stops here. "
+            f"Fix the run log (or pass --run-log memory:// for a one-off, single-process run)"
+        )
 
 
 @click.command()
@@ -57,12 +83,24 @@ def _open_run_log(url: str):
 @run_log_option
 @click.option("--dry-run", is_flag=True, help="Run the SQL, then roll everything back.")
 @click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    default=None,
+    help="The time the source's rows stand for (UTC): SCD2 versions open and close at it.",
+)
+@click.option(
     "--partition",
     default=None,
     help="Partition to load (partitioned pipelines): a key, or FIRST..LAST for time windows.",
 )
 def run(
-    module: str, names: tuple[str, ...], run_log_url: str, dry_run: bool, partition: str | None
+    module: str,
+    names: tuple[str, ...],
+    run_log_url: str,
+    dry_run: bool,
+    as_of: Any,
+    partition: str | None,
 ) -> None:
     """Run the named pipelines once, now (``--partition`` for partitioned ones)."""
     from rich.console import Console
@@ -82,7 +120,10 @@ def run(
                         pipeline.dry_run(on_progress=display.update, partition=partition)
                         if dry_run
                         else pipeline.run(
-                            run_log=log, on_progress=display.update, partition=partition
+                            run_log=log,
+                            on_progress=display.update,
+                            as_of=as_of.replace(tzinfo=UTC) if as_of else None,
+                            partition=partition,
                         )
                     )
                 except EmatixError as error:
@@ -138,7 +179,8 @@ def run_due(
             click.echo(f"{f.status.value:18} {f.pipeline}" + (f"  {detail}" if detail else ""))
         metrics.close()
         log.close()
-        if any(f.status in (FiringStatus.FAILED, FiringStatus.GAVE_UP) for f in firings):
+        bad = (FiringStatus.FAILED, FiringStatus.GAVE_UP, FiringStatus.ABANDONED)
+        if any(f.status in bad for f in firings):
             sys.exit(1)
     except EmatixError as error:
         _fail(error)
@@ -225,7 +267,10 @@ def runs_list(run_log_url: str, pipeline: str | None, limit: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    log = _open_run_log(run_log_url)
+    try:
+        log = _open_run_log(run_log_url)
+    except EmatixError as error:
+        _fail(error)
     table = Table(
         "started",
         "pipeline",

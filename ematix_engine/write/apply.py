@@ -54,7 +54,13 @@ import pyarrow as pa
 from ematix_engine.backends import open_backend
 from ematix_engine.backends.base import SqlBackend
 from ematix_engine.backends.duckdb import DuckDBBackend
-from ematix_engine.errors import EmatixError, SchemaDriftError, SourceError, load_error
+from ematix_engine.errors import (
+    ConfigError,
+    EmatixError,
+    SchemaDriftError,
+    SourceError,
+    load_error,
+)
 from ematix_engine.modes import mode_of
 from ematix_engine.schema.ddl import ensure_table
 from ematix_engine.specs import LoadMode
@@ -201,6 +207,7 @@ def apply_rows(
     progress: ProgressReporter | None = None,
     plan: WritePlan | None = None,
     slice_: SliceFilter | None = None,
+    valid_at: datetime | None = None,
 ) -> WriteResult:
     """Write ``rows`` into ``target`` in its mode, atomically with ``checkpoint``.
 
@@ -219,6 +226,9 @@ def apply_rows(
         slice_: the partition this write owns (:mod:`ematix_engine.write.slices`): append and
             replace first delete the target's rows in it (replace keeps the rest of the
             table); merge and SCD2 retire absent keys only within it.
+        valid_at: the time the rows stand for (dlt's ``boundary_timestamp``): SCD2 versions
+            open and absent keys close at it instead of now. It must not precede the newest
+            version already in the target; ``_loaded_at`` stays the wall-clock time.
 
     Returns:
         What the write did.
@@ -250,7 +260,7 @@ def apply_rows(
                 plan,
                 rows,
                 checkpoint,
-                _Job(writer, target, batch_id, batch_size, progress, slice_),
+                _Job(writer, target, batch_id, batch_size, progress, slice_, valid_at),
             )
     finally:
         store.close()
@@ -280,6 +290,7 @@ class _Job:
     batch_size: int
     progress: ProgressReporter
     slice: SliceFilter | None = None
+    valid_at: datetime | None = None
 
 
 def _write(
@@ -293,7 +304,8 @@ def _write(
     backend, target, progress = write.sql, job.target, job.progress
     if not isinstance(rows, ArrowRows | QueryRows):
         rows, checkpoint = rows()
-    batch_ts = datetime.now(UTC)
+    loaded_at = datetime.now(UTC)
+    batch_ts = job.valid_at.astimezone(UTC) if job.valid_at is not None else loaded_at
     in_process = plan.path is WritePath.IN_PROCESS
     prep: SqlBackend = DuckDBBackend(":memory:") if in_process else backend
     try:
@@ -304,7 +316,9 @@ def _write(
         if prep is not backend:
             prep.prepare_load_session()
         for session in sessions:
-            _batch_constants(session, job.batch_id, batch_ts, start, value_type, target, job.slice)
+            _batch_constants(
+                session, job.batch_id, batch_ts, loaded_at, start, value_type, target, job.slice
+            )
         progress.phase(READING)
         _stage_raw(prep, rows, start, job)
         progress.phase(PREPARING)
@@ -318,6 +332,8 @@ def _write(
         target_empty = created or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
         mode = mode_of(target)
         _refuse_rows_without_managed_columns(job.writer, target, existing, target_empty)
+        if job.valid_at is not None and not target_empty:
+            _refuse_time_travel(backend, job, table_sql, existing or {}, batch_ts)
         # Hash in-process only when every prepared row goes straight into an empty target;
         # otherwise the target hashes just the versions it inserts (a tenth, typically).
         straight_in = in_process and target_empty and mode.copies_straight_in(target)
@@ -346,6 +362,7 @@ def _write(
                 physical_columns=physical,
                 batch_id=job.batch_id,
                 batch_ts=batch_ts,
+                loaded_at=loaded_at,
                 target_empty=target_empty,
                 slice=job.slice,
             )
@@ -482,6 +499,7 @@ def _batch_constants(
     session: SqlBackend,
     batch_id: str,
     batch_ts: datetime,
+    loaded_at: datetime,
     checkpoint: str | None,
     checkpoint_type: type[ColumnType] | None,
     target: TargetSpec,
@@ -496,7 +514,33 @@ def _batch_constants(
         watermark_type=checkpoint_type,
         ttl_cutoff_value=session.timestamp_param(ttl_cutoff),
         slice_=slice_,
+        loaded_at_value=session.timestamp_param(loaded_at),
     )
+
+
+def _refuse_time_travel(
+    backend: SqlBackend, job: _Job, table_sql: str, existing: dict[str, str], at: datetime
+) -> None:
+    """Refuse a ``valid_at`` before the newest version in an SCD2 target.
+
+    History would run backwards: a version would close before it opened.
+
+    Raises:
+        ConfigError: naming the target, the time asked for and the newest version's.
+    """
+    if job.target.mode is not LoadMode.SCD2 or "valid_from" not in existing:
+        return
+    newest = backend.query(
+        f"SELECT CAST(MAX({backend.quote('valid_from')}) AS TEXT) FROM {table_sql} "
+        f"WHERE {backend.quote('valid_from')} > {backend.param_placeholder(0)}",
+        (backend.timestamp_param(at),),
+    )
+    if newest and newest[0][0] is not None:
+        raise ConfigError(
+            f"pipeline {job.writer!r}: as_of {at.isoformat()} is before the newest version "
+            f"in {job.target.label} (valid_from {newest[0][0]}); history cannot run backwards, "
+            f"so load snapshots in time order"
+        )
 
 
 def _stage_raw(prep: SqlBackend, rows: ArrowRows | QueryRows, start: str | None, job: _Job) -> None:
@@ -522,13 +566,32 @@ def _stage_raw(prep: SqlBackend, rows: ArrowRows | QueryRows, start: str | None,
 
 
 def redact_error(error: BaseException, connection: Any) -> str:
-    """The error's text with ``connection``'s credentials masked."""
-    text = str(error).strip() or type(error).__name__
-    if connection is None:
-        return text
-    try:
-        from ematix_engine.connections import get_connection, redact
+    """The error's text with ``connection``'s credentials and any copied row values masked.
 
-        return redact(text, get_connection(connection))
-    except Exception:  # redaction must never hide the original failure
-        return text
+    ``connection`` may be a connection (name or typed), a list of them, or ``None`` (then only
+    the structural patterns apply: URL passwords, ``password=…``, row values).
+    """
+    from ematix_engine.connections.redaction import redact_error_text
+
+    text = str(error).strip() or type(error).__name__
+    try:
+        return redact_error_text(text, _secret_holders(connection))
+    except Exception:  # redaction must never hide the failure: fall back to the bare type
+        return type(error).__name__
+
+
+def _secret_holders(connection: Any) -> list[Any]:
+    from ematix_engine.connections import get_connection
+
+    if connection is None:
+        return []
+    items = connection if isinstance(connection, list | tuple | set | frozenset) else [connection]
+    holders = []
+    for item in items:
+        if item is None:
+            continue
+        try:
+            holders.append(get_connection(item))
+        except Exception:  # an unknown name holds no secret we could know about
+            continue
+    return holders

@@ -39,7 +39,9 @@ class LoadContext:
         columns: data columns the load writes (declared, then extra source columns).
         physical_columns: every column of the target table (data + managed columns).
         batch_id: this load's id (stored in ``_batch_id``).
-        batch_ts: this load's timestamp (``_loaded_at``, snapshot ``valid_from``).
+        batch_ts: the time this load stands for (snapshot ``valid_from``, closes): now, or
+            the run's ``as_of``.
+        loaded_at: the wall-clock time it ran (``_loaded_at``).
         execute_writes: False for preview: statements are recorded, not run.
         target_empty: the target held no rows when the load began (fast paths apply).
         statements: every statement, in order (for preview and debugging).
@@ -53,6 +55,7 @@ class LoadContext:
     physical_columns: tuple[TableColumn, ...]
     batch_id: str
     batch_ts: datetime
+    loaded_at: datetime
     execute_writes: bool = True
     target_empty: bool = False
     statements: list[str] = field(default_factory=list)

@@ -43,11 +43,14 @@ def create_batch_table(
     watermark: str | None,
     watermark_type: type[ColumnType] | None,
     ttl_cutoff_value: object,
+    loaded_at_value: object,
     slice_: SliceFilter | None = None,
 ) -> None:
     """Create the one-row ``_ematix_batch`` table of batch constants (bound parameters).
 
-    With ``slice_`` it also holds the partition's bounds (:data:`~ematix_engine.write.slices.
+    ``batch_ts`` is the time the load stands for (validity of SCD2 versions: now, or the
+    run's ``as_of``); ``loaded_at`` the wall-clock time it ran (``_loaded_at``). With
+    ``slice_`` it also holds the partition's bounds (:data:`~ematix_engine.write.slices.
     SLICE_COLUMNS`), cast to the partition column's type.
     """
     q = backend.quote
@@ -58,10 +61,11 @@ def create_batch_table(
         f"{q('batch_ts')} {ts_type}",
         f"{q('watermark')} {wm_type}",
         f"{q('ttl_cutoff')} {ts_type}",
+        f"{q('loaded_at')} {ts_type}",
     ]
     p = backend.param_placeholder
-    markers = [p(0), p(1), f"CAST({p(2)} AS {wm_type})", p(3)]
-    params: list[object] = [batch_id, batch_ts_value, watermark, ttl_cutoff_value]
+    markers = [p(0), p(1), f"CAST({p(2)} AS {wm_type})", p(3), p(4)]
+    params: list[object] = [batch_id, batch_ts_value, watermark, ttl_cutoff_value, loaded_at_value]
     if slice_ is not None:
         values = slice_.bound_values(backend)
         for name, column_type in slice_.bound_types().items():

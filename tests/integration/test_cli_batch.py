@@ -63,6 +63,13 @@ def test_run_and_dry_run(project: str) -> None:
     assert "DRY RUN things" in dry.output and "2 unchanged" in dry.output
 
 
+def test_run_as_of_a_date(project: str) -> None:
+    out = invoke("run", "-m", project, "things", "--as-of", "2024-01-31")
+    assert out.exit_code == 0, out.output
+    bad = invoke("run", "-m", project, "things", "--as-of", "last tuesday")
+    assert bad.exit_code == 2 and "--as-of" in bad.output
+
+
 def test_run_failure_exits_non_zero_and_names_the_pipeline(project: str) -> None:
     out = invoke("run", "-m", project, "broken")
     assert out.exit_code == 1

@@ -220,3 +220,26 @@ def test_static_values_are_cast_to_the_column_type(h: Harness) -> None:
     )
     load.run(partition="5")
     assert h.rows("sliced", ["id", "name"]) == [(5, "e")]
+
+
+def test_markers_in_literals_and_comments_are_text(h: Harness) -> None:
+    src = h.create_source("src", COLUMNS, DAY1 + DAY2 + DAY3)
+    ts = h.quote("ts")
+    load = _declare(
+        h,
+        f"SELECT id, region, '$partition_key' AS name, ts FROM {src} "
+        f"WHERE {ts} >= $partition_start AND {ts} < $partition_end  -- not $partition_key",
+    )
+    load.run(partition="2024-01-03")
+    assert h.rows("sliced", ["id", "name"]) == [(5, "$partition_key")]
+
+
+def test_static_partitions_have_no_window_markers(h: Harness) -> None:
+    src = h.create_source("src", COLUMNS, DAY1)
+    load = _declare(
+        h,
+        f"SELECT id, region, name, ts FROM {src} WHERE ts >= $partition_start",
+        partitions=ematix.static("region", ["eu"]),
+    )
+    with pytest.raises(ConfigError, match=r"uses \$partition_start, but static partitions"):
+        load.run(partition="eu")

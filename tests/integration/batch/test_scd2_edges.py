@@ -11,7 +11,7 @@ import pytest
 from ematix_engine.api import ematix
 from ematix_engine.api.table import pk
 from ematix_engine.errors import SchemaDriftError, SourceError
-from ematix_engine.types import BigInt, Text, TimestampTZ
+from ematix_engine.types import BigInt, Double, Text, TimestampTZ
 from tests.integration.batch.harness import Harness, at, to_dt
 
 COLUMNS = {"id": "bigint", "name": "text", "ts": "timestamptz"}
@@ -126,3 +126,49 @@ def test_a_deleted_key_back_in_the_snapshot_is_live_again(
     load.run()
     assert _live(h) == {1: "a", 2: "b"}
     _gap_free(h, 2)
+
+
+def _doubles(h: Harness, sql: str, **options):
+    @ematix.table(schema=h.schema, name="measures")
+    class Measures:
+        id: Annotated[BigInt, pk()]
+        x: Double | None
+        label: Text | None
+        ts: TimestampTZ | None
+
+    @ematix.pipeline(
+        target=Measures,
+        mode="scd2",
+        event_timestamp_column="ts",
+        name="measures",
+        **h.pipeline_options,
+        **options,
+    )
+    def measures(conn):
+        return sql
+
+    return measures
+
+
+def test_event_time_detects_a_change_in_the_last_digits_of_a_double(h: Harness) -> None:
+    """0.3 and 0.1 + 0.2 render alike with 15 digits; compared as values they differ."""
+    cols = {"id": "bigint", "x": "double", "label": "text", "ts": "timestamptz"}
+    src = h.create_source("src", cols, [(1, 0.3, "a", at(1))])
+    load = _doubles(h, f"SELECT id, x, label, ts FROM {src}")
+    load.run()
+    h.set_rows("src", [(1, 0.1 + 0.2, "a", at(2))])
+    result = load.run()
+    assert result.rows_inserted == 1  # a new version, not "unchanged"
+    h.set_rows("src", [(1, 0.3, "a", at(2))])  # a correction of that event, back to 0.3
+    assert load.run().rows_updated == 1
+
+
+def test_a_wider_compare_columns_set_does_not_re_version_every_key(h: Harness) -> None:
+    cols = {"id": "bigint", "x": "double", "label": "text", "ts": "timestamptz"}
+    src = h.create_source("src", cols, [(1, 1.5, "a", at(1)), (2, 2.5, "b", at(1))])
+    sql = f"SELECT id, x, label, ts FROM {src}"
+    _doubles(h, sql, compare_columns=["x"]).run()
+    h.set_rows("src", [(1, 1.5, "a", at(2)), (2, 2.5, "b", at(2))])  # same values, later
+    result = _doubles(h, sql, compare_columns=["x", "label"]).run()
+    assert (result.rows_inserted, result.rows_updated) == (0, 0)
+    assert h.count("measures") == 2
