@@ -284,6 +284,14 @@ def run_due(
     return firings
 
 
+def _record_lease(record: RunRecord) -> str:
+    """The lease the run of ``record`` holds (one per partition for partitioned runs)."""
+    from ematix_engine.batch.runner import lease_name
+
+    partition = record.metrics.get("partition")
+    return lease_name(record.pipeline, str(partition) if partition is not None else None)
+
+
 ABANDONED_ERROR = (
     "abandoned: the worker running attempt {attempt} (lease owner {owner}) stopped renewing "
     "its lease without recording an end (it was killed, crashed or lost its host); nothing it "
@@ -312,7 +320,8 @@ def _check_running(
     last = run_log.last_run(name)
     if last is None or last.status is not RunStatus.RUNNING:
         return None
-    if not run_log.claim(name, owner, lease_seconds):
+    lease = _record_lease(last)
+    if not run_log.claim(lease, owner, lease_seconds):
         return Firing(
             pipeline=name,
             status=FiringStatus.CLAIMED_ELSEWHERE,
@@ -328,7 +337,7 @@ def _check_running(
         record = last.finished(RunStatus.GAVE_UP if final else RunStatus.FAILED, error=error)
         run_log.record_finish(record)
     finally:
-        run_log.release(name, owner)
+        run_log.release(lease, owner)
     log.error("%s attempt %d %s", name, last.attempt, error)
     for event in events_for_run(record, state, max_attempts=pipeline.spec.retry.max_attempts):
         group.send(event)
@@ -365,9 +374,9 @@ def _shown_status(last: RunRecord | None, run_log: RunLog) -> str | None:
     if last.status is not RunStatus.RUNNING:
         return last.status.value
     probe = f"status-probe:{new_owner()}"
-    if not run_log.claim(last.pipeline, probe, 5):
+    if not run_log.claim(_record_lease(last), probe, 5):
         return "running (lease held)"
-    run_log.release(last.pipeline, probe)
+    run_log.release(_record_lease(last), probe)
     return "running (abandoned: no live worker; the next run-due records it as failed)"
 
 

@@ -307,7 +307,8 @@ def _run(
         )
     from ematix_engine.runlog.lease import LEASE_TTL_SECONDS, HeldLease
 
-    lease = HeldLease(run_log, spec.name, lease_owner, ttl=lease_seconds or LEASE_TTL_SECONDS)
+    name = lease_name(spec.name, chosen_partition.key if chosen_partition else None)
+    lease = HeldLease(run_log, name, lease_owner, ttl=lease_seconds or LEASE_TTL_SECONDS)
     with lease:
 
         def checked(event: RunEvent) -> None:
@@ -572,6 +573,16 @@ def _rows_and_watermark(
         value_type=wm_type,
         initial=sentinel_for(wm_type.hash_family),
     )
+
+
+def lease_name(pipeline: str, partition_key: str | None) -> str:
+    """The RunLog lease a run holds: the pipeline's, or one per partition.
+
+    Partitions of one pipeline are independent slices, so their runs (a Dagster backfill of
+    static values, two days materialized at once) may load side by side; their writes to one
+    target still take turns (the target's lock).
+    """
+    return pipeline if partition_key is None else f"{pipeline}[{partition_key}]"
 
 
 def resolve_partition(spec: PipelineSpec, partition: str | Partition | None) -> Partition | None:

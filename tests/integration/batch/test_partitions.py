@@ -7,6 +7,7 @@ other partitions are never touched, and no watermark is read or stored.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import pytest
@@ -243,3 +244,25 @@ def test_static_partitions_have_no_window_markers(h: Harness) -> None:
     )
     with pytest.raises(ConfigError, match=r"uses \$partition_start, but static partitions"):
         load.run(partition="eu")
+
+
+@pytest.mark.parametrize("h", ["duckdb"], indirect=True)  # leases are backend-independent
+def test_each_partition_holds_its_own_lease(h: Harness) -> None:
+    from ematix_engine.batch.orchestrate import pipeline_status
+    from ematix_engine.runlog.lease import LeaseHeldError
+
+    src = h.create_source("src", COLUMNS, DAY1 + DAY2)
+    load = _declare(h, f"SELECT id, region, name, ts FROM {src}")
+    run_log = MemoryRunLog()
+    assert run_log.claim("sliced[2024-01-01]", "another-worker", 60)  # day 1 loads elsewhere
+
+    load.run(run_log, partition="2024-01-02")  # another day runs side by side
+    with pytest.raises(LeaseHeldError, match=r"sliced\[2024-01-01\]"):
+        load.run(run_log, partition="2024-01-01")
+    assert [r[0] for r in h.rows("sliced", ["id"])] == [3, 4]
+
+    # A running partition's record is probed on its own lease: live, not abandoned.
+    record = run_log.record_start("sliced", 9, run_id="elsewhere")
+    run_log.record_finish(replace(record, metrics={"partition": "2024-01-01"}))
+    (status,) = pipeline_status([load], run_log)
+    assert status.last_status == "running (lease held)"
