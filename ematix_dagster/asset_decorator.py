@@ -30,6 +30,7 @@ from ematix_dagster.lineage import (
     target_connection,
 )
 from ematix_dagster.metadata import declared_table_schema
+from ematix_dagster.partitions import backfill_policy_for
 from ematix_dagster.refs import EmatixAssetRef, register_ref
 from ematix_dagster.retry import dagster_retry_policy
 from ematix_dagster.translator import EmatixTranslator, EmatixTranslatorData
@@ -316,7 +317,8 @@ def ematix_assets(
 
     Returns:
         A decorator producing an ``AssetsDefinition`` with ``can_subset=True`` and the
-        target checks attached.
+        target checks attached; a partitioned pipeline's has its partitions and backfill
+        policy (:mod:`ematix_dagster.partitions`).
 
     Examples:
         >>> from typing import Annotated
@@ -353,6 +355,7 @@ def ematix_assets(
         retry_policy=policy,
         op_tags=op_tags,
         pool=pool,
+        backfill_policy=backfill_policy_for(pipeline.spec),
     )
 
 

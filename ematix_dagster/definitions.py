@@ -16,6 +16,7 @@ import dagster as dg
 from ematix_dagster.asset_decorator import EmatixAssetPlan, PipelinesLike, plan_assets
 from ematix_dagster.checks import build_check_specs
 from ematix_dagster.constants import RESOURCE_KEY, RUN_TAG_PIPELINE
+from ematix_dagster.partitions import backfill_policy_for, partitioned_schedule
 from ematix_dagster.resource import EmatixResource
 from ematix_dagster.retry import dagster_retry_policy
 from ematix_dagster.sensors import build_alert_sensors
@@ -62,6 +63,7 @@ def build_assets_definition(
         can_subset=True,
         retry_policy=dagster_retry_policy(pipeline.spec.retry),
         op_tags={RUN_TAG_PIPELINE: pipeline.name},
+        backfill_policy=backfill_policy_for(pipeline.spec),
     )
     def _assets(context: dg.AssetExecutionContext, ematix: EmatixResource):
         yield from ematix.run(context=context)
@@ -74,7 +76,10 @@ def build_schedules(
 ) -> list[dg.ScheduleDefinition]:
     """One schedule per distinct cron, targeting every asset of the pipelines that share it.
 
-    Pipelines on the same cron run in one run, so Dagster orders them by their deps.
+    Pipelines on the same cron run in one run, so Dagster orders them by their deps. A
+    partitioned pipeline gets a schedule of its own that loads one partition per tick (the
+    last complete window, or every static value: :func:`~ematix_dagster.partitions.
+    partitioned_schedule`).
 
     Args:
         plans: ``plan_assets`` output.
@@ -86,11 +91,16 @@ def build_schedules(
         Schedules named ``<pipeline>[_and_<pipeline>…]_schedule``.
     """
     by_cron: dict[str, list[str]] = {}
+    schedules: list[dg.ScheduleDefinition] = []
     for name, items in plans.items():
-        cron = items[0].ref.pipeline.spec.schedule
-        if cron:
-            by_cron.setdefault(cron, []).append(name)
-    schedules = []
+        spec = items[0].ref.pipeline.spec
+        if spec.schedule and spec.partitions is not None:
+            keys = [plan.spec.key for plan in items]
+            schedules.append(
+                partitioned_schedule(_name(name), spec, keys, {RUN_TAG_PIPELINE: name})
+            )
+        elif spec.schedule:
+            by_cron.setdefault(spec.schedule, []).append(name)
     for cron, names in by_cron.items():
         keys = [plan.spec.key for name in names for plan in plans[name]]
         target = dg.AssetSelection.assets(*keys)

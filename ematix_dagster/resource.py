@@ -29,6 +29,7 @@ from ematix_dagster.checks import asset_check_result
 from ematix_dagster.constants import RUN_TAG_FULL_REFRESH, RUN_TAG_PIPELINE
 from ematix_dagster.event_iterator import EmatixEvent, EmatixEventIterator
 from ematix_dagster.metadata import EmatixMetadata, TableMetadata, table_schema_from
+from ematix_dagster.partitions import partition_of
 from ematix_dagster.progress import ProgressLog
 from ematix_dagster.refs import EmatixAssetRef, lookup_ref
 from ematix_dagster.retry import failure_for
@@ -170,6 +171,7 @@ class EmatixResource(dg.ConfigurableResource):
             attempt=None if run_log is not None else attempt,
             run_metrics={"dagster_run_id": context.run.run_id},
             full_refresh=full_refresh,
+            partition=partition_of(context, spec),
         )
         try:
             for event in events:

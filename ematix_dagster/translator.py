@@ -22,6 +22,7 @@ import dagster as dg
 from ematix_dagster.constants import DAGSTER_KEY_CODE_REFERENCES, KIND_EMATIX
 from ematix_dagster.lineage import SourceAnalysis
 from ematix_dagster.metadata import EmatixMetadata, TableMetadata, declared_table_schema
+from ematix_dagster.partitions import partitions_def_for
 from ematix_engine import PipelineSpec, TargetSpec
 
 __all__ = ["EmatixTranslator", "EmatixTranslatorData"]
@@ -78,7 +79,9 @@ class EmatixTranslator:
             Key ``[schema, table]`` (or the declared ``asset_key``), the pipeline's group,
             kinds ``{backend, "ematix"}``, its docstring as description, owners and tags
             passed through, ``data.deps``, a code reference to the pipeline function, and the
-            table name, declared column schema and load settings as metadata.
+            table name, declared column schema and load settings as metadata. A partitioned
+            pipeline's spec carries its Dagster partitions (:func:`~ematix_dagster.partitions.
+            partitions_def_for`).
 
         Examples:
             Subclass, call ``super()``, then change what you need:
@@ -143,4 +146,5 @@ class EmatixTranslator:
             tags=dict(spec.tags),
             kinds={data.backend, KIND_EMATIX},
             metadata=metadata,
+            partitions_def=partitions_def_for(spec),
         )

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from ematix_engine.errors import ConfigError, closest_match
 
 if TYPE_CHECKING:
+    from ematix_engine.partitions import Partitions
     from ematix_engine.schema.normalize import Normalizer
     from ematix_engine.schema.types import ColumnType
 
@@ -337,6 +338,8 @@ class PipelineSpec:
         owners: Dagster owners.
         tags: free-form tags (Dagster tags too), frozen.
         checks: user-declared data checks (mapped to asset checks by the Dagster layer).
+        partitions: time windows or static values a run loads one of
+            (:mod:`ematix_engine.partitions`); None: every run loads everything.
     """
 
     name: str
@@ -353,6 +356,7 @@ class PipelineSpec:
     owners: tuple[str, ...] = ()
     tags: FrozenMapping = field(default_factory=FrozenMapping)
     checks: tuple[Any, ...] = ()
+    partitions: Partitions | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.tags, FrozenMapping):

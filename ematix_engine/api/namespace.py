@@ -18,6 +18,10 @@ class _EmatixNamespace:
         "table": ("ematix_engine.api.table", "table"),
         "pipeline": ("ematix_engine.api.pipeline", "pipeline"),
         "target": ("ematix_engine.api.pipeline", "target"),
+        "daily": ("ematix_engine.partitions", "daily"),
+        "hourly": ("ematix_engine.partitions", "hourly"),
+        "monthly": ("ematix_engine.partitions", "monthly"),
+        "static": ("ematix_engine.partitions", "static"),
     }
 
     def __getattr__(self, attribute: str) -> Any:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from ematix_engine.batch.result import PreviewResult, RunResult, TargetResult
+    from ematix_engine.partitions import Partition, Partitions
     from ematix_engine.runlog.base import RunLog
     from ematix_engine.write.progress import LoadProgress
 
@@ -134,6 +135,7 @@ class Pipeline:
         batch_size: int = 100_000,
         on_target: Callable[[TargetResult], None] | None = None,
         on_progress: Callable[[LoadProgress], None] | None = None,
+        partition: str | Partition | None = None,
         as_of: datetime | None = None,
         full_refresh: bool = False,
     ) -> RunResult:
@@ -146,6 +148,9 @@ class Pipeline:
             on_progress: called with a :class:`~ematix_engine.write.progress.LoadProgress`
                 as each target enters a phase and, while a source streams from another
                 database, after every batch.
+            partition: the partition to load (a key such as ``"2024-01-02"``, or
+                ``"2024-01-01..2024-01-07"`` for a range of time windows); required exactly
+                when the pipeline declares ``partitions=``.
             as_of: the time the source's rows stand for (dlt's ``boundary_timestamp``,
                 a timezone-aware datetime): SCD2 versions open and absent keys close at it
                 instead of now. It must not precede the newest version in the target.
@@ -165,6 +170,7 @@ class Pipeline:
             batch_size=batch_size,
             on_target=on_target,
             on_progress=on_progress,
+            partition=partition,
             as_of=as_of,
             full_refresh=full_refresh,
         )
@@ -180,16 +186,24 @@ class Pipeline:
         *,
         on_progress: Callable[[LoadProgress], None] | None = None,
         full_refresh: bool = False,
+        partition: str | Partition | None = None,
     ) -> RunResult:
         """Run the real SQL inside a transaction that is rolled back; report the counts.
 
         Args:
             on_progress: as for :meth:`run`; the last phase is ``"rolled back"``.
             full_refresh: rehearse a full refresh (see :meth:`run`).
+            partition: as for :meth:`run`.
         """
         from ematix_engine.batch.runner import run_pipeline
 
-        return run_pipeline(self, dry_run=True, on_progress=on_progress, full_refresh=full_refresh)
+        return run_pipeline(
+            self,
+            dry_run=True,
+            on_progress=on_progress,
+            full_refresh=full_refresh,
+            partition=partition,
+        )
 
 
 def _complete_target(
@@ -322,6 +336,7 @@ def pipeline(
     owners: Sequence[str] = (),
     tags: dict[str, str] | None = None,
     checks: Sequence[Any] = (),
+    partitions: Partitions | None = None,
 ):
     """Declare a batch pipeline on a function that returns the source SQL.
 
@@ -354,6 +369,11 @@ def pipeline(
         owners: Dagster asset owners.
         tags: tags passed through to Dagster.
         checks: data checks for the Dagster layer.
+        partitions: ``ematix.daily(column, start=...)``, ``ematix.hourly``, ``ematix.monthly``
+            or ``ematix.static(column, [values])``: each run loads one partition
+            (``run(partition=...)``), replacing that slice of the targets (see
+            :mod:`ematix_engine.partitions`). The column must be declared by every target;
+            time windows need a date or timestamp column. Not with ``incremental_column``.
 
     Returns:
         A :class:`Pipeline`, registered in ``ematix_engine.registry``.
@@ -410,6 +430,8 @@ def pipeline(
                     raise ConfigError(
                         f"pipeline {pipeline_name!r}: incremental_column: {error}"
                     ) from None
+        if partitions is not None:
+            _validate_partitions(pipeline_name, partitions, target_specs, incremental_column)
         if schedule is not None:
             _validate_cron(pipeline_name, schedule)
         if isinstance(depends_on, str):
@@ -440,11 +462,51 @@ def pipeline(
             owners=tuple(owners),
             tags=FrozenMapping(tags or {}),
             checks=tuple(checks),
+            partitions=partitions,
         )
         registry.register(spec)
         return Pipeline.of(spec)
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _validate_partitions(
+    pipeline_name: str,
+    partitions: Any,
+    targets: Sequence[TargetSpec],
+    incremental_column: str | None,
+) -> None:
+    """Check ``partitions=`` against the targets (raises ConfigError naming what is wrong)."""
+    from ematix_engine.partitions import Cadence, StaticPartitions, TimeWindowPartitions
+    from ematix_engine.write.slices import is_time_type
+
+    where = f"pipeline {pipeline_name!r}: partitions"
+    if not isinstance(partitions, TimeWindowPartitions | StaticPartitions):
+        raise ConfigError(
+            f"{where} must be ematix.daily/hourly/monthly(...) or ematix.static(...), got "
+            f"{type(partitions).__name__}"
+        )
+    if incremental_column is not None:
+        raise ConfigError(
+            f"{where}: a partitioned run loads one partition and keeps no watermark; drop "
+            f"incremental_column={incremental_column!r} (use $partition_start / $partition_end)"
+        )
+    for target_spec in targets:
+        try:
+            column = target_spec.table.column(partitions.column)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: target {target_spec.label}: {error}") from None
+        if isinstance(partitions, TimeWindowPartitions):
+            if not is_time_type(column.type):
+                raise ConfigError(
+                    f"{where}: {partitions.cadence.value} windows need a date or timestamp "
+                    f"column; {target_spec.label}.{column.name} is {column.type.__name__}"
+                )
+            if partitions.cadence is Cadence.HOURLY and column.type.hash_family == "date":
+                raise ConfigError(
+                    f"{where}: hourly windows need a timestamp column; "
+                    f"{target_spec.label}.{column.name} is a date"
+                )
 
 
 def _validate_cron(pipeline_name: str, schedule: str) -> None:

@@ -299,6 +299,13 @@ class SqlBackend(ABC):
         """Parameters for a source query holding ``occurrences`` watermark markers."""
         return [value] * occurrences
 
+    def source_marker(self, index: int) -> str:
+        """Marker of the ``index``-th (0-based) parameter of SQL read with :meth:`read_arrow`.
+
+        Each marker is bound once, in order (partition bounds in a source query).
+        """
+        return "?"
+
     def escape_user_sql(self, sql: str) -> str:
         """Make user SQL safe to send together with parameters (psycopg doubles ``%``)."""
         return sql

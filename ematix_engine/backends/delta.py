@@ -3,7 +3,8 @@
 Delta has no SQL engine of its own, so a load runs the ordinary set-based plan in an in-memory
 DuckDB session and then commits the *difference* to the Delta table in **one** commit:
 
-* append  → the new rows, ``mode="append"``;
+* append  → the new rows, ``mode="append"`` (a partition's append that deleted the
+  partition's old rows first commits the new table, ``mode="overwrite"``);
 * replace → the new table, ``mode="overwrite"``;
 * merge / scd2 → one Delta ``MERGE`` keyed on the version key (keys, plus ``valid_from`` for
   SCD2) whose source is every row the plan inserted or changed, plus the keys it deleted.
@@ -150,6 +151,10 @@ class DeltaBackend:
     def watermark_params(self, value: Any, occurrences: int) -> list[Any]:
         """One parameter per marker."""
         return [value] * occurrences
+
+    def source_marker(self, index: int) -> str:
+        """Positional marker (DuckDB), bound in order."""
+        return "?"
 
     def quote(self, name: str) -> str:
         """Quote an identifier (DuckDB dialect)."""
@@ -309,7 +314,10 @@ class DeltaBackend:
             path.parent.mkdir(parents=True, exist_ok=True)
             table = _arrow(duck, f"SELECT * FROM {table_sql}", table_sql)
             write_deltalake(str(path), table, mode="error", commit_properties=commit)
-        elif target.mode is LoadMode.REPLACE:
+        elif target.mode is LoadMode.REPLACE or (
+            target.mode is LoadMode.APPEND and _lost_rows(duck, table_sql, batch_id)
+        ):
+            # replace, or an append that first deleted a partition's rows: the new table
             table = _arrow(duck, f"SELECT * FROM {table_sql}", table_sql)
             write_deltalake(
                 snapshot,
@@ -451,3 +459,13 @@ def _new_columns(duck: DuckDBBackend, snapshot: DeltaTable, table_sql: str) -> l
 
 def _datafusion_quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _lost_rows(duck: DuckDBBackend, table_sql: str, batch_id: str) -> bool:
+    """Whether the plan removed rows of the original table (a partition's append did)."""
+    original = duck.query(f"SELECT COUNT(*) FROM {duck.quote(_ORIGINAL)}")[0][0]
+    kept = duck.query(
+        f"SELECT COUNT(*) FROM {table_sql} WHERE {duck.quote('_batch_id')} IS DISTINCT FROM ?",
+        [batch_id],
+    )[0][0]
+    return int(kept) < int(original)

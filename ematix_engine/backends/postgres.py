@@ -219,6 +219,10 @@ class PostgresBackend(SqlBackend):
         """``$1`` may appear several times but is bound once."""
         return [value]
 
+    def source_marker(self, index: int) -> str:
+        """ADBC numbers its markers: ``$1``, ``$2`` and so on."""
+        return f"${index + 1}"
+
     @override
     def stage_arrow(
         self,

@@ -16,7 +16,9 @@ every few minutes). For each pipeline, upstreams first:
    every quarter of that while the run lives (:mod:`ematix_engine.runlog.lease`), so a run
    longer than the lease is never fired twice, and a killed worker blocks its pipeline for at
    most one lease.
-5. **Run**, then alert (failed / gave_up / recovered) and count metrics. An alerter that raises
+5. **Run** (a pipeline partitioned in time windows loads the last window complete at the cron
+   fire time; static partitions are not fired here: run each with ``--partition``), then alert
+   (failed / gave_up / recovered) and count metrics. An alerter that raises
    is logged and swallowed by ``AlerterGroup``.
 
 A failure is recorded as ``failed`` (retried per policy) when
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from ematix_engine.ops.alerters import Alerter, AlerterGroup
     from ematix_engine.ops.metrics import MetricsSink
     from ematix_engine.runlog.base import AttemptState, RunLog, RunRecord
+    from ematix_engine.specs import PipelineSpec
 
 __all__ = ["Firing", "FiringStatus", "PipelineStatus", "is_due", "pipeline_status", "run_due"]
 
@@ -93,6 +96,21 @@ def previous_fire_time(schedule: str, now: datetime) -> datetime:
 def next_fire_time(schedule: str, now: datetime) -> datetime:
     """The first cron fire time after ``now`` (UTC)."""
     return croniter(schedule, now).get_next(datetime).replace(tzinfo=UTC)
+
+
+def scheduled_partition(spec: PipelineSpec, now: datetime) -> str | None:
+    """The partition a scheduled firing loads: the last time window complete at the fire time.
+
+    None for unpartitioned pipelines and static partitions (their run then says which
+    partition to pass).
+    """
+    from ematix_engine.partitions import TimeWindowPartitions
+
+    if not isinstance(spec.partitions, TimeWindowPartitions):
+        return None
+    fired = previous_fire_time(spec.schedule, now) if spec.schedule else now
+    keys = spec.partitions.keys(until=fired)
+    return keys[-1] if keys else None
 
 
 def is_due(pipeline: Pipeline, run_log: RunLog, now: datetime) -> bool:
@@ -244,6 +262,7 @@ def run_due(
                 pipeline,
                 run_log=run_log,
                 attempt=attempt,
+                partition=scheduled_partition(pipeline.spec, now),
                 lease_owner=owner,
                 lease_seconds=lease_seconds,
             )
@@ -276,6 +295,14 @@ def run_due(
     return firings
 
 
+def _record_lease(record: RunRecord) -> str:
+    """The lease the run of ``record`` holds (one per partition for partitioned runs)."""
+    from ematix_engine.batch.runner import lease_name
+
+    partition = record.metrics.get("partition")
+    return lease_name(record.pipeline, str(partition) if partition is not None else None)
+
+
 ABANDONED_ERROR = (
     "abandoned: the worker running attempt {attempt} (lease owner {owner}) stopped renewing "
     "its lease without recording an end (it was killed, crashed or lost its host); nothing it "
@@ -304,7 +331,8 @@ def _check_running(
     last = run_log.last_run(name)
     if last is None or last.status is not RunStatus.RUNNING:
         return None
-    if not run_log.claim(name, owner, lease_seconds):
+    lease = _record_lease(last)
+    if not run_log.claim(lease, owner, lease_seconds):
         return Firing(
             pipeline=name,
             status=FiringStatus.CLAIMED_ELSEWHERE,
@@ -320,7 +348,7 @@ def _check_running(
         record = last.finished(RunStatus.GAVE_UP if final else RunStatus.FAILED, error=error)
         run_log.record_finish(record)
     finally:
-        run_log.release(name, owner)
+        run_log.release(lease, owner)
     log.error("%s attempt %d %s", name, last.attempt, error)
     for event in events_for_run(record, state, max_attempts=pipeline.spec.retry.max_attempts):
         group.send(event)
@@ -357,9 +385,9 @@ def _shown_status(last: RunRecord | None, run_log: RunLog) -> str | None:
     if last.status is not RunStatus.RUNNING:
         return last.status.value
     probe = f"status-probe:{new_owner()}"
-    if not run_log.claim(last.pipeline, probe, 5):
+    if not run_log.claim(_record_lease(last), probe, 5):
         return "running (lease held)"
-    run_log.release(last.pipeline, probe)
+    run_log.release(_record_lease(last), probe)
     return "running (abandoned: no live worker; the next run-due records it as failed)"
 
 

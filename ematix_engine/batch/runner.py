@@ -5,6 +5,10 @@ staged) → the source's rows (:mod:`ematix_engine.batch.source`) → :func:`~em
 apply_rows`, which stages, prepares, writes and commits the rows together with the pipeline's
 watermark as its checkpoint. Any error rolls the whole target back: rows and watermark stay as
 they were.
+
+A partitioned pipeline (``partitions=``) loads one partition per run (``partition=``): the
+rows of that slice, written so that a re-run replaces them (see :mod:`ematix_engine.partitions`);
+such a run neither reads nor moves the watermark.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ematix_engine.batch.partition_source import partition_rows
 from ematix_engine.batch.result import RunResult, TargetResult
 from ematix_engine.batch.source import infer_incremental_column, source_rows
 from ematix_engine.batch.watermarks import sentinel_for
-from ematix_engine.errors import SourceError, is_retryable
+from ematix_engine.errors import ConfigError, SourceError, is_retryable
+from ematix_engine.partitions import Partition
 from ematix_engine.specs import PipelineSpec, TargetSpec
 from ematix_engine.write import ArrowRows, Checkpoint, QueryRows, WritePlan, apply_rows, plan_write
 from ematix_engine.write.progress import LoadProgress, ProgressCallback, ProgressReporter
+from ematix_engine.write.slices import SliceFilter
 
 if TYPE_CHECKING:
     from ematix_engine.api.pipeline import Pipeline
@@ -88,6 +95,7 @@ def run_pipeline(
     attempt: int | None = None,
     on_target: Callable[[TargetResult], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    partition: str | Partition | None = None,
     as_of: datetime | None = None,
     lease_owner: str | None = None,
     lease_seconds: float | None = None,
@@ -107,6 +115,8 @@ def run_pipeline(
         on_target: called with each target's result as it completes.
         on_progress: called as each target's load enters a phase and, while a source streams
             from another database, after every batch (see :mod:`ematix_engine.write.progress`).
+        partition: the partition key (or ``first..last`` range of time windows) to load;
+            required exactly when the pipeline declares ``partitions=``.
         as_of: the time the source's rows stand for (dlt's ``boundary_timestamp``): SCD2
             versions open and absent keys close at it; default now.
         lease_owner: the RunLog lease owner to run as (default: a new ``host:pid:uuid``); the
@@ -145,6 +155,7 @@ def run_pipeline(
         attempt=attempt,
         wanted=None,
         run_metrics={"trigger": trigger} if trigger else {},
+        partition=partition,
         as_of=as_of,
         lease_owner=lease_owner,
         lease_seconds=lease_seconds,
@@ -161,6 +172,7 @@ def iter_run(
     dry_run: bool = False,
     batch_size: int = 100_000,
     run_metrics: Mapping[str, Any] | None = None,
+    partition: str | Partition | None = None,
     as_of: datetime | None = None,
     lease_owner: str | None = None,
     lease_seconds: float | None = None,
@@ -183,6 +195,9 @@ def iter_run(
         dry_run: run the real SQL, then roll every target back.
         batch_size: rows per Arrow batch on cross-database loads.
         run_metrics: extra metrics stored in the RunLog record (e.g. an orchestrator's run id).
+        partition: the partition key (or ``first..last`` range of time windows) to load;
+            required exactly when the pipeline declares ``partitions=``. The RunLog records
+            it in the metrics (``partition``).
         as_of: the time the source's rows stand for (SCD2 validity); default now.
         lease_owner: the RunLog lease owner to run as (see :func:`run_pipeline`).
         lease_seconds: the lease's time-to-live (default 60 s).
@@ -229,6 +244,7 @@ def iter_run(
                     attempt=attempt,
                     wanted=targets,
                     run_metrics=dict(run_metrics or {}),
+                    partition=partition,
                     as_of=as_of,
                     lease_owner=lease_owner,
                     lease_seconds=lease_seconds,
@@ -279,12 +295,24 @@ def _run(
     attempt: int | None,
     wanted: Sequence[str] | None,
     run_metrics: dict[str, Any],
+    partition: str | Partition | None = None,
     lease_owner: str | None = None,
     lease_seconds: float | None = None,
     as_of: datetime | None = None,
     full_refresh: bool = False,
 ) -> RunResult:
     """Hold the pipeline's lease (with a RunLog) while :func:`_run_leased` runs."""
+    chosen_partition = resolve_partition(spec, partition)  # a bad key fails before any lease
+    if full_refresh and chosen_partition is not None:
+        from ematix_engine.errors import ConfigError
+
+        raise ConfigError(
+            f"pipeline {spec.name!r}: full_refresh rebuilds whole targets, but this run loads "
+            f"partition {chosen_partition.key!r}; a partition's run already replaces (append, "
+            f"replace) or re-merges (merge, scd2) its own slice, so drop full_refresh"
+        )
+    if chosen_partition is not None:
+        run_metrics = {**run_metrics, "partition": chosen_partition.key}
     if run_log is None or dry_run:
         return _run_leased(
             spec,
@@ -297,10 +325,12 @@ def _run(
             run_metrics,
             as_of=as_of,
             full_refresh=full_refresh,
+            partition=chosen_partition,
         )
     from ematix_engine.runlog.lease import LEASE_TTL_SECONDS, HeldLease
 
-    lease = HeldLease(run_log, spec.name, lease_owner, ttl=lease_seconds or LEASE_TTL_SECONDS)
+    name = lease_name(spec.name, chosen_partition.key if chosen_partition else None)
+    lease = HeldLease(run_log, name, lease_owner, ttl=lease_seconds or LEASE_TTL_SECONDS)
     with lease:
 
         def checked(event: RunEvent) -> None:
@@ -319,6 +349,7 @@ def _run(
             lease,
             as_of=as_of,
             full_refresh=full_refresh,
+            partition=chosen_partition,
         )
 
 
@@ -335,6 +366,7 @@ def _run_leased(
     *,
     as_of: datetime | None = None,
     full_refresh: bool = False,
+    partition: Partition | None = None,
 ) -> RunResult:
     """Load the chosen targets, record the firing in the RunLog, report every event."""
     from ematix_engine.runlog.base import MANUAL, RunStatus
@@ -378,6 +410,7 @@ def _run_leased(
                 dry_run=dry_run,
                 batch_size=batch_size,
                 progress=ProgressReporter(emit, spec.name, target.label),
+                partition=partition,
                 as_of=as_of,
                 full_refresh=full_refresh,
             )
@@ -482,6 +515,7 @@ def load_target(
     dry_run: bool = False,
     batch_size: int = 100_000,
     progress: ProgressReporter | None = None,
+    partition: Partition | None = None,
     as_of: datetime | None = None,
     full_refresh: bool = False,
 ) -> TargetResult:
@@ -496,11 +530,12 @@ def load_target(
     started = time.perf_counter()
     progress = progress or ProgressReporter(None, spec.name, target.label)
     plan = plan_target(spec, target)
+    slice_ = slice_of(target, partition) if partition is not None else None
 
     def rows() -> tuple[ArrowRows | QueryRows, Checkpoint | None]:
         # Rendered once the write has begun (the target locked or snapshotted), as the
         # pipeline function may read state that the write must see.
-        return _rows_and_watermark(spec, target, plan, batch_size)
+        return _rows_and_watermark(spec, target, plan, batch_size, slice_)
 
     written = apply_rows(
         target_connection(target),
@@ -512,6 +547,7 @@ def load_target(
         batch_size=batch_size,
         progress=progress,
         plan=plan,
+        slice_=slice_,
         valid_at=as_of,
         rebuild=full_refresh,
     )
@@ -533,7 +569,11 @@ def load_target(
 
 
 def _rows_and_watermark(
-    spec: PipelineSpec, target: TargetSpec, plan: WritePlan, batch_size: int
+    spec: PipelineSpec,
+    target: TargetSpec,
+    plan: WritePlan,
+    batch_size: int,
+    slice_: SliceFilter | None = None,
 ) -> tuple[ArrowRows | QueryRows, Checkpoint | None]:
     """Render the pipeline's SQL: its rows, and its watermark as the write's checkpoint."""
     from ematix_engine.connections import get_connection
@@ -542,6 +582,16 @@ def _rows_and_watermark(
     user_sql = spec.source.render(get_connection(source_conn))
     if not isinstance(user_sql, str) or not user_sql.strip():
         raise SourceError(spec.name, "the pipeline function must return a SQL string")
+    if slice_ is not None:
+        if infer_incremental_column(spec.name, target, user_sql) is not None:
+            raise ConfigError(
+                f"pipeline {spec.name!r}: its SQL uses $watermark, but a partitioned run loads "
+                f"one partition and keeps no watermark; use $partition_start / $partition_end"
+            )
+        rows = partition_rows(
+            user_sql, source_conn, plan.same_database, slice_, batch_size, pipeline=spec.name
+        )
+        return rows, None
     incremental = spec.incremental_column or infer_incremental_column(spec.name, target, user_sql)
     wm_type = target.table.column(incremental).type if incremental else None
     rows = source_rows(
@@ -560,4 +610,53 @@ def _rows_and_watermark(
         column=incremental,
         value_type=wm_type,
         initial=sentinel_for(wm_type.hash_family),
+    )
+
+
+def lease_name(pipeline: str, partition_key: str | None) -> str:
+    """The RunLog lease a run holds: the pipeline's, or one per partition.
+
+    Partitions of one pipeline are independent slices, so their runs (a Dagster backfill of
+    static values, two days materialized at once) may load side by side; their writes to one
+    target still take turns (the target's lock).
+    """
+    return pipeline if partition_key is None else f"{pipeline}[{partition_key}]"
+
+
+def resolve_partition(spec: PipelineSpec, partition: str | Partition | None) -> Partition | None:
+    """The partition a run of ``spec`` loads, checked against its declaration.
+
+    Args:
+        spec: the pipeline.
+        partition: a key, a ``first..last`` range of time windows, or a :class:`Partition`.
+
+    Raises:
+        ConfigError: a partitioned pipeline got no partition, an unpartitioned one got one,
+            or the key is not one of the declared partitions.
+    """
+    if spec.partitions is None:
+        if partition is not None:
+            raise ConfigError(
+                f"pipeline {spec.name!r} declares no partitions= but the run was given "
+                f"partition {getattr(partition, 'key', partition)!r}"
+            )
+        return None
+    if partition is None:
+        raise ConfigError(
+            f"pipeline {spec.name!r} is partitioned on {spec.partitions.column!r}: pass the "
+            f"partition to load (run(partition=...), ematix run --partition KEY)"
+        )
+    key = partition.key if isinstance(partition, Partition) else str(partition)
+    return spec.partitions.partition(key, spec.name)
+
+
+def slice_of(target: TargetSpec, partition: Partition) -> SliceFilter:
+    """The slice of ``target`` that ``partition`` owns (the write core's view of it)."""
+    return SliceFilter(
+        column=partition.column,
+        column_type=target.table.column(partition.column).type,
+        key=partition.key,
+        start=partition.start,
+        end=partition.end,
+        value=partition.value,
     )

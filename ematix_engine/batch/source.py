@@ -7,7 +7,7 @@ pasted as text: ``$watermark`` in a string literal or a comment is left alone, a
 ``--`` comment cannot swallow the wrapper. On the same database as the target the query becomes
 :class:`~ematix_engine.write.QueryRows` (a temporary view, rows never copied); elsewhere
 :class:`~ematix_engine.write.ArrowRows` streamed from the source with the watermark bound as a
-parameter.
+parameter. A partitioned run's rows come from :mod:`ematix_engine.batch.partition_source`.
 """
 
 from __future__ import annotations

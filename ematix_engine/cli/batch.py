@@ -149,6 +149,11 @@ def _run_log_caption(url: str | None) -> str:
     help="Rebuild each target from the source: empty it and reset the watermark, in the "
     "load's one transaction.",
 )
+@click.option(
+    "--partition",
+    default=None,
+    help="Partition to load (partitioned pipelines): a key, or FIRST..LAST for time windows.",
+)
 def run(
     module: str,
     names: tuple[str, ...],
@@ -156,8 +161,9 @@ def run(
     dry_run: bool,
     as_of: Any,
     full_refresh: bool,
+    partition: str | None,
 ) -> None:
-    """Run the named pipelines once, now.
+    """Run the named pipelines once, now (``--partition`` for partitioned ones).
 
     A manual run is its own firing (attempt 1, ``trigger=manual`` in the run log): its failure
     does not use up a scheduled firing's retries.
@@ -184,6 +190,7 @@ def run(
                         full_refresh=full_refresh,
                         as_of=as_of.replace(tzinfo=UTC) if as_of else None,
                         trigger=MANUAL,
+                        partition=partition,
                     )
                 except EmatixError as error:
                     if debugging():

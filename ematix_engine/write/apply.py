@@ -88,6 +88,7 @@ from ematix_engine.write.progress import (
     WRITING,
     ProgressReporter,
 )
+from ematix_engine.write.slices import SliceFilter, slice_condition
 
 if TYPE_CHECKING:
     from ematix_engine.backends.store import WriteSession
@@ -205,6 +206,7 @@ def apply_rows(
     batch_size: int = 100_000,
     progress: ProgressReporter | None = None,
     plan: WritePlan | None = None,
+    slice_: SliceFilter | None = None,
     valid_at: datetime | None = None,
     rebuild: bool = False,
 ) -> WriteResult:
@@ -222,6 +224,9 @@ def apply_rows(
         batch_size: rows per Arrow batch where the write moves rows between systems.
         progress: receives the phases and the rows read.
         plan: the planner's choice (default: :func:`plan_write` for these rows).
+        slice_: the partition this write owns (:mod:`ematix_engine.write.slices`): append and
+            replace first delete the target's rows in it (replace keeps the rest of the
+            table); merge and SCD2 retire absent keys only within it.
         valid_at: the time the rows stand for (dlt's ``boundary_timestamp``): SCD2 versions
             open and absent keys close at it instead of now. It must not precede the newest
             version already in the target; ``_loaded_at`` stays the wall-clock time.
@@ -260,7 +265,9 @@ def apply_rows(
                 plan,
                 rows,
                 checkpoint,
-                _Job(writer, target, batch_id, batch_size, progress, valid_at, rebuild),
+                _Job(
+                    writer, target, batch_id, batch_size, progress, slice_, valid_at, rebuild
+                ),
             )
     finally:
         store.close()
@@ -289,6 +296,7 @@ class _Job:
     batch_id: str
     batch_size: int
     progress: ProgressReporter
+    slice: SliceFilter | None = None
     valid_at: datetime | None = None
     rebuild: bool = False
 
@@ -316,7 +324,9 @@ def _write(
         if prep is not backend:
             prep.prepare_load_session()
         for session in sessions:
-            _batch_constants(session, job.batch_id, batch_ts, loaded_at, start, value_type, target)
+            _batch_constants(
+                session, job.batch_id, batch_ts, loaded_at, start, value_type, target, job.slice
+            )
         progress.phase(READING)
         _stage_raw(prep, rows, start, job)
         progress.phase(PREPARING)
@@ -337,6 +347,7 @@ def _write(
         # Hash in-process only when every prepared row goes straight into an empty target;
         # otherwise the target hashes just the versions it inserts (a tenth, typically).
         straight_in = in_process and target_empty and mode.copies_straight_in(target)
+        plan_function = _slice_plan(target, job.slice, target_empty) or mode.plan_function()
         # A table this write creates and fills straight in gets its one-value-per-batch
         # columns after the rows (PostgreSQL then stores each value once, in the catalog),
         # and its primary key after the data, which builds faster than it updates.
@@ -363,6 +374,7 @@ def _write(
                 batch_ts=batch_ts,
                 loaded_at=loaded_at,
                 target_empty=target_empty,
+                slice=job.slice,
             )
 
         ctx = context(backend)
@@ -384,11 +396,11 @@ def _write(
                     log.info(
                         "%s: comparing in %s instead (%s)", job.writer, backend.DISPLAY_NAME, why
                     )
-                    counts = _load_staged(prep, ctx)
+                    counts = _load_staged(prep, ctx, plan_function)
             elif in_process:
-                counts = _load_staged(prep, ctx)
+                counts = _load_staged(prep, ctx, plan_function)
             else:
-                counts = mode.plan_function()(ctx)
+                counts = plan_function(ctx)
             if defer_key:
                 ctx.run(
                     f"ALTER TABLE {table_sql} ADD PRIMARY KEY "
@@ -488,7 +500,33 @@ def _next_checkpoint(
     return rows[0][0] if rows and rows[0][0] is not None else stored
 
 
-def _load_staged(prep: SqlBackend, ctx: LoadContext) -> Counts:
+def _slice_plan(
+    target: TargetSpec, slice_: SliceFilter | None, target_empty: bool
+) -> Callable[[LoadContext], Counts] | None:
+    """The plan of a partition's append or replace: delete the slice, then insert the batch.
+
+    None (the mode's own plan) without a slice, and for merge and SCD2, whose slice only
+    limits which absent keys retire (:meth:`LoadContext.retirable`).
+    """
+    if slice_ is None or target.mode not in (LoadMode.APPEND, LoadMode.REPLACE):
+        return None
+    from ematix_engine.write.plans.append import load_append
+
+    def replace_slice(ctx: LoadContext) -> Counts:
+        deleted = 0
+        if not target_empty:
+            condition = slice_condition(ctx.backend, ctx.table, slice_)
+            deleted = ctx.run(f"DELETE FROM {ctx.table} WHERE {condition}")
+        counts = load_append(ctx)
+        counts.deleted = deleted
+        return counts
+
+    return replace_slice
+
+
+def _load_staged(
+    prep: SqlBackend, ctx: LoadContext, plan_function: Callable[[LoadContext], Counts]
+) -> Counts:
     """COPY the prepared rows into a temp table of the target, then run the mode's SQL plan."""
     ctx.backend.stage_arrow(
         SOURCE,
@@ -496,7 +534,7 @@ def _load_staged(prep: SqlBackend, ctx: LoadContext) -> Counts:
         column_types={c.name: c.type for c in ctx.physical_columns},
     )
     ctx.backend.analyze(SOURCE)
-    return mode_of(ctx.target).plan_function()(ctx)
+    return plan_function(ctx)
 
 
 def _batch_constants(
@@ -507,6 +545,7 @@ def _batch_constants(
     checkpoint: str | None,
     checkpoint_type: type[ColumnType] | None,
     target: TargetSpec,
+    slice_: SliceFilter | None = None,
 ) -> None:
     ttl_cutoff = batch_ts - timedelta(seconds=target.ttl_seconds or 0)
     create_batch_table(
@@ -516,6 +555,7 @@ def _batch_constants(
         watermark=checkpoint,
         watermark_type=checkpoint_type,
         ttl_cutoff_value=session.timestamp_param(ttl_cutoff),
+        slice_=slice_,
         loaded_at_value=session.timestamp_param(loaded_at),
     )
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from ematix_engine.backends.base import SqlBackend
 from ematix_engine.schema.ddl import TableColumn
 from ematix_engine.specs import LoadMode, TargetSpec
+from ematix_engine.write.slices import SliceFilter, slice_condition
 
 __all__ = ["BATCH", "CHANGES", "RAW", "SOURCE", "Counts", "LoadContext"]
 
@@ -44,6 +45,7 @@ class LoadContext:
         execute_writes: False for preview: statements are recorded, not run.
         target_empty: the target held no rows when the load began (fast paths apply).
         statements: every statement, in order (for preview and debugging).
+        slice: the partition this write owns, if any (:mod:`ematix_engine.write.slices`).
     """
 
     backend: SqlBackend
@@ -57,6 +59,7 @@ class LoadContext:
     execute_writes: bool = True
     target_empty: bool = False
     statements: list[str] = field(default_factory=list)
+    slice: SliceFilter | None = None
 
     # ---------------------------------------------------------------- running SQL
     def run(self, sql: str) -> int:
@@ -116,15 +119,19 @@ class LoadContext:
     def retirable(self, alias: str, source: str) -> str:
         """Condition: ``alias``'s row lies within what the batch covers (``retire_within``).
 
-        TRUE without ``retire_within``; otherwise the source holds a row with the same
-        values (NULL-safe) in those columns, so the batch may retire ``alias``'s key.
+        TRUE without ``retire_within`` and without a partition; otherwise the source holds a
+        row with the same values (NULL-safe) in those columns, so the batch may retire
+        ``alias``'s key, and (in a partition's write) ``alias``'s row lies in the partition.
         """
+        conditions = []
+        if self.slice is not None:
+            conditions.append(slice_condition(self.backend, alias, self.slice))
         scope = self.target.retire_within
-        if not scope:
-            return "TRUE"
-        op = self.backend.NULL_SAFE_DISTINCT
-        same = " AND ".join(f"NOT (p.{self.q(c)} {op} {alias}.{self.q(c)})" for c in scope)
-        return f"EXISTS (SELECT 1 FROM {source} AS p WHERE {same})"
+        if scope:
+            op = self.backend.NULL_SAFE_DISTINCT
+            same = " AND ".join(f"NOT (p.{self.q(c)} {op} {alias}.{self.q(c)})" for c in scope)
+            conditions.append(f"EXISTS (SELECT 1 FROM {source} AS p WHERE {same})")
+        return " AND ".join(conditions) or "TRUE"
 
     def row_hash_sql(self, alias: str, names: Sequence[str] | None = None) -> str:
         """SQL computing ``row_hash`` over ``alias``'s compare columns (or ``names``)."""

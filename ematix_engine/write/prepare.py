@@ -21,6 +21,7 @@ from ematix_engine.schema.ddl import TableColumn
 from ematix_engine.schema.types import ColumnType, TimestampTZ, column_type_from_arrow
 from ematix_engine.specs import LoadMode, TargetSpec
 from ematix_engine.write.context import BATCH, RAW, SOURCE, LoadContext
+from ematix_engine.write.slices import SliceFilter
 from ematix_engine.write.values import reject_bad_values
 
 __all__ = [
@@ -43,26 +44,38 @@ def create_batch_table(
     watermark_type: type[ColumnType] | None,
     ttl_cutoff_value: object,
     loaded_at_value: object,
+    slice_: SliceFilter | None = None,
 ) -> None:
     """Create the one-row ``_ematix_batch`` table of batch constants (bound parameters).
 
     ``batch_ts`` is the time the load stands for (validity of SCD2 versions: now, or the
-    run's ``as_of``); ``loaded_at`` the wall-clock time it ran (``_loaded_at``).
+    run's ``as_of``); ``loaded_at`` the wall-clock time it ran (``_loaded_at``). With
+    ``slice_`` it also holds the partition's bounds (:data:`~ematix_engine.write.slices.
+    SLICE_COLUMNS`), cast to the partition column's type.
     """
     q = backend.quote
     ts_type = backend.column_type_sql(TimestampTZ)
     wm_type = backend.column_type_sql(watermark_type) if watermark_type else "TEXT"
-    backend.drop_temp(BATCH)
-    backend.execute(
-        f"CREATE TEMP TABLE {q(BATCH)} ({q('batch_id')} TEXT, {q('batch_ts')} {ts_type}, "
-        f"{q('watermark')} {wm_type}, {q('ttl_cutoff')} {ts_type}, {q('loaded_at')} {ts_type})"
-    )
+    columns = [
+        f"{q('batch_id')} TEXT",
+        f"{q('batch_ts')} {ts_type}",
+        f"{q('watermark')} {wm_type}",
+        f"{q('ttl_cutoff')} {ts_type}",
+        f"{q('loaded_at')} {ts_type}",
+    ]
     p = backend.param_placeholder
-    backend.execute(
-        f"INSERT INTO {q(BATCH)} VALUES "
-        f"({p(0)}, {p(1)}, CAST({p(2)} AS {wm_type}), {p(3)}, {p(4)})",
-        (batch_id, batch_ts_value, watermark, ttl_cutoff_value, loaded_at_value),
-    )
+    markers = [p(0), p(1), f"CAST({p(2)} AS {wm_type})", p(3), p(4)]
+    params: list[object] = [batch_id, batch_ts_value, watermark, ttl_cutoff_value, loaded_at_value]
+    if slice_ is not None:
+        values = slice_.bound_values(backend)
+        for name, column_type in slice_.bound_types().items():
+            type_sql = backend.column_type_sql(column_type) if column_type else "TEXT"
+            columns.append(f"{q(name)} {type_sql}")
+            markers.append(f"CAST({p(len(params))} AS {type_sql})")
+            params.append(values[name])
+    backend.drop_temp(BATCH)
+    backend.execute(f"CREATE TEMP TABLE {q(BATCH)} ({', '.join(columns)})")
+    backend.execute(f"INSERT INTO {q(BATCH)} VALUES ({', '.join(markers)})", tuple(params))
 
 
 def raw_schema(backend: SqlBackend) -> pa.Schema:
