@@ -32,7 +32,8 @@ dev: $(INSTALLED) ## Run the example project under `dg dev` on http://127.0.0.1:
 	@mkdir -p $(DAGSTER_HOME_DIR) $(DATA_DIR)
 	@test -f $(DAGSTER_HOME_DIR)/dagster.yaml || \
 		cp example_project/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
-	PATH=$(CURDIR)/$(BIN):$$PATH DAGSTER_HOME=$(DAGSTER_HOME_DIR) EMATIX_DATA_DIR=$(DATA_DIR) \
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH \
+		DAGSTER_HOME=$(DAGSTER_HOME_DIR) EMATIX_DATA_DIR=$(DATA_DIR) \
 		exec $(BIN)/dg dev -h $(HOST) -p $(PORT)
 
 test: $(INSTALLED) ## Lint, then run the whole test suite (unit + integration).
