@@ -100,6 +100,30 @@ def test_a_failing_target_connection_is_one_line_naming_its_setting(
     _assert_one_clean_line(out.output)
 
 
+def test_a_wrong_password_is_one_line_naming_its_setting(project: str) -> None:
+    """A private cluster that checks passwords (the test server trusts every connection)."""
+    from tests.fixtures.postgres import ThrowawayPostgres, find_pg_bindir
+
+    bindir = find_pg_bindir()
+    if bindir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("initdb/pg_ctl are needed for the wrong-password test")
+        pytest.skip("no initdb/pg_ctl to start a password-checking cluster")
+    cluster = ThrowawayPostgres(bindir, password="the-right-one")
+    cluster.start()
+    try:
+        url = f"postgresql://postgres:{SECRET}@127.0.0.1:{cluster.port}/postgres"
+        out = invoke("run", "-m", project, "things", env={"EMATIX_DSN_WAREHOUSE": url})
+    finally:
+        cluster.stop()
+    assert out.exit_code == 1
+    (line,) = [x for x in out.output.splitlines() if x.startswith("FAILED things")]
+    assert "connection 'warehouse' failed" in line
+    assert "(defined by env EMATIX_DSN_WAREHOUSE)" in line
+    assert "fix the user or password" in line
+    _assert_one_clean_line(out.output)
+
+
 def test_debug_shows_the_traceback(project: str, pg_dsn: str) -> None:
     env = {"EMATIX_DSN_WAREHOUSE": _pg(pg_dsn, port=1)}
     out = CliRunner().invoke(main, ["run", "-m", project, "things", "--debug"], env=env)
