@@ -100,8 +100,6 @@ __all__ = ["ArrowRows", "Checkpoint", "QueryRows", "WriteResult", "apply_rows", 
 #: Loads have always logged under ``ematix.batch``; the core keeps that name for its users.
 log = logging.getLogger("ematix.batch.write")
 
-#: The SQL expression a :class:`QueryRows` query uses for the checkpoint value.
-CHECKPOINT_SQL = f'(SELECT "watermark" FROM "{BATCH}")'
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -589,8 +587,9 @@ def _stage_raw(prep: SqlBackend, rows: ArrowRows | QueryRows, start: str | None,
     """Land the rows in ``_ematix_raw`` on the preparing session."""
     try:
         if isinstance(rows, QueryRows):
+            checkpoint_sql = f"(SELECT {prep.quote('watermark')} FROM {prep.quote(BATCH)})"
             prep.execute(
-                f"CREATE TEMP VIEW {prep.quote(RAW)} AS {rows.select(prep, CHECKPOINT_SQL)}"
+                f"CREATE TEMP VIEW {prep.quote(RAW)} AS {rows.select(prep, checkpoint_sql)}"
             )
             # Some databases (SQLite) accept a view over a missing table; surface it here, as
             # a source error, rather than at first use.
