@@ -1,0 +1,188 @@
+"""Streaming targets: database and Delta tables through the write core, and file folders.
+
+A :class:`TableTarget` writes each batch with :func:`~ematix_engine.write.apply_rows` in one
+transaction (or Delta commit). Its table is the declared ``@ematix.table`` when there is one;
+otherwise it is inferred from the first batch's Arrow schema
+(:func:`~ematix_engine.write.inferred.table_from_arrow`), and later batches' new fields are
+added by the write core. In exactly-once pipelines the batch's source positions are committed
+with the rows as the checkpoint ``(pipeline, schema.table)`` — the Delta store keys checkpoints
+by its table label, so the scope is the table and the JSON value holds every source — merged
+with what other consumers of the group stored.
+
+File targets (``ObjectStoreLocalConnection``) are written by
+:class:`~ematix_engine.backends.files.FileTableWriter`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from ematix_engine.errors import ConfigError, UnsupportedError
+from ematix_engine.specs import LoadMode, TableSpec, TargetSpec
+from ematix_engine.streaming.config import Target
+
+__all__ = ["StreamTarget", "TableTarget", "open_target", "parse_offsets"]
+
+log = logging.getLogger("ematix.streaming")
+
+#: Offsets by source label, then by partition key.
+SourceOffsets = dict[str, dict[str, int]]
+
+
+class StreamTarget(Protocol):
+    """What the runner writes batches into."""
+
+    label: str
+    #: Whether the target can store source positions with its rows (exactly-once).
+    STORES_POSITIONS: bool
+
+    def stored_positions(self) -> SourceOffsets:
+        """Positions committed with the rows, by source label (empty when none)."""
+
+    def write(self, rows: pa.Table, *, batch_id: str, positions: SourceOffsets | None) -> int:
+        """Write ``rows`` (with ``positions`` in the same commit when given); rows written."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+def parse_offsets(value: str | None) -> SourceOffsets:
+    """Read a stored positions checkpoint (empty for None)."""
+    if not value:
+        return {}
+    data = json.loads(value)
+    return {
+        source: {key: int(offset) for key, offset in offsets.items()}
+        for source, offsets in data.get("offsets", {}).items()
+    }
+
+
+def merge_offsets(stored: str | None, new: SourceOffsets) -> str:
+    """``stored`` with ``new`` laid over it, as checkpoint text (stable key order)."""
+    merged = parse_offsets(stored)
+    for source, offsets in new.items():
+        merged.setdefault(source, {}).update(offsets)
+    return json.dumps({"offsets": merged}, sort_keys=True, separators=(",", ":"))
+
+
+def _resolve(connection: Any) -> Any:
+    from ematix_engine.connections import get_connection
+
+    return get_connection(connection)
+
+
+def open_target(target: Target, pipeline: str) -> StreamTarget:
+    """Open the writer of one target (validates the options against the connection).
+
+    Raises:
+        ConfigError: an option does not fit the connection, or the connection cannot be a
+            streaming target.
+    """
+    connection = _resolve(target.connection)
+    target.validate_for(connection.kind, getattr(connection, "format", None))
+    if connection.kind == "object_store_local":
+        from ematix_engine.backends.files import FileTableWriter
+
+        return FileTableWriter(target, connection, pipeline)
+    if connection.kind == "object_store_s3":
+        raise UnsupportedError(
+            "the streaming runtime", "S3 file targets yet", "use ObjectStoreLocalConnection"
+        )
+    return TableTarget(target, connection, pipeline)
+
+
+class TableTarget:
+    """A database or Delta table written through the write core."""
+
+    STORES_POSITIONS = True
+
+    def __init__(self, target: Target, connection: Any, pipeline: str) -> None:
+        from ematix_engine.api.table import table_spec
+        from ematix_engine.backends import backend_class
+
+        backend_class(connection)  # refuses kinds that hold no tables
+        self.connection = connection
+        self.pipeline = pipeline
+        self.declared: TableSpec | None = None
+        table = target.table
+        if isinstance(table, type | TableSpec):
+            self.declared = table_spec(table)
+            self.schema, self.name = self.declared.schema, self.declared.name
+        elif isinstance(table, str):
+            schema, _, name = table.rpartition(".")
+            self.schema, self.name = schema or "public", name
+        else:
+            self.schema, self.name = table
+        declared_key = self.declared.primary_key if self.declared else ()
+        self.keys = tuple(target.primary_key) or declared_key
+        mode = target.mode or ("merge" if declared_key else "append")
+        self.mode = LoadMode(mode)
+        if self.mode is LoadMode.MERGE and not self.keys:
+            raise ConfigError(
+                f"streaming pipeline {pipeline!r}: target {target.label} is in merge mode but "
+                f"has no primary key; set primary_key= (target_primary_key) or declare pk()"
+            )
+        if self.declared is not None:
+            for key in self.keys:
+                self.declared.column(key)
+        self.label = f"{connection.name}:{self.schema}.{self.name}"
+        self._spec: TargetSpec | None = None
+
+    @property
+    def scope(self) -> str:
+        """The checkpoint scope: the table's ``schema.name``."""
+        return f"{self.schema}.{self.name}"
+
+    def spec_for(self, rows: pa.Table) -> TargetSpec:
+        """The target spec (inferring the table from ``rows`` on first use)."""
+        if self._spec is None:
+            from ematix_engine.write.inferred import table_from_arrow
+
+            table = self.declared or table_from_arrow(
+                self.schema, self.name, rows.schema, primary_key=self.keys
+            )
+            self._spec = TargetSpec(
+                table=table, mode=self.mode, keys=self.keys, connection=self.connection
+            )
+        return self._spec
+
+    def stored_positions(self) -> SourceOffsets:
+        """The positions committed with this table's rows."""
+        from ematix_engine.backends import open_backend
+
+        store = open_backend(self.connection)
+        try:
+            return parse_offsets(store.read_checkpoint(self.pipeline, self.scope))
+        finally:
+            store.close()
+
+    def write(self, rows: pa.Table, *, batch_id: str, positions: SourceOffsets | None) -> int:
+        """One write-core call: the rows, and the positions when given, in one commit."""
+        from ematix_engine.write import ArrowRows, Checkpoint, apply_rows
+
+        checkpoint = None
+        if positions is not None:
+            checkpoint = Checkpoint(
+                name=self.pipeline,
+                scope=self.scope,
+                update=lambda stored: merge_offsets(stored, positions),
+            )
+        if rows.num_rows == 0:  # the positions ride with the next rows
+            return 0
+        result = apply_rows(
+            self.connection,
+            self.spec_for(rows),
+            ArrowRows.of(rows),
+            writer=self.pipeline,
+            batch_id=batch_id,
+            checkpoint=checkpoint,
+        )
+        counts = result.counts
+        return counts.inserted + counts.updated
+
+    def close(self) -> None:
+        """Nothing held between writes."""
