@@ -20,6 +20,19 @@ from ematix_engine.streaming.sources.base import BadMessage
 __all__ = ["DeadLetterQueue"]
 
 _FLUSH_TIMEOUT_S = 30.0
+#: Consumer settings a connection's ``extra`` may carry, which a producer warns about.
+_CONSUMER_ONLY = (
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "fetch.",
+    "auto.offset.reset",
+    "enable.auto",
+    "enable.partition.eof",
+    "group.",
+    "max.poll.interval.ms",
+    "isolation.level",
+    "partition.assignment.strategy",
+)
 _MAX_ERROR_BYTES = 2000
 
 
@@ -37,7 +50,11 @@ class DeadLetterQueue:
 
         self.topic = topic
         self.pipeline = pipeline
-        config = connection.client_config("producer")
+        config = {
+            k: v
+            for k, v in connection.client_config("producer").items()
+            if not k.startswith(_CONSUMER_ONLY)
+        }
         config.setdefault("enable.idempotence", True)
         self._producer = Producer(config)
         self._failures: list[str] = []

@@ -96,6 +96,13 @@ class _Transform:
         self.stage.close()
 
 
+def _concat(arrays: list[pa.Array | pa.ChunkedArray]) -> pa.Array | None:
+    if not arrays:
+        return None
+    plain = [a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays]
+    return pa.concat_arrays(plain)
+
+
 class _Batch:
     """The rows of one iteration, with their positions, across sources."""
 
@@ -112,9 +119,9 @@ class _Batch:
         self.table = (
             pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else None
         ) or (tables[0] if tables else None)
-        self.sources = pa.concat_arrays(sources) if sources else None
-        self.keys = pa.concat_arrays(keys) if keys else None
-        self.offsets = pa.concat_arrays(offsets) if offsets else None
+        self.sources = _concat(sources)
+        self.keys = _concat(keys)
+        self.offsets = _concat(offsets)
         self.bad = [b for _, p in polls for b in p.bad]
 
     @property
@@ -192,6 +199,8 @@ class StreamRunner:
                         )
             written: list[SourceOffsets] = [{} for _ in targets]
             sources = [open_source(s, spec) for s in spec.sources]
+            self._sources = sources
+            self._hint_payloads(targets)
             dlq = _open_dlq(spec)
             for source in sources:
                 source.open(self._seeker(source, targets, written) if exactly_once else None)
@@ -341,7 +350,21 @@ class StreamRunner:
                     mine = written[i].setdefault(source, {})
                     for key, offset in offsets.items():
                         mine[key] = max(offset, mine.get(key, offset))
+        self._hint_payloads(targets)
         return total
+
+    def _hint_payloads(self, targets: list[StreamTarget]) -> None:
+        """Without a transform, payload fields must fit the first table target's columns."""
+        if self._hinted or self.spec.transform_sql is not None:
+            return
+        for target in targets:
+            hint = getattr(target, "payload_hint", lambda: None)()
+            if hint is not None:
+                for source in self._sources:
+                    if hasattr(source, "expected"):
+                        source.expected, source.required = hint
+                self._hinted = True
+                return
 
     def _transform(
         self,
@@ -373,6 +396,8 @@ class StreamRunner:
             return None
 
     _drained = False
+    _hinted = False
+    _sources: list[StreamSource] = []
 
 
 def _originals(source: StreamSource, polled: Polled, error: str) -> list[BadMessage]:

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Protocol
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
-from ematix_engine.errors import ConfigError, UnsupportedError
+from ematix_engine.errors import ConfigError, TerminalError, UnsupportedError
 from ematix_engine.specs import LoadMode, TableSpec, TargetSpec
 from ematix_engine.streaming.config import Target
 
@@ -29,6 +31,9 @@ __all__ = ["StreamTarget", "TableTarget", "open_target", "parse_offsets"]
 
 log = logging.getLogger("ematix.streaming")
 
+T = TypeVar("T")
+#: Attempts of one batch's write into one table (conflicts between group members).
+_WRITE_ATTEMPTS = 4
 #: Offsets by source label, then by partition key.
 SourceOffsets = dict[str, dict[str, int]]
 
@@ -150,15 +155,53 @@ class TableTarget:
             )
         return self._spec
 
+    def payload_hint(self) -> tuple[pa.Schema, tuple[str, ...]] | None:
+        """The types payload fields must have and the fields they must carry, once known.
+
+        Known for a declared table from the start, for an inferred one after its first
+        batch. JSON columns and columns the runtime adds (``_event_ts``, …) are left out.
+        """
+        table = self.declared or (self._spec.table if self._spec is not None else None)
+        if table is None:
+            return None
+        fields, required = [], []
+        for column in table.columns:
+            if column.name.startswith("_") or column.type.hash_family == "json":
+                continue
+            fields.append(pa.field(column.name, column.type.arrow_type()))
+            if not column.nullable:
+                required.append(column.name)
+        return pa.schema(fields), tuple(required)
+
     def stored_positions(self) -> SourceOffsets:
         """The positions committed with this table's rows."""
         from ematix_engine.backends import open_backend
 
-        store = open_backend(self.connection)
-        try:
-            return parse_offsets(store.read_checkpoint(self.pipeline, self.scope))
-        finally:
-            store.close()
+        def read() -> str | None:
+            store = open_backend(self.connection)
+            try:
+                return store.read_checkpoint(self.pipeline, self.scope)
+            finally:
+                store.close()
+
+        return parse_offsets(self._retrying(read))
+
+    def _retrying(self, action: Callable[[], T]) -> T:
+        """Run ``action``, again after a short pause when it fails for a passing reason.
+
+        Another consumer of the group committing to the same table at the same time (a write
+        conflict) or a blip of the target rolls the write back whole, so trying again is safe.
+        A longer outage is the supervisor's to wait out.
+        """
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                return action()
+            except Exception as error:
+                if isinstance(error, TerminalError) or attempt + 1 == _WRITE_ATTEMPTS:
+                    raise
+                log.warning("%s: %s: %s; retrying", self.pipeline, self.label, error)
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def write(self, rows: pa.Table, *, batch_id: str, positions: SourceOffsets | None) -> int:
         """One write-core call: the rows, and the positions when given, in one commit."""
@@ -173,13 +216,16 @@ class TableTarget:
             )
         if rows.num_rows == 0:  # the positions ride with the next rows
             return 0
-        result = apply_rows(
-            self.connection,
-            self.spec_for(rows),
-            ArrowRows.of(rows),
-            writer=self.pipeline,
-            batch_id=batch_id,
-            checkpoint=checkpoint,
+        spec = self.spec_for(rows)
+        result = self._retrying(
+            lambda: apply_rows(
+                self.connection,
+                spec,
+                ArrowRows.of(rows),
+                writer=self.pipeline,
+                batch_id=batch_id,
+                checkpoint=checkpoint,
+            )
         )
         counts = result.counts
         return counts.inserted + counts.updated

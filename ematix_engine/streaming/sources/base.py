@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -64,6 +64,7 @@ class Polled:
         bad: messages that could not be decoded, in arrival order.
         messages: messages received (good and bad).
         drained: the source has nothing more right now (every partition at its end).
+        raw: the source's original messages (to dead-letter a whole batch), if it keeps them.
     """
 
     table: pa.Table | None = None
@@ -73,6 +74,7 @@ class Polled:
     bad: list[BadMessage] = field(default_factory=list)
     messages: int = 0
     drained: bool = False
+    raw: Any = None
 
     @property
     def rows(self) -> int:
