@@ -69,6 +69,14 @@ from ematix_engine.specs import (
     TableSpec,
     TargetSpec,
 )
+from ematix_engine.streaming import (
+    MemorySource,
+    Source,
+    StreamingPipelineSpec,
+    StreamResult,
+    Target,
+)
+from ematix_engine.streaming.api import run_pipeline, run_streaming_pipeline
 from ematix_engine.write.progress import LoadProgress
 
 __all__ = [
@@ -87,6 +95,7 @@ __all__ = [
     "LoadError",
     "LoadMode",
     "LoadProgress",
+    "MemorySource",
     "MySQLConnection",
     "ObjectStoreLocalConnection",
     "ObjectStoreS3Connection",
@@ -104,9 +113,13 @@ __all__ = [
     "SQLiteConnection",
     "SchemaDriftError",
     "SchemaRegistryConnection",
+    "Source",
     "SourceError",
     "SqlSource",
+    "StreamResult",
+    "StreamingPipelineSpec",
     "TableSpec",
+    "Target",
     "TargetResult",
     "TargetSpec",
     "UnknownNameError",
@@ -130,6 +143,8 @@ __all__ = [
     "register_connection",
     "registry",
     "run_due",
+    "run_pipeline",
+    "run_streaming_pipeline",
     "same_database",
     "substitute_watermark",
     "table",

@@ -167,6 +167,8 @@ class StreamRunner:
         self.on_progress = on_progress
         self._stop = threading.Event()
         self.stopped_by = ""
+        #: The totals so far (read by the supervisor after a failure).
+        self.result = StreamResult(pipeline=spec.name)
 
     def stop(self, why: str = "stopped") -> None:
         """Ask the loop to finish the batch in flight, commit and return."""
@@ -182,7 +184,7 @@ class StreamRunner:
         """
         spec = self.spec
         started = time.perf_counter()
-        result = StreamResult(pipeline=spec.name)
+        self.result = result = StreamResult(pipeline=spec.name)
         targets: list[StreamTarget] = []
         sources: list[StreamSource] = []
         transform = dlq = None
