@@ -23,7 +23,13 @@ from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
-from ematix_engine.errors import ConfigError, TerminalError, UnsupportedError
+from ematix_engine.errors import (
+    ConfigError,
+    EmatixError,
+    LoadError,
+    TerminalError,
+    UnsupportedError,
+)
 from ematix_engine.specs import LoadMode, TableSpec, TargetSpec
 from ematix_engine.streaming.config import Target
 
@@ -197,8 +203,16 @@ class TableTarget:
             try:
                 return action()
             except Exception as error:
-                if isinstance(error, TerminalError) or attempt + 1 == _WRITE_ATTEMPTS:
+                if isinstance(error, TerminalError):
                     raise
+                if attempt + 1 == _WRITE_ATTEMPTS:
+                    if isinstance(error, EmatixError):
+                        raise
+                    from ematix_engine.write import redact_error
+
+                    raise LoadError(
+                        self.pipeline, self.label, redact_error(error, self.connection)
+                    ) from error
                 log.warning("%s: %s: %s; retrying", self.pipeline, self.label, error)
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
