@@ -15,11 +15,13 @@ File targets (``ObjectStoreLocalConnection``) are written by
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -33,13 +35,16 @@ from ematix_engine.errors import (
 from ematix_engine.specs import LoadMode, TableSpec, TargetSpec
 from ematix_engine.streaming.config import Target
 
+if TYPE_CHECKING:
+    from ematix_engine.write import WritePlan
+
 __all__ = ["StreamTarget", "TableTarget", "open_target", "parse_offsets"]
 
 log = logging.getLogger("ematix.streaming")
 
 T = TypeVar("T")
 #: Attempts of one batch's write into one table (conflicts between group members).
-_WRITE_ATTEMPTS = 4
+_WRITE_ATTEMPTS = 6
 #: Offsets by source label, then by partition key.
 SourceOffsets = dict[str, dict[str, int]]
 
@@ -142,6 +147,7 @@ class TableTarget:
                 self.declared.column(key)
         self.label = f"{connection.name}:{self.schema}.{self.name}"
         self._spec: TargetSpec | None = None
+        self._write_plan: WritePlan | None = None
 
     @property
     def scope(self) -> str:
@@ -179,6 +185,22 @@ class TableTarget:
                 required.append(column.name)
         return pa.schema(fields), tuple(required)
 
+    def _plan(self, spec: TargetSpec) -> WritePlan:
+        """The write core's plan, staged rather than prepared in-process.
+
+        The in-process path (PostgreSQL) pays a DuckDB session and a snapshot read of the
+        target per write: right for one large batch load, wrong for a micro-batch every
+        second. Staging COPYs the batch into a temporary table and runs the mode's SQL there.
+        """
+        if self._write_plan is None or self._write_plan.target is not spec:
+            from ematix_engine.write import WritePath, plan_write
+
+            plan = plan_write(spec, self.connection)
+            if plan.path is WritePath.IN_PROCESS:
+                plan = dataclasses.replace(plan, path=WritePath.STAGED)
+            self._write_plan = plan
+        return self._write_plan
+
     def stored_positions(self) -> SourceOffsets:
         """The positions committed with this table's rows."""
         from ematix_engine.backends import open_backend
@@ -214,7 +236,7 @@ class TableTarget:
                         self.pipeline, self.label, redact_error(error, self.connection)
                     ) from error
                 log.warning("%s: %s: %s; retrying", self.pipeline, self.label, error)
-                time.sleep(0.05 * 2**attempt)
+                time.sleep(random.uniform(0.5, 1.0) * 0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
     def write(self, rows: pa.Table, *, batch_id: str, positions: SourceOffsets | None) -> int:
@@ -239,6 +261,7 @@ class TableTarget:
                 writer=self.pipeline,
                 batch_id=batch_id,
                 checkpoint=checkpoint,
+                plan=self._plan(spec),
             )
         )
         counts = result.counts
