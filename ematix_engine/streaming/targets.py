@@ -34,6 +34,7 @@ from ematix_engine.errors import (
 )
 from ematix_engine.specs import LoadMode, TableSpec, TargetSpec
 from ematix_engine.streaming.config import Target
+from ematix_engine.streaming.nested import nested_to_json
 
 if TYPE_CHECKING:
     from ematix_engine.write import WritePlan
@@ -253,6 +254,7 @@ class TableTarget:
         if rows.num_rows == 0:  # the positions ride with the next rows
             return 0
         spec = self.spec_for(rows)
+        rows = nested_to_json(rows, spec.table)
         result = self._retrying(
             lambda: apply_rows(
                 self.connection,
