@@ -186,3 +186,65 @@ def test_stop_finishes_the_batch_and_commits(
     result = runner.run()
     assert result.stopped == "signal"
     assert result.offsets[f"src/{kafka_topic}"][f"{kafka_topic}:0"] == result.rows_in
+
+
+@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
+def test_rebalance_mid_stream_loses_nothing(
+    kafka_bootstrap: str, pg_schema, pipeline_name: str, delivery: str
+) -> None:
+    """A second consumer joins while the first is busy: partitions move, no row is lost."""
+    import time
+
+    import psycopg
+
+    from ematix_engine import PostgresConnection
+
+    topic = _new_topic(kafka_bootstrap, partitions=4)
+    produce(kafka_bootstrap, topic, ({"id": i} for i in range(3000)))
+    pg = PostgresConnection(name="pg", url=pg_schema.dsn)
+    targets = (
+        Target(connection=pg, table=(pg_schema.name, "appended")),
+        Target(connection=pg, table=(pg_schema.name, "merged"), mode="merge", primary_key="id"),
+    )
+    spec = _spec(
+        pipeline_name, kafka(kafka_bootstrap, pipeline_name), topic, *targets, batch_size=300,
+        delivery=delivery,
+    )  # fmt: skip
+
+    def ids(table: str) -> list[int]:
+        with psycopg.connect(pg_schema.dsn) as con:
+            try:
+                return [r[0] for r in con.execute(f'SELECT id FROM "{pg_schema.name}".{table}')]
+            except psycopg.errors.UndefinedTable:
+                return []
+
+    runners = [StreamRunner(spec), StreamRunner(spec)]
+    errors: list[BaseException] = []
+
+    def run(runner: StreamRunner) -> None:
+        try:
+            runner.run()
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in runners]
+    threads[0].start()
+    deadline = time.monotonic() + 60
+    while len(ids("merged")) < 300 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    threads[1].start()  # joins the group: the partitions are split mid-stream
+    produce(kafka_bootstrap, topic, ({"id": i} for i in range(3000, 6000)))
+    while len(ids("merged")) < 6000 and time.monotonic() < deadline + 60 and not errors:
+        time.sleep(0.1)
+    for runner in runners:
+        runner.stop()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert sorted(ids("merged")) == list(range(6000))
+    appended = sorted(ids("appended"))
+    assert sorted(set(appended)) == list(range(6000))
+    if delivery == "exactly_once":
+        assert appended == list(range(6000))
+    assert sum(r.result.rows_in for r in runners) >= 6000
+    assert all(r.result.rows_in > 0 for r in runners)
