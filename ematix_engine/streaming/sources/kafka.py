@@ -85,7 +85,6 @@ class KafkaSource:
         self._assigned: set[tuple[str, int]] = set()
         self._eof: set[tuple[str, int]] = set()
         self._pending: list[Any] = []
-        self._positions: dict[str, int] = {}
         #: Types the payload fields must have, and fields every message must carry.
         self.expected: pa.Schema | None = None
         self.required: tuple[str, ...] = ()
@@ -128,8 +127,6 @@ class KafkaSource:
         self._eof -= lost
         if self._pending:
             self._pending = [m for m in self._pending if (m.topic(), m.partition()) not in lost]
-        for topic, partition in lost:
-            self._positions.pop(_key(topic, partition), None)
         log.info("%s: revoked %d partition(s)", self.pipeline, len(lost))
         consumer.unassign()
 
@@ -140,7 +137,6 @@ class KafkaSource:
 
         deadline = time.monotonic() + max_ms / 1000
         self._pending = []
-        self._positions = {}
         while len(self._pending) < max_rows:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -148,11 +144,14 @@ class KafkaSource:
             messages = self._consumer.consume(
                 num_messages=min(max_rows - len(self._pending), 100_000), timeout=remaining
             )
+            owned = self._assigned
             for message in messages:
                 error = message.error()
                 if error is None:
-                    self._pending.append(message)
-                    self._eof.discard((message.topic(), message.partition()))
+                    where = (message.topic(), message.partition())
+                    if where in owned:  # never a partition revoked during this consume()
+                        self._pending.append(message)
+                        self._eof.discard(where)
                 elif error.code() == KafkaError._PARTITION_EOF:
                     self._eof.add((message.topic(), message.partition()))
                 elif error.fatal() or not error.retriable():
