@@ -79,6 +79,8 @@ class Source:
         settle_ms: files only: a file is read once it has not changed for this long (a
             half-written file is never read); 0 reads files as soon as they appear (use
             rename-in then).
+        read_options: files only: how CSV or JSON-lines files are read (the keys of a
+            target's ``csv_read_options`` / ``json_read_options``, by the connection's format).
 
     Example:
         >>> from ematix_engine import KafkaConnection
@@ -93,6 +95,7 @@ class Source:
     event_time_column: str | None = None
     metadata_columns: tuple[str, ...] = ()
     settle_ms: int = 1000
+    read_options: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if self.connection is None:
@@ -113,6 +116,21 @@ class Source:
             raise ConfigError(f"Source {self.label}: query (source_query) must name {what}")
         if self.settle_ms < 0:
             raise ConfigError(f"Source {self.label}: settle_ms must be >= 0")
+        if self.read_options is not None:
+            if kind not in ("object_store_local", None):
+                raise ConfigError(
+                    f"Source {self.label}: read_options apply to file sources, not to a "
+                    f"{kind!r} connection"
+                )
+            file_format = getattr(self.connection, "format", None)
+            known = _JSON_READ_KEYS if file_format == "json_lines" else _CSV_READ_KEYS
+            if file_format in ("csv", "json_lines", None):
+                _check_keys(self.label, "read_options", self.read_options, known)
+            else:
+                raise ConfigError(
+                    f"Source {self.label}: read_options apply to csv and json_lines files, "
+                    f"not {file_format!r}"
+                )
 
     @property
     def connection_name(self) -> str:

@@ -50,6 +50,8 @@ def open_source(source: Source, spec: StreamingPipelineSpec) -> StreamSource:
     """
     connection = source.connection
     if getattr(connection, "kind", None) == "memory":
+        if source.event_time_column is not None:
+            connection.use_event_time_column(source.event_time_column)
         return connection
     from ematix_engine.connections import get_connection
 

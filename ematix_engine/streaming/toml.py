@@ -59,7 +59,7 @@ _TOP = (
     "targets",
     "transform",
 )
-_SOURCE_OPTIONS = ("query", "event_time_column", "metadata_columns", "settle_ms")
+_SOURCE_OPTIONS = ("query", "event_time_column", "metadata_columns", "settle_ms", "read_options")
 _TARGET_OPTIONS = (
     "mode",
     "primary_key",
@@ -195,6 +195,8 @@ def _source(where: str, section: str, data: Any, source_query: str | None) -> So
     query = options.pop("query", source_query)
     if "metadata_columns" in options:
         options["metadata_columns"] = tuple(options["metadata_columns"])
+    if "read_options" in options:
+        options["read_options"] = _chars(dict(options["read_options"]))
     connection = _connection(where, section, fields, "source")
     try:
         return Source(connection=connection, query=query or "", **options)

@@ -50,7 +50,11 @@ class FileSource:
         self.pipeline = spec.name
         self.settle_s = source.settle_ms / 1000
         self.event_time_column = source.event_time_column
-        self.read_options = {"csv_read_options": None, "json_read_options": None}
+        given = dict(source.read_options or {})
+        self.read_options = {
+            "csv_read_options": given if self.format == "csv" else None,
+            "json_read_options": given if self.format == "json_lines" else None,
+        }
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{spec.name}__{source.query}")
         self.state_path = self.root / _STATE / f"{safe}.json"
         self.done: dict[str, int] = {}

@@ -71,6 +71,19 @@ class MemorySource:
     def __repr__(self) -> str:
         return f"MemorySource({self.name!r}, rows={self.table.num_rows})"
 
+    def use_event_time_column(self, column: str) -> None:
+        """Take ``_event_ts`` from ``column`` (a pipeline's ``event_time_column``).
+
+        Raises:
+            ConfigError: the rows have no such column.
+        """
+        if column not in self.table.column_names:
+            raise ConfigError(
+                f"MemorySource {self.name!r}: event_time_column {column!r} is not a column "
+                f"(columns: {', '.join(self.table.column_names)})"
+            )
+        self.event_time_column = column
+
     def open(self, seek: SeekProvider | None) -> None:
         """Start at the committed row (or where ``seek`` says)."""
         with self._lock:

@@ -153,3 +153,26 @@ def test_a_file_still_being_written_waits_for_settle_ms(tmp_path: Path, pipeline
     assert result.rows_in == 1
     with duckdb.connect(str(tmp_path / "wh.duckdb")) as con:
         assert con.sql("SELECT id FROM main.t").fetchall() == [(1,)]
+
+
+def test_file_source_read_options(tmp_path: Path, pipeline_name: str) -> None:
+    folder = tmp_path / "lake" / "csv"
+    folder.mkdir(parents=True)
+    (folder / "a.csv").write_text("id;name\n# a comment\n1;NA\n2;bo\n")
+    lake = ObjectStoreLocalConnection(name="lake", path=str(tmp_path / "lake"), format="csv")
+    with pytest.raises(ConfigError, match="unknown key 'delim'; did you mean 'delimiter'"):
+        Source(connection=lake, query="csv", read_options={"delim": ";"})
+    wh = DuckDBConnection(name="wh", path=str(tmp_path / "wh.duckdb"))
+    options = {"delimiter": ";", "comment": "#", "null_regex": "^NA$"}
+    run_streaming_pipeline(
+        name=pipeline_name,
+        sources=[Source(connection=lake, query="csv", settle_ms=0, read_options=options)],
+        target=wh,
+        target_table=("main", "t"),
+        exit_when_idle=True,
+    )
+    with duckdb.connect(str(tmp_path / "wh.duckdb")) as con:
+        assert con.sql("SELECT id, name FROM main.t ORDER BY id").fetchall() == [
+            (1, None),
+            (2, "bo"),
+        ]
