@@ -14,8 +14,12 @@ __all__ = ["consume", "consume_list"]
 @click.option("--module", "-m", "module", help="Module declaring @ematix.streaming_pipeline.")
 @click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on this port.")
 @click.option("--restart-on-error", is_flag=True, help="Restart after errors, with backoff.")
-@click.option("--min-backoff-ms", type=int, default=1000, show_default=True)
-@click.option("--max-backoff-ms", type=int, default=30000, show_default=True)
+@click.option(
+    "--min-backoff-ms", type=int, default=1000, show_default=True, help="First restart pause."
+)
+@click.option(
+    "--max-backoff-ms", type=int, default=30000, show_default=True, help="Longest restart pause."
+)
 @click.option("--max-restarts", type=int, help="Failures in a row before giving up.")
 @click.option("--exit-when-idle", is_flag=True, help="Stop once every source is drained.")
 def consume(
@@ -28,7 +32,7 @@ def consume(
     max_restarts: int | None,
     exit_when_idle: bool,
 ) -> None:
-    """Run a streaming pipeline: ``consume pipeline.toml`` or ``consume --module M NAME``.
+    """Run a streaming pipeline: 'consume pipeline.toml' or 'consume --module M NAME'.
 
     SIGTERM or Ctrl-C finishes the batch in flight, commits and exits 0.
     """

@@ -236,7 +236,10 @@ class TableTarget:
                     raise LoadError(
                         self.pipeline, self.label, redact_error(error, self.connection)
                     ) from error
-                log.warning("%s: %s: %s; retrying", self.pipeline, self.label, error)
+                from ematix_engine.write import redact_error
+
+                shown = redact_error(error, self.connection)
+                log.warning("%s: %s: %s; retrying", self.pipeline, self.label, shown)
                 time.sleep(random.uniform(0.5, 1.0) * 0.05 * 2**attempt)
         raise AssertionError("unreachable")
 

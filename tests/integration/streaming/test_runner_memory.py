@@ -230,3 +230,15 @@ def test_merge_needs_a_key(tmp_path, pipeline_name: str) -> None:
     )  # fmt: skip
     with pytest.raises(ConfigError, match="primary_key"):
         run_stream(spec, exit_when_idle=True)
+
+
+def test_target_errors_never_show_the_password(pipeline_name: str, caplog) -> None:
+    from ematix_engine import EmatixError, PostgresConnection
+
+    down = PostgresConnection(name="down", url="postgres://etl:s3cr3t-pw@127.0.0.1:1/db")
+    spec = _spec(pipeline_name, MemorySource("s", [{"id": 1}]), Target(connection=down,
+                 table=("public", "t")))  # fmt: skip
+    with pytest.raises(EmatixError) as raised:
+        run_stream(spec, exit_when_idle=True)
+    assert "s3cr3t-pw" not in str(raised.value)
+    assert "s3cr3t-pw" not in caplog.text
