@@ -171,12 +171,13 @@ class TableTarget:
     def payload_hint(self) -> tuple[pa.Schema, tuple[str, ...]] | None:
         """The types payload fields must have and the fields they must carry, once known.
 
-        Known for a declared table from the start, for an inferred one after its first
-        batch. JSON columns and columns the runtime adds (``_event_ts``, …) are left out.
+        Known for a declared table from the start; for an undeclared one, from the table
+        when it already exists (a restart), else after the first batch. JSON columns and
+        columns the runtime adds (``_event_ts``, …) are left out.
         """
         table = self.declared or (self._spec.table if self._spec is not None else None)
         if table is None:
-            return None
+            return self._existing_hint()
         fields, required = [], []
         for column in table.columns:
             if column.name.startswith("_") or column.type.hash_family == "json":
@@ -185,6 +186,40 @@ class TableTarget:
             if not column.nullable:
                 required.append(column.name)
         return pa.schema(fields), tuple(required)
+
+    def _existing_hint(self) -> tuple[pa.Schema, tuple[str, ...]] | None:
+        """Field types from an existing table (text columns left out: they may hold JSON)."""
+        from ematix_engine.backends import open_backend
+        from ematix_engine.modes import all_managed_names
+
+        store = None
+        try:
+            store = open_backend(self.connection)
+            with store.query_session() as sql:
+                exists = sql.table_columns(self.schema if sql.SUPPORTS_SCHEMAS else None, self.name)
+                if exists is None:
+                    return None
+                table_sql = sql.table_sql(self.schema, self.name)
+            schema = store.read_arrow(f"SELECT * FROM {table_sql} LIMIT 0").schema
+        except Exception as error:  # a hint only: the write reports real problems
+            from ematix_engine.write import redact_error
+
+            shown = redact_error(error, self.connection)
+            log.debug("%s: no payload hint from %s: %s", self.pipeline, self.label, shown)
+            return None
+        finally:
+            if store is not None:
+                store.close()
+        managed = all_managed_names()
+        fields = [
+            pa.field(f.name, f.type)
+            for f in schema
+            if not f.name.startswith("_")
+            and f.name not in managed
+            and not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+            and not pa.types.is_null(f.type)
+        ]
+        return pa.schema(fields), tuple(k for k in self.keys if k in schema.names)
 
     def _plan(self, spec: TargetSpec) -> WritePlan:
         """The write core's plan, staged rather than prepared in-process.

@@ -248,3 +248,23 @@ def test_rebalance_mid_stream_loses_nothing(
         assert appended == list(range(6000))
     assert sum(r.result.rows_in for r in runners) >= 6000
     assert all(r.result.rows_in > 0 for r in runners)
+
+
+def test_after_a_restart_the_existing_table_types_catch_bad_values(
+    kafka_bootstrap: str, kafka_topic: str, store: Store, pipeline_name: str
+) -> None:
+    """A new process knows the table's column types before its first batch."""
+    dlq = _new_topic(kafka_bootstrap)
+    target = Target(connection=store.connection, table=store.table("typed"))
+    produce(kafka_bootstrap, kafka_topic, [{"id": 1, "amount": 2.5}])
+    spec = _spec(
+        pipeline_name, kafka(kafka_bootstrap, pipeline_name), kafka_topic, target,
+        dead_letter_topic=dlq,
+    )  # fmt: skip
+    run_stream(spec, exit_when_idle=True)  # creates the table: id BIGINT, amount DOUBLE
+    produce(kafka_bootstrap, kafka_topic, [{"id": "two", "amount": 1.0}, {"id": 3, "amount": 4.0}])
+    result = run_stream(spec, exit_when_idle=True)  # a new run: no batch seen yet
+    assert (result.rows_out, result.dlq_rows) == (1, 1)
+    assert store.ids("typed") == [1, 3]
+    (letter,) = read_topic(kafka_bootstrap, dlq, 1)
+    assert letter.value() == b'{"id": "two", "amount": 1.0}'
