@@ -35,6 +35,8 @@ __all__ = ["KafkaSource"]
 log = logging.getLogger("ematix.streaming.kafka")
 
 _TS = pa.timestamp("us", tz="UTC")
+#: Longest single wait inside a poll (seconds).
+_WAIT_S = 0.05
 #: Settings the runtime owns: offsets move only when the runner commits.
 _OWNED = {
     "enable.auto.commit": False,
@@ -141,8 +143,11 @@ class KafkaSource:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            # Short waits, so a batch ends as soon as every partition is at its end instead
+            # of idling out max_batch_ms (librdkafka waits for the whole count otherwise).
             messages = self._consumer.consume(
-                num_messages=min(max_rows - len(self._pending), 100_000), timeout=remaining
+                num_messages=min(max_rows - len(self._pending), 100_000),
+                timeout=min(remaining, _WAIT_S),
             )
             owned = self._assigned
             for message in messages:
