@@ -28,10 +28,13 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-dev: $(INSTALLED) ## Run the example project under `dagster dev` on http://127.0.0.1:3000.
+dev: $(INSTALLED) ## Run the example project under `dg dev` on http://127.0.0.1:3000.
 	@mkdir -p $(DAGSTER_HOME_DIR) $(DATA_DIR)
-	DAGSTER_HOME=$(DAGSTER_HOME_DIR) EMATIX_DATA_DIR=$(DATA_DIR) \
-		exec $(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	@test -f $(DAGSTER_HOME_DIR)/dagster.yaml || \
+		cp example_project/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH \
+		DAGSTER_HOME=$(DAGSTER_HOME_DIR) EMATIX_DATA_DIR=$(DATA_DIR) \
+		exec $(BIN)/dg dev -h $(HOST) -p $(PORT)
 
 test: $(INSTALLED) ## Lint, then run the whole test suite (unit + integration).
 	$(BIN)/ruff check .

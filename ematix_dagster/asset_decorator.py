@@ -20,6 +20,7 @@ from typing import Any
 import dagster as dg
 
 from ematix_dagster.checks import build_check_specs
+from ematix_dagster.constants import DAGSTER_KEY_COLUMN_LINEAGE
 from ematix_dagster.lineage import (
     SourceAnalysis,
     TableRef,
@@ -29,6 +30,7 @@ from ematix_dagster.lineage import (
     target_connection,
 )
 from ematix_dagster.metadata import declared_table_schema
+from ematix_dagster.partitions import backfill_policy_for
 from ematix_dagster.refs import EmatixAssetRef, register_ref
 from ematix_dagster.retry import dagster_retry_policy
 from ematix_dagster.translator import EmatixTranslator, EmatixTranslatorData
@@ -218,8 +220,8 @@ class _Planner:
                     column_schema=declared_table_schema(target, data.dialect),
                     column_lineage=lineage,
                 )
-                if lineage is not None and "dagster/column_lineage" not in spec.metadata:
-                    spec = spec.merge_attributes(metadata={"dagster/column_lineage": lineage})
+                if lineage is not None and DAGSTER_KEY_COLUMN_LINEAGE not in spec.metadata:
+                    spec = spec.merge_attributes(metadata={DAGSTER_KEY_COLUMN_LINEAGE: lineage})
                 register_ref(ref)
                 plans[pipeline.name].append(EmatixAssetPlan(spec=spec, ref=ref))
         self._check_unique_keys(plans)
@@ -272,9 +274,19 @@ def build_ematix_asset_specs(
         The specs, in declaration order.
 
     Examples:
-        >>> specs = build_ematix_asset_specs("example_project.pipelines")  # doctest: +SKIP
-        >>> [s.key.to_user_string() for s in specs][:2]  # doctest: +SKIP
-        ['analytics/customer_dim', 'analytics/orders']
+        >>> from typing import Annotated
+        >>> from ematix_engine import ematix, pk
+        >>> from ematix_engine.connections import DuckDBConnection
+        >>> from ematix_engine.types import BigInt, Text
+        >>> @ematix.table(schema="analytics", connection=DuckDBConnection(name="shop", path=":memory:"))
+        ... class CustomerDim:
+        ...     customer_id: Annotated[BigInt, pk()]
+        ...     name: Text | None
+        >>> @ematix.pipeline(target=CustomerDim, mode="merge")
+        ... def customer_dim(conn):
+        ...     return "SELECT 1 AS customer_id, 'Ada' AS name"
+        >>> [spec.key.to_user_string() for spec in build_ematix_asset_specs([customer_dim])]
+        ['analytics/customer_dim']
     """
     plans = plan_assets(pipelines, translator=translator)
     return [item.spec for items in plans.values() for item in items]
@@ -305,13 +317,28 @@ def ematix_assets(
 
     Returns:
         A decorator producing an ``AssetsDefinition`` with ``can_subset=True`` and the
-        target checks attached.
+        target checks attached; a partitioned pipeline's has its partitions and backfill
+        policy (:mod:`ematix_dagster.partitions`).
 
     Examples:
+        >>> from typing import Annotated
+        >>> from ematix_engine import ematix, pk
+        >>> from ematix_engine.connections import DuckDBConnection
+        >>> from ematix_engine.types import BigInt, Text
+        >>> @ematix.table(schema="analytics", connection=DuckDBConnection(name="shop", path=":memory:"))
+        ... class CustomerDim:
+        ...     customer_id: Annotated[BigInt, pk()]
+        ...     name: Text | None
+        >>> @ematix.pipeline(target=CustomerDim, mode="merge")
+        ... def customer_dim(conn):
+        ...     return "SELECT 1 AS customer_id, 'Ada' AS name"
+        >>> from dagster import AssetExecutionContext
         >>> from ematix_dagster import EmatixResource, ematix_assets
-        >>> @ematix_assets(pipeline=customer_dim)  # doctest: +SKIP
-        ... def customer_dim_assets(context: dg.AssetExecutionContext, ematix: EmatixResource):
+        >>> @ematix_assets(pipeline=customer_dim)
+        ... def customer_dim_assets(context: AssetExecutionContext, ematix: EmatixResource):
         ...     yield from ematix.run(context=context)
+        >>> [key.to_user_string() for key in customer_dim_assets.keys]
+        ['analytics/customer_dim']
     """
     plans = plan_assets(pipeline, translator=translator)[pipeline.name]
     specs = [item.spec for item in plans]
@@ -328,6 +355,7 @@ def ematix_assets(
         retry_policy=policy,
         op_tags=op_tags,
         pool=pool,
+        backfill_policy=backfill_policy_for(pipeline.spec),
     )
 
 

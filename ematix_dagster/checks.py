@@ -12,6 +12,15 @@ from collections.abc import Iterable
 
 import dagster as dg
 
+from ematix_dagster.constants import (
+    META_KEY_CHECK_BUILTIN,
+    META_KEY_CHECK_DETAIL,
+    META_KEY_CHECK_FAILING_COUNT,
+    META_KEY_CHECK_KIND,
+    META_KEY_CHECK_SAMPLE,
+    META_KEY_CHECK_SEVERITY,
+    META_KEY_CHECK_SQL,
+)
 from ematix_dagster.refs import EmatixAssetRef
 from ematix_engine.checks import Check, CheckOutcome
 
@@ -39,9 +48,9 @@ def build_check_specs(refs: Iterable[EmatixAssetRef]) -> list[dg.AssetCheckSpec]
             description=check.summary(),
             blocking=check.blocking,
             metadata={
-                "ematix/check_kind": check.kind,
-                "ematix/severity": check.severity,
-                "ematix/builtin": check.builtin,
+                META_KEY_CHECK_KIND: check.kind,
+                META_KEY_CHECK_SEVERITY: check.severity,
+                META_KEY_CHECK_BUILTIN: check.builtin,
             },
         )
         for ref in refs
@@ -63,13 +72,13 @@ def asset_check_result(
         A result with the failing count, the detail, a sample of failing rows and the query.
     """
     metadata: dict[str, object] = {
-        "ematix/failing_count": outcome.failing_count,
-        "ematix/detail": outcome.detail,
+        META_KEY_CHECK_FAILING_COUNT: outcome.failing_count,
+        META_KEY_CHECK_DETAIL: outcome.detail,
     }
     if outcome.sample:
-        metadata["ematix/sample"] = dg.MetadataValue.json(list(outcome.sample))
+        metadata[META_KEY_CHECK_SAMPLE] = dg.MetadataValue.json(list(outcome.sample))
     if outcome.sql:
-        metadata["ematix/sql"] = dg.MetadataValue.md(f"```sql\n{outcome.sql}\n```")
+        metadata[META_KEY_CHECK_SQL] = dg.MetadataValue.md(f"```sql\n{outcome.sql}\n```")
     return dg.AssetCheckResult(
         asset_key=key,
         check_name=check.name,

@@ -16,6 +16,7 @@ import dagster as dg
 from ematix_dagster.asset_decorator import EmatixAssetPlan, PipelinesLike, plan_assets
 from ematix_dagster.checks import build_check_specs
 from ematix_dagster.constants import RESOURCE_KEY, RUN_TAG_PIPELINE
+from ematix_dagster.partitions import backfill_policy_for, partitioned_schedule
 from ematix_dagster.resource import EmatixResource
 from ematix_dagster.retry import dagster_retry_policy
 from ematix_dagster.sensors import build_alert_sensors
@@ -62,6 +63,7 @@ def build_assets_definition(
         can_subset=True,
         retry_policy=dagster_retry_policy(pipeline.spec.retry),
         op_tags={RUN_TAG_PIPELINE: pipeline.name},
+        backfill_policy=backfill_policy_for(pipeline.spec),
     )
     def _assets(context: dg.AssetExecutionContext, ematix: EmatixResource):
         yield from ematix.run(context=context)
@@ -69,30 +71,47 @@ def build_assets_definition(
     return _assets
 
 
-def build_schedules(plans: dict[str, list[EmatixAssetPlan]]) -> list[dg.ScheduleDefinition]:
+def build_schedules(
+    plans: dict[str, list[EmatixAssetPlan]], *, upstream: dg.AssetSelection | None = None
+) -> list[dg.ScheduleDefinition]:
     """One schedule per distinct cron, targeting every asset of the pipelines that share it.
 
-    Pipelines on the same cron run in one run, so Dagster orders them by their deps.
+    Pipelines on the same cron run in one run, so Dagster orders them by their deps. A
+    partitioned pipeline gets a schedule of its own that loads one partition per tick (the
+    last complete window, or every static value: :func:`~ematix_dagster.partitions.
+    partitioned_schedule`).
 
     Args:
         plans: ``plan_assets`` output.
+        upstream: Assets (e.g. the source's ingestion assets) a schedule also materializes
+            when they feed its assets directly, so a scheduled load reads new data; a
+            multi-asset is taken whole.
 
     Returns:
         Schedules named ``<pipeline>[_and_<pipeline>…]_schedule``.
     """
     by_cron: dict[str, list[str]] = {}
+    schedules: list[dg.ScheduleDefinition] = []
     for name, items in plans.items():
-        cron = items[0].ref.pipeline.spec.schedule
-        if cron:
-            by_cron.setdefault(cron, []).append(name)
-    schedules = []
+        spec = items[0].ref.pipeline.spec
+        if spec.schedule and spec.partitions is not None:
+            keys = [plan.spec.key for plan in items]
+            schedules.append(
+                partitioned_schedule(_name(name), spec, keys, {RUN_TAG_PIPELINE: name})
+            )
+        elif spec.schedule:
+            by_cron.setdefault(spec.schedule, []).append(name)
     for cron, names in by_cron.items():
         keys = [plan.spec.key for name in names for plan in plans[name]]
+        target = dg.AssetSelection.assets(*keys)
+        if upstream is not None:
+            feeding = target.upstream(depth=1, include_self=False) & upstream
+            target = target | feeding.required_multi_asset_neighbors()
         schedules.append(
             dg.ScheduleDefinition(
                 name=_name("_and_".join(names) + "_schedule"),
                 cron_schedule=cron,
-                target=dg.AssetSelection.assets(*keys),
+                target=target,
                 description=f"ematix: {', '.join(names)} on cron {cron!r}",
                 tags={RUN_TAG_PIPELINE: ",".join(names)},
             )
@@ -108,6 +127,7 @@ def build_definitions(
     use_automation_conditions: bool = False,
     resource: EmatixResource | None = None,
     schedules: bool = True,
+    schedule_upstream: dg.AssetSelection | None = None,
 ) -> dg.Definitions:
     """Build assets, checks, schedules, retry policies, the resource and alert sensors.
 
@@ -120,6 +140,9 @@ def build_definitions(
             instead of creating schedules.
         resource: The ``ematix`` resource (default :data:`DEFAULT_RESOURCE`).
         schedules: Create schedules (or automation conditions) from the pipelines' crons.
+        schedule_upstream: Assets outside ematix that feed the pipelines (e.g.
+            ``dg.AssetSelection.groups("shop")``): each schedule also materializes those that
+            feed its assets directly, so a scheduled run loads new data.
 
     Returns:
         The ``Definitions``.
@@ -128,8 +151,21 @@ def build_definitions(
         ConfigError: A pipeline, check, connection or alerter URL is invalid.
 
     Examples:
+        >>> from typing import Annotated
+        >>> from ematix_engine import ematix, pk
+        >>> from ematix_engine.connections import DuckDBConnection
+        >>> from ematix_engine.types import BigInt, Text
+        >>> @ematix.table(schema="analytics", connection=DuckDBConnection(name="shop", path=":memory:"))
+        ... class CustomerDim:
+        ...     customer_id: Annotated[BigInt, pk()]
+        ...     name: Text | None
+        >>> @ematix.pipeline(target=CustomerDim, mode="merge")
+        ... def customer_dim(conn):
+        ...     return "SELECT 1 AS customer_id, 'Ada' AS name"
         >>> from ematix_dagster import build_definitions
-        >>> defs = build_definitions("example_project.pipelines", alerters=["stdout://"])  # doctest: +SKIP
+        >>> defs = build_definitions([customer_dim], alerters=["stdout://"])
+        >>> sorted(sensor.name for sensor in defs.sensors)
+        ['ematix_failure_alerts', 'ematix_recovery_alerts']
     """
     sensors = build_alert_sensors(alerters) if list(alerters) else []
     plans = plan_assets(module_or_pipelines, translator=translator)
@@ -142,7 +178,11 @@ def build_definitions(
         assets.append(build_assets_definition(pipeline, items, automation_condition=condition))
     return dg.Definitions(
         assets=assets,
-        schedules=build_schedules(plans) if schedules and not use_automation_conditions else [],
+        schedules=(
+            build_schedules(plans, upstream=schedule_upstream)
+            if schedules and not use_automation_conditions
+            else []
+        ),
         sensors=sensors,
         resources={RESOURCE_KEY: resource or DEFAULT_RESOURCE},
     )

@@ -13,6 +13,7 @@ from typing import Any, Self
 
 import dagster as dg
 
+from ematix_dagster.constants import META_KEY_PREVIEW
 from ematix_dagster.refs import lookup_ref
 from ematix_engine.checks import check_session
 
@@ -91,7 +92,7 @@ class EmatixEventIterator(Iterator[EmatixEvent]):
                                 asset_key=event.asset_key,
                                 metadata={
                                     **(event.metadata or {}),
-                                    "ematix/preview": dg.MetadataValue.md(_markdown_table(rows)),
+                                    META_KEY_PREVIEW: dg.MetadataValue.md(_markdown_table(rows)),
                                 },
                                 check_results=event.check_results,
                                 data_version=event.data_version,

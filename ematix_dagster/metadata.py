@@ -6,7 +6,8 @@ which ematix_dagster does not import. :class:`TableMetadata` writes exactly the 
 ``dagster/column_schema``, ``dagster/column_lineage``, ``dagster/storage_kind``; a unit test
 parses our output with Dagster's class), and :class:`EmatixMetadata` is the ``ematix``
 namespace. Both are frozen records that splat into a metadata dict:
-``MaterializeResult(metadata={**TableMetadata(...), **EmatixMetadata(...)})``.
+``MaterializeResult(metadata={**TableMetadata(...), **EmatixMetadata(...)})``. Each field's key
+comes from :mod:`ematix_dagster.constants` (the one place that spells them).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 
 import dagster as dg
 
+from ematix_dagster import constants as c
 from ematix_engine import LoadMode, TargetSpec
 from ematix_engine.types import Boolean, Text, TimestampTZ
 
@@ -24,14 +26,18 @@ __all__ = ["EmatixMetadata", "TableMetadata", "declared_table_schema", "table_sc
 
 
 class _NamespacedMetadata(Mapping[str, Any]):
-    """A frozen record whose non-None fields read as ``{namespace}/{field}`` metadata entries."""
+    """A frozen record whose non-None fields read as metadata entries.
+
+    ``field_keys`` maps each field to its key, ``{namespace}/{field}``, taken from the constants.
+    """
 
     __slots__ = ()
     namespace: ClassVar[str] = ""
+    field_keys: ClassVar[Mapping[str, str]] = {}
 
     def _entries(self) -> dict[str, Any]:
         return {
-            f"{self.namespace}/{f.name}": getattr(self, f.name)
+            self.field_keys[f.name]: getattr(self, f.name)
             for f in fields(self)  # type: ignore[arg-type]
             if getattr(self, f.name) is not None
         }
@@ -58,7 +64,14 @@ class TableMetadata(_NamespacedMetadata):
         storage_kind: The system that stores the table.
     """
 
-    namespace: ClassVar[str] = "dagster"
+    namespace: ClassVar[str] = c.DAGSTER_NAMESPACE
+    field_keys: ClassVar[Mapping[str, str]] = {
+        "row_count": c.DAGSTER_KEY_ROW_COUNT,
+        "table_name": c.DAGSTER_KEY_TABLE_NAME,
+        "column_schema": c.DAGSTER_KEY_COLUMN_SCHEMA,
+        "column_lineage": c.DAGSTER_KEY_COLUMN_LINEAGE,
+        "storage_kind": c.DAGSTER_KEY_STORAGE_KIND,
+    }
     row_count: int | None = None
     table_name: str | None = None
     column_schema: dg.TableSchema | None = None
@@ -87,9 +100,34 @@ class EmatixMetadata(_NamespacedMetadata):
         duration_s: Seconds the load of this target took.
         run_id: The RunLog record's id (also the ``_batch_id`` of the written rows).
         attempt: Attempt number under the retry policy.
+        current_versions: SCD2 targets: current versions (one per live key), the number
+            ``dagster/row_count`` and the ``row_count_between`` check report.
+        all_versions: SCD2 targets: every version in the table, closed ones included.
+        full_refresh: The load rebuilt the target from the source (set only when it did).
     """
 
-    namespace: ClassVar[str] = "ematix"
+    namespace: ClassVar[str] = c.METADATA_NAMESPACE
+    field_keys: ClassVar[Mapping[str, str]] = {
+        "pipeline": c.META_KEY_PIPELINE,
+        "target": c.META_KEY_TARGET,
+        "mode": c.META_KEY_MODE,
+        "backend": c.META_KEY_BACKEND,
+        "key_columns": c.META_KEY_KEYS,
+        "connection": c.META_KEY_CONNECTION,
+        "schedule": c.META_KEY_SCHEDULE,
+        "rows_inserted": c.META_KEY_ROWS_INSERTED,
+        "rows_updated": c.META_KEY_ROWS_UPDATED,
+        "rows_unchanged": c.META_KEY_ROWS_UNCHANGED,
+        "rows_closed": c.META_KEY_ROWS_CLOSED,
+        "rows_deleted": c.META_KEY_ROWS_DELETED,
+        "watermark": c.META_KEY_WATERMARK,
+        "duration_s": c.META_KEY_DURATION_S,
+        "run_id": c.META_KEY_RUN_ID,
+        "attempt": c.META_KEY_ATTEMPT,
+        "current_versions": c.META_KEY_CURRENT_VERSIONS,
+        "all_versions": c.META_KEY_ALL_VERSIONS,
+        "full_refresh": c.META_KEY_FULL_REFRESH,
+    }
     pipeline: str | None = None
     target: str | None = None
     mode: str | None = None
@@ -106,6 +144,9 @@ class EmatixMetadata(_NamespacedMetadata):
     duration_s: float | None = None
     run_id: str | None = None
     attempt: int | None = None
+    current_versions: int | None = None
+    all_versions: int | None = None
+    full_refresh: bool | None = None
 
 
 _MANAGED_TYPES: tuple[tuple[str, Any, bool, str], ...] = (

@@ -8,6 +8,13 @@ metadata and the load counts, then evaluates the asset's selected checks and yie
 ``AssetCheckResult`` s. The engine records each firing in :class:`DagsterRunLog` (the same
 history ``ematix status`` and the retry logic read), and the Dagster run is tagged
 ``ematix/pipeline``.
+
+A run tagged ``ematix/full_refresh=true`` (or a resource configured with ``full_refresh:
+true``) rebuilds its targets from the source: see ``docs/dagster.md``, "Full refresh".
+
+On an SCD2 target ``dagster/row_count`` counts the current versions, as the
+``row_count_between`` check does; ``ematix/current_versions`` and ``ematix/all_versions``
+report both numbers.
 """
 
 from __future__ import annotations
@@ -19,19 +26,22 @@ from typing import Any
 import dagster as dg
 
 from ematix_dagster.checks import asset_check_result
-from ematix_dagster.constants import RUN_TAG_PIPELINE
+from ematix_dagster.constants import RUN_TAG_FULL_REFRESH, RUN_TAG_PIPELINE
 from ematix_dagster.event_iterator import EmatixEvent, EmatixEventIterator
 from ematix_dagster.metadata import EmatixMetadata, TableMetadata, table_schema_from
+from ematix_dagster.partitions import partition_of
 from ematix_dagster.progress import ProgressLog
 from ematix_dagster.refs import EmatixAssetRef, lookup_ref
-from ematix_dagster.retry import requested_retry
+from ematix_dagster.retry import failure_for
 from ematix_dagster.runlog import DagsterRunLog
 from ematix_engine import (
     ConfigError,
     EmatixError,
+    LoadMode,
     LoadProgress,
     RunStarted,
     TargetResult,
+    TargetSpec,
     iter_run,
 )
 from ematix_engine.checks import Check, CheckOutcome, check_session, evaluate_checks
@@ -46,17 +56,40 @@ class EmatixResource(dg.ConfigurableResource):
         record_runs: Record each pipeline firing in :class:`DagsterRunLog` (the RunLog over
             this Dagster instance), so attempts and history survive across runs.
         sample_size: Failing rows kept in a failed check's metadata.
+        full_refresh: Rebuild every target this resource loads from its source (empty it,
+            reset the watermark) instead of loading the changes. For one run, tag it
+            ``ematix/full_refresh=true`` instead.
 
     Examples:
+        >>> import os, tempfile
+        >>> from typing import Annotated
         >>> import dagster as dg
+        >>> from ematix_engine import ematix, pk
+        >>> from ematix_engine.connections import DuckDBConnection
+        >>> from ematix_engine.types import BigInt, Text
         >>> from ematix_dagster import EmatixResource, ematix_assets
-        >>> @ematix_assets(pipeline=orders)  # doctest: +SKIP
+        >>> shop = DuckDBConnection(name="shop", path=os.path.join(tempfile.mkdtemp(), "s.duckdb"))
+        >>> @ematix.table(schema="analytics", connection=shop)
+        ... class Orders:
+        ...     id: Annotated[BigInt, pk()]
+        ...     item: Text | None
+        >>> @ematix.pipeline(target=Orders, mode="merge")
+        ... def orders(conn):
+        ...     return "SELECT 1 AS id, 'tea' AS item"
+        >>> @ematix_assets(pipeline=orders)
         ... def orders_assets(context: dg.AssetExecutionContext, ematix: EmatixResource):
         ...     yield from ematix.run(context=context)
+        >>> with dg.instance_for_test() as instance:
+        ...     result = dg.materialize(
+        ...         [orders_assets], resources={"ematix": EmatixResource()}, instance=instance
+        ...     )
+        >>> result.success
+        True
     """
 
     record_runs: bool = True
     sample_size: int = 5
+    full_refresh: bool = False
 
     def run(self, context: dg.AssetExecutionContext) -> EmatixEventIterator:
         """Load the selected assets' targets and evaluate their selected checks.
@@ -72,6 +105,8 @@ class EmatixResource(dg.ConfigurableResource):
             ConfigError: A selected asset is not an ematix asset built in this process.
             EmatixError: A load failed (recorded in the RunLog first); for retry policies
                 Dagster cannot express, a ``RetryRequested`` with the engine's delay instead.
+            Failure: A load failed with a terminal error (``allow_retries=False``, recorded
+                as gave_up); see :func:`~ematix_dagster.retry.failure_for`.
         """
         return EmatixEventIterator(self._events(context), context)
 
@@ -128,34 +163,48 @@ class EmatixResource(dg.ConfigurableResource):
         progress = ProgressLog(context.log)
         started = time.perf_counter()
         run_id, attempt = "", context.retry_number + 1
+        full_refresh = self._full_refresh(context)
         events = iter_run(
             spec,
             run_log=run_log,
             targets=list(by_label),
             attempt=None if run_log is not None else attempt,
             run_metrics={"dagster_run_id": context.run.run_id},
+            full_refresh=full_refresh,
+            partition=partition_of(context, spec),
         )
         try:
             for event in events:
                 if isinstance(event, RunStarted):
                     run_id, attempt = event.run_id, event.attempt or attempt
                     context.log.info(
-                        f"ematix: loading {', '.join(event.targets)} (pipeline "
-                        f"{spec.name!r}, attempt {attempt} of {spec.retry.max_attempts})"
+                        f"ematix: {'rebuilding' if full_refresh else 'loading'} "
+                        f"{', '.join(event.targets)} (pipeline {spec.name!r}, attempt "
+                        f"{attempt} of {spec.retry.max_attempts}"
+                        f"{', full refresh' if full_refresh else ''})"
                     )
                 elif isinstance(event, LoadProgress):
                     progress(event)
                 elif isinstance(event, TargetResult):
                     elapsed, started = time.perf_counter() - started, time.perf_counter()
                     ref = by_label[event.target]
-                    yield from self._after_load(context, ref, event, elapsed, run_id, attempt)
+                    yield from self._after_load(
+                        context, ref, event, elapsed, run_id, attempt, full_refresh
+                    )
         except Exception as error:
-            retry = requested_retry(spec.retry, attempt, error)
-            if retry is not None:
-                raise retry from error
+            replacement = failure_for(error, spec.retry, attempt)
+            if replacement is not None:
+                raise replacement from error
             raise
         finally:
             events.close()
+
+    def _full_refresh(self, context: dg.AssetExecutionContext) -> bool:
+        """The resource's setting, or the run's ``ematix/full_refresh`` tag."""
+        tag = context.run.tags.get(RUN_TAG_FULL_REFRESH, "")
+        if tag.strip().lower() not in ("", "true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"run tag {RUN_TAG_FULL_REFRESH}={tag!r}: use true or false")
+        return self.full_refresh or tag.strip().lower() in ("true", "1", "yes")
 
     def _selected_checks(
         self, context: dg.AssetExecutionContext, ref: EmatixAssetRef
@@ -171,17 +220,15 @@ class EmatixResource(dg.ConfigurableResource):
         elapsed: float,
         run_id: str,
         attempt: int,
+        full_refresh: bool = False,
     ) -> Iterator[EmatixEvent]:
         target = ref.target
         checks = self._selected_checks(context, ref)
         columns: dict[str, str] | None = None
         outcomes: list[CheckOutcome] = []
-        row_count = result.row_count
         with check_session(target) as session:
             columns = session.table_columns(target.table.schema, target.table.name)
-            if row_count is None:
-                table = session.table_sql(target.table.schema, target.table.name)
-                row_count = int(session.query(f"SELECT COUNT(*) FROM {table}")[0][0])
+            row_count, current, everything = _row_counts(session, target, result.row_count)
             outcomes = self._evaluate(context, ref, checks, session)
         metadata = {
             **TableMetadata(
@@ -205,6 +252,9 @@ class EmatixResource(dg.ConfigurableResource):
                 duration_s=round(elapsed, 4),
                 run_id=run_id,
                 attempt=attempt,
+                current_versions=current,
+                all_versions=everything,
+                full_refresh=True if full_refresh else None,
             ),
         }
         yield dg.MaterializeResult(asset_key=ref.key, metadata=metadata)
@@ -250,3 +300,24 @@ class EmatixResource(dg.ConfigurableResource):
             outcomes = self._evaluate(context, ref, chosen, session)
         for check, outcome in zip(chosen, outcomes, strict=True):
             yield asset_check_result(ref.key, check, outcome)
+
+
+def _row_counts(
+    session: Any, target: TargetSpec, counted: int | None
+) -> tuple[int, int | None, int | None]:
+    """``dagster/row_count``, and for SCD2 targets the current and all versions.
+
+    On an SCD2 target the row count is the current versions: what the table means to its
+    readers, and what the ``row_count_between`` check counts (checks on SCD2 targets look at
+    current versions). Other targets: every row (the load's own count when it has one).
+    """
+    table = session.table_sql(target.table.schema, target.table.name)
+    if target.mode is not LoadMode.SCD2:
+        if counted is None:
+            counted = int(session.query(f"SELECT COUNT(*) FROM {table}")[0][0])
+        return counted, None, None
+    current = session.quote("is_current")
+    everything, live = session.query(
+        f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN {current} THEN 1 ELSE 0 END), 0) FROM {table}"
+    )[0]
+    return int(live), int(live), int(everything)

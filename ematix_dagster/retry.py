@@ -6,6 +6,11 @@ Dagster's ``Backoff.EXPONENTIAL`` waits ``(2**n - 1) * delay`` before retry ``n`
 the UI shows. Any other factor, and the ``max_backoff_seconds`` cap, cannot be expressed there:
 such pipelines get no op policy, and the resource requests each retry itself with the exact
 engine delay (``RetryRequested(seconds_to_wait=policy.delay_seconds(attempt))``).
+
+Whether to retry at all is the error's call (:func:`ematix_engine.errors.is_retryable`):
+:func:`failure_for` turns a terminal error (a config error, schema drift, a SQL or data error)
+into ``dagster.Failure(allow_retries=False)``, so neither the op policy nor a requested retry
+runs the step again.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ import random
 
 import dagster as dg
 
-from ematix_engine import RetryPolicy
+from ematix_engine import RetryPolicy, is_retryable
 
-__all__ = ["dagster_retry_policy", "needs_requested_retries", "requested_retry"]
+__all__ = ["dagster_retry_policy", "failure_for", "needs_requested_retries", "requested_retry"]
 
 
 def needs_requested_retries(policy: RetryPolicy) -> bool:
@@ -69,3 +74,42 @@ def requested_retry(
     )
     retry.__cause__ = error
     return retry
+
+
+def failure_for(
+    error: BaseException, policy: RetryPolicy, attempt: int
+) -> dg.Failure | dg.RetryRequested | None:
+    """What the resource raises instead of ``error``, if anything.
+
+    Args:
+        error: What failed.
+        policy: The pipeline's retry policy.
+        attempt: The attempt that just failed (1-based).
+
+    Returns:
+        ``Failure(allow_retries=False)`` for a terminal error (no retry helps, whatever the
+        policy); a ``RetryRequested`` with the engine's delay for a transient error when the
+        resource must request retries itself (:func:`requested_retry`); otherwise ``None``:
+        re-raise ``error`` and let the op ``RetryPolicy`` (or nothing) decide.
+
+    Example:
+        >>> from ematix_engine.errors import ConfigError
+        >>> policy = RetryPolicy(max_attempts=3)
+        >>> failure_for(ConfigError("bad target"), policy, 1).allow_retries
+        False
+        >>> failure_for(TimeoutError("server slow"), policy, 1) is None
+        True
+    """
+    if not isinstance(error, Exception):  # KeyboardInterrupt, GeneratorExit, …
+        return None
+    if not is_retryable(error):
+        failure = dg.Failure(
+            description=(
+                f"{error} (a {type(error).__name__}: retrying cannot help, so the step is not "
+                f"retried; fix the cause, then materialize again)"
+            ),
+            allow_retries=False,
+        )
+        failure.__cause__ = error
+        return failure
+    return requested_retry(policy, attempt, error)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 import uuid
@@ -39,6 +40,7 @@ from typing import Any
 import dagster as dg
 
 from ematix_dagster.constants import RUNLOG_JOB_NAME, RUNLOG_STREAM_RUN_ID
+from ematix_engine import ConnectionFailedError
 from ematix_engine.runlog import AttemptState, RunRecord, RunStatus, attempt_state_from
 
 __all__ = ["DagsterRunLog"]
@@ -96,7 +98,7 @@ class DagsterRunLog:
 
     Example:
         >>> import dagster as dg
-        >>> with dg.instance_for_test() as instance:  # doctest: +SKIP
+        >>> with dg.instance_for_test() as instance:
         ...     log = DagsterRunLog(instance)
         ...     rec = log.record_start("orders", attempt=1)
         ...     log.record_finish(rec.finished("success", rows_inserted=3))
@@ -307,6 +309,19 @@ def open_from_url(url: str) -> DagsterRunLog:
 
     ``dagster://`` uses ``$DAGSTER_HOME``; ``dagster:///abs/home`` or ``dagster://rel/home``
     names the instance folder.
+
+    Raises:
+        ConnectionFailedError: the instance cannot be opened (one line saying which folder and
+            what to set).
     """
     rest = url.split("://", 1)[1] if "://" in url else ""
-    return DagsterRunLog.open(rest or None)
+    try:
+        return DagsterRunLog.open(rest or None)
+    except Exception as error:  # no DAGSTER_HOME, a missing folder, unreachable storage
+        home = rest or os.environ.get("DAGSTER_HOME") or "(DAGSTER_HOME is not set)"
+        text = " ".join(str(error).split()) or type(error).__name__
+        raise ConnectionFailedError(
+            url,
+            f"cannot open the Dagster instance at {home}: {text}; point DAGSTER_HOME (or "
+            f"dagster:///path) at the folder holding dagster.yaml",
+        ) from None

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ematix_dagster.constants import DAGSTER_KEY_CODE_REFERENCES, KIND_EMATIX
 from ematix_dagster.lineage import SourceAnalysis
 from ematix_dagster.metadata import EmatixMetadata, TableMetadata, declared_table_schema
+from ematix_dagster.partitions import partitions_def_for
 from ematix_engine import PipelineSpec, TargetSpec
 
-__all__ = ["CODE_REFERENCES_KEY", "EmatixTranslator", "EmatixTranslatorData"]
-
-CODE_REFERENCES_KEY = "dagster/code_references"
-"""The key Dagster's code-reference metadata set uses (namespace ``dagster``)."""
+__all__ = ["EmatixTranslator", "EmatixTranslatorData"]
 
 _DIALECTS = {"delta": "duckdb", "duckdb": "duckdb", "postgres": "postgres", "sqlite": "sqlite"}
 
@@ -80,13 +79,31 @@ class EmatixTranslator:
             Key ``[schema, table]`` (or the declared ``asset_key``), the pipeline's group,
             kinds ``{backend, "ematix"}``, its docstring as description, owners and tags
             passed through, ``data.deps``, a code reference to the pipeline function, and the
-            table name, declared column schema and load settings as metadata.
+            table name, declared column schema and load settings as metadata. A partitioned
+            pipeline's spec carries its Dagster partitions (:func:`~ematix_dagster.partitions.
+            partitions_def_for`).
 
         Examples:
-            >>> translator = EmatixTranslator()
-            >>> spec = translator.get_asset_spec(data)  # doctest: +SKIP
-            >>> spec.key.path  # doctest: +SKIP
-            ['analytics', 'customer_dim']
+            Subclass, call ``super()``, then change what you need:
+
+            >>> from typing import Annotated
+            >>> from ematix_engine import ematix, pk
+            >>> from ematix_engine.connections import DuckDBConnection
+            >>> from ematix_engine.types import BigInt, Text
+            >>> @ematix.table(schema="analytics", connection=DuckDBConnection(name="shop", path=":memory:"))
+            ... class CustomerDim:
+            ...     customer_id: Annotated[BigInt, pk()]
+            ...     name: Text | None
+            >>> @ematix.pipeline(target=CustomerDim, mode="merge")
+            ... def customer_dim(conn):
+            ...     return "SELECT 1 AS customer_id, 'Ada' AS name"
+            >>> from ematix_dagster.asset_decorator import build_ematix_asset_specs
+            >>> class Prefixed(EmatixTranslator):
+            ...     def get_asset_spec(self, data):
+            ...         spec = super().get_asset_spec(data)
+            ...         return spec.replace_attributes(key=spec.key.with_prefix("shop"))
+            >>> [s.key.path for s in build_ematix_asset_specs([customer_dim], translator=Prefixed())]
+            [['shop', 'analytics', 'customer_dim']]
         """
         spec, target = data.pipeline, data.target
         description = spec.description or (
@@ -111,7 +128,7 @@ class EmatixTranslator:
         if spec.source_file:
             with warnings.catch_warnings():  # code references are "beta" in Dagster 1.13
                 warnings.simplefilter("ignore", dg.BetaWarning)
-                metadata[CODE_REFERENCES_KEY] = dg.CodeReferencesMetadataValue(
+                metadata[DAGSTER_KEY_CODE_REFERENCES] = dg.CodeReferencesMetadataValue(
                     code_references=[
                         dg.LocalFileCodeReference(
                             file_path=spec.source_file,
@@ -127,6 +144,7 @@ class EmatixTranslator:
             group_name=spec.group,
             owners=list(spec.owners),
             tags=dict(spec.tags),
-            kinds={data.backend, "ematix"},
+            kinds={data.backend, KIND_EMATIX},
             metadata=metadata,
+            partitions_def=partitions_def_for(spec),
         )

@@ -46,8 +46,10 @@ from ematix_engine.connections import (
     register_connection,
 )
 from ematix_engine.errors import (
+    BadValueError,
     ConfigError,
     ConnectionFailedError,
+    ConnectionLostError,
     CycleError,
     DuplicateKeyError,
     EmatixError,
@@ -56,8 +58,18 @@ from ematix_engine.errors import (
     SourceError,
     UnknownNameError,
     UnsupportedError,
+    is_retryable,
 )
 from ematix_engine.ops import open_alerter, open_alerters, open_metrics
+from ematix_engine.partitions import (
+    Partition,
+    StaticPartitions,
+    TimeWindowPartitions,
+    daily,
+    hourly,
+    monthly,
+    static,
+)
 from ematix_engine.runlog import RunLog, RunRecord, RunStatus, open_run_log
 from ematix_engine.specs import (
     ColumnSpec,
@@ -80,10 +92,12 @@ from ematix_engine.streaming.api import run_pipeline, run_streaming_pipeline
 from ematix_engine.write.progress import LoadProgress
 
 __all__ = [
+    "BadValueError",
     "ColumnSpec",
     "ConfigError",
     "Connection",
     "ConnectionFailedError",
+    "ConnectionLostError",
     "CycleError",
     "Deletes",
     "DeltaLocalConnection",
@@ -99,6 +113,7 @@ __all__ = [
     "MySQLConnection",
     "ObjectStoreLocalConnection",
     "ObjectStoreS3Connection",
+    "Partition",
     "Pipeline",
     "PipelineSpec",
     "PostgresConnection",
@@ -116,23 +131,29 @@ __all__ = [
     "Source",
     "SourceError",
     "SqlSource",
+    "StaticPartitions",
     "StreamResult",
     "StreamingPipelineSpec",
     "TableSpec",
     "Target",
     "TargetResult",
     "TargetSpec",
+    "TimeWindowPartitions",
     "UnknownNameError",
     "UnsupportedError",
     "__version__",
     "backend_kind",
     "check_connection",
     "connect",
+    "daily",
     "ematix",
     "format_from_path",
     "get_connection",
+    "hourly",
+    "is_retryable",
     "iter_run",
     "list_connections",
+    "monthly",
     "natural_key",
     "open_alerter",
     "open_alerters",
@@ -146,6 +167,7 @@ __all__ = [
     "run_pipeline",
     "run_streaming_pipeline",
     "same_database",
+    "static",
     "substitute_watermark",
     "table",
     "table_spec",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from ematix_engine.errors import ConfigError, closest_match
 
 if TYPE_CHECKING:
+    from ematix_engine.partitions import Partitions
     from ematix_engine.schema.normalize import Normalizer
     from ematix_engine.schema.types import ColumnType
 
@@ -270,6 +271,9 @@ class TargetSpec:
         event_timestamp_column: source column giving each row's event time.
         deletes: what to do with keys absent from a full snapshot.
         ttl_seconds: scd2 only: close current versions older than this that the batch lacks.
+        retire_within: with ``deletes``: a key the snapshot lacks retires only when the
+            snapshot holds rows with the same values in these columns (dlt's ``merge_key``):
+            a batch of one region or day never retires another's keys.
         connection: target connection (name or typed connection); defaults to the table's.
         asset_key: optional override of the Dagster asset key path.
     """
@@ -281,6 +285,7 @@ class TargetSpec:
     event_timestamp_column: str | None = None
     deletes: Deletes = Deletes.IGNORE
     ttl_seconds: int | None = None
+    retire_within: tuple[str, ...] = ()
     connection: Any = None
     asset_key: tuple[str, ...] | None = None
 
@@ -333,6 +338,8 @@ class PipelineSpec:
         owners: Dagster owners.
         tags: free-form tags (Dagster tags too), frozen.
         checks: user-declared data checks (mapped to asset checks by the Dagster layer).
+        partitions: time windows or static values a run loads one of
+            (:mod:`ematix_engine.partitions`); None: every run loads everything.
     """
 
     name: str
@@ -349,6 +356,7 @@ class PipelineSpec:
     owners: tuple[str, ...] = ()
     tags: FrozenMapping = field(default_factory=FrozenMapping)
     checks: tuple[Any, ...] = ()
+    partitions: Partitions | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.tags, FrozenMapping):

@@ -6,7 +6,7 @@ Three parts merged into one ``Definitions``:
 * ``build_definitions(example_project.pipelines)``: the SCD2 customers, the orders fact, the
   daily rollup and the Delta archive, with checks, schedules, retries and alert sensors;
 * ``load_from_defs_folder``: the catalog pipeline, declared in ``defs/catalog/defs.yaml``
-  (``dg.toml`` makes this folder a ``dg`` project).
+  (``dg.toml`` at the repository root makes it a ``dg`` project; ``make dev`` runs ``dg dev``).
 
 DuckDB allows one writing process per file, so steps run in one process, one after another.
 """
@@ -24,7 +24,13 @@ def build_example_definitions() -> dg.Definitions:
     """Build the example's definitions (connections resolve where they are used)."""
     return dg.Definitions.merge(
         dg.Definitions(assets=[shop_source], executor=dg.in_process_executor),
-        build_definitions(pipelines, alerters=["stdout://"]),
+        # Each schedule also runs the shop assets its pipelines read: a scheduled load gets a
+        # new day of shop data, as a "Materialize all" does.
+        build_definitions(
+            pipelines,
+            alerters=["stdout://"],
+            schedule_upstream=dg.AssetSelection.groups("shop"),
+        ),
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
     )
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from ematix_dagster.constants import DAGSTER_KEY_ROW_COUNT, DAGSTER_KEY_TABLE_NAME
 from example_project import data_dir
 
 OPENING = datetime(2024, 1, 1, tzinfo=UTC)
@@ -189,7 +190,7 @@ def table_counts(path: Path | None = None) -> dict[str, int]:
             group_name="shop",
             kinds={"sqlite", "python"},
             description=f"The shop's {table} (SQLite), advanced one simulated day per run.",
-            metadata={"dagster/table_name": f"main.{table}"},
+            metadata={DAGSTER_KEY_TABLE_NAME: f"main.{table}"},
         )
         for table in SHOP_TABLES
     ],
@@ -202,5 +203,5 @@ def shop_source(context: dg.AssetExecutionContext):
     for table in SHOP_TABLES:
         yield dg.MaterializeResult(
             asset_key=["shop", table],
-            metadata={"dagster/row_count": counts[table], "shop/day": tick},
+            metadata={DAGSTER_KEY_ROW_COUNT: counts[table], "shop/day": tick},
         )

@@ -8,6 +8,8 @@
       select: [product_*]            # pipeline names or globs (default: all)
       exclude: [product_backfill]
       schedules: true                # ScheduleDefinitions from the pipelines' crons
+      schedule_upstream_groups: [shop]  # schedules also run the assets of these groups that
+                                        # feed the pipelines (the source's ingestion)
       translation:                   # goes through EmatixTranslator.get_asset_spec
         group_name: catalog
         key_prefix: warehouse
@@ -68,6 +70,8 @@ class EmatixPipelinesComponent(Component, Resolvable):
         translation: Asset attributes applied on top of the default spec (YAML), through the
             same ``get_asset_spec`` as in Python.
         schedules: Build schedules from the pipelines' crons.
+        schedule_upstream_groups: Asset groups whose assets a schedule also materializes
+            when they feed its pipelines directly (e.g. the source's ingestion assets).
         use_automation_conditions: Use ``AutomationCondition.on_cron`` instead of schedules.
         alerters: Engine alerter URLs for failure and recovery sensors.
     """
@@ -77,6 +81,7 @@ class EmatixPipelinesComponent(Component, Resolvable):
     exclude: Sequence[str] = field(default_factory=list)
     translation: ResolvedEmatixTranslation = None
     schedules: bool = True
+    schedule_upstream_groups: Sequence[str] = field(default_factory=list)
     use_automation_conditions: bool = False
     alerters: Sequence[str] = field(default_factory=list)
 
@@ -122,6 +127,11 @@ class EmatixPipelinesComponent(Component, Resolvable):
             alerters=list(self.alerters),
             use_automation_conditions=self.use_automation_conditions,
             schedules=self.schedules,
+            schedule_upstream=(
+                dg.AssetSelection.groups(*self.schedule_upstream_groups)
+                if self.schedule_upstream_groups
+                else None
+            ),
         )
 
 

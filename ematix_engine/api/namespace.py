@@ -19,6 +19,10 @@ class _EmatixNamespace:
         "pipeline": ("ematix_engine.api.pipeline", "pipeline"),
         "target": ("ematix_engine.api.pipeline", "target"),
         "streaming_pipeline": ("ematix_engine.streaming.api", "streaming_pipeline"),
+        "daily": ("ematix_engine.partitions", "daily"),
+        "hourly": ("ematix_engine.partitions", "hourly"),
+        "monthly": ("ematix_engine.partitions", "monthly"),
+        "static": ("ematix_engine.partitions", "static"),
     }
 
     def __getattr__(self, attribute: str) -> Any:

@@ -27,7 +27,10 @@ from ematix_engine.specs import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from ematix_engine.batch.result import PreviewResult, RunResult, TargetResult
+    from ematix_engine.partitions import Partition, Partitions
     from ematix_engine.runlog.base import RunLog
     from ematix_engine.write.progress import LoadProgress
 
@@ -71,6 +74,8 @@ def target(table: Any, **options: Any) -> TargetDeclaration:
 
 
 _TARGET_OPTIONS = (
+    "retire_within",
+    "row_version_column",
     "mode",
     "keys",
     "compare_columns",
@@ -130,6 +135,9 @@ class Pipeline:
         batch_size: int = 100_000,
         on_target: Callable[[TargetResult], None] | None = None,
         on_progress: Callable[[LoadProgress], None] | None = None,
+        partition: str | Partition | None = None,
+        as_of: datetime | None = None,
+        full_refresh: bool = False,
     ) -> RunResult:
         """Load every target once and return the counts.
 
@@ -140,6 +148,16 @@ class Pipeline:
             on_progress: called with a :class:`~ematix_engine.write.progress.LoadProgress`
                 as each target enters a phase and, while a source streams from another
                 database, after every batch.
+            partition: the partition to load (a key such as ``"2024-01-02"``, or
+                ``"2024-01-01..2024-01-07"`` for a range of time windows); required exactly
+                when the pipeline declares ``partitions=``.
+            as_of: the time the source's rows stand for (dlt's ``boundary_timestamp``,
+                a timezone-aware datetime): SCD2 versions open and absent keys close at it
+                instead of now. It must not precede the newest version in the target.
+            full_refresh: rebuild every target from the source instead of loading the
+                changes: each target is emptied (an SCD2 table's history too; its columns
+                stay) and loaded from the pipeline's SQL with the watermark reset, all in the
+                target's one transaction.
 
         Raises:
             EmatixError: the load failed; the target and its watermark are unchanged.
@@ -152,6 +170,9 @@ class Pipeline:
             batch_size=batch_size,
             on_target=on_target,
             on_progress=on_progress,
+            partition=partition,
+            as_of=as_of,
+            full_refresh=full_refresh,
         )
 
     def preview(self) -> PreviewResult:
@@ -160,15 +181,29 @@ class Pipeline:
 
         return preview_pipeline(self)
 
-    def dry_run(self, *, on_progress: Callable[[LoadProgress], None] | None = None) -> RunResult:
+    def dry_run(
+        self,
+        *,
+        on_progress: Callable[[LoadProgress], None] | None = None,
+        full_refresh: bool = False,
+        partition: str | Partition | None = None,
+    ) -> RunResult:
         """Run the real SQL inside a transaction that is rolled back; report the counts.
 
         Args:
             on_progress: as for :meth:`run`; the last phase is ``"rolled back"``.
+            full_refresh: rehearse a full refresh (see :meth:`run`).
+            partition: as for :meth:`run`.
         """
         from ematix_engine.batch.runner import run_pipeline
 
-        return run_pipeline(self, dry_run=True, on_progress=on_progress)
+        return run_pipeline(
+            self,
+            dry_run=True,
+            on_progress=on_progress,
+            full_refresh=full_refresh,
+            partition=partition,
+        )
 
 
 def _complete_target(
@@ -205,6 +240,16 @@ def _complete_target(
 
     keys = columns("keys") or spec_table.primary_key or spec_table.natural_key()
     compare = columns("compare_columns")
+    version = columns("row_version_column")
+    if version:
+        if compare:
+            raise ConfigError(
+                f"{where}: row_version_column and compare_columns both say what counts as a "
+                f"change; give one of them"
+            )
+        if mode not in (LoadMode.MERGE, LoadMode.SCD2):
+            raise ConfigError(f"{where}: row_version_column needs mode 'merge' or 'scd2'")
+        compare = version  # a new version value is the one change that counts
     event_ts = options.get("event_timestamp_column")
     if event_ts is not None:
         columns_checked = columns("event_timestamp_column")
@@ -233,6 +278,12 @@ def _complete_target(
         raise ConfigError(
             f"{where}: columns {sorted(clash)} are managed by {mode.value}; rename them in the table"
         )
+    retire_within = columns("retire_within")
+    if retire_within and deletes is Deletes.IGNORE:
+        raise ConfigError(
+            f"{where}: retire_within limits which absent keys deletes= retires; "
+            f"set deletes='close' or 'new_record' too"
+        )
     asset_key = options.get("asset_key")
     if isinstance(asset_key, str):
         asset_key = tuple(asset_key.split("/"))
@@ -244,6 +295,7 @@ def _complete_target(
         event_timestamp_column=event_ts,
         deletes=deletes,
         ttl_seconds=ttl,
+        retire_within=retire_within,
         connection=options.get("connection") or spec_table.connection,
         asset_key=tuple(asset_key) if asset_key else None,
     )
@@ -271,6 +323,8 @@ def pipeline(
     event_timestamp_column: str | None = None,
     ttl_seconds: int | None = None,
     deletes: str | None = None,
+    retire_within: Sequence[str] | None = None,
+    row_version_column: str | None = None,
     incremental_column: str | None = None,
     source_connection: Any = None,
     target_connection: Any = None,
@@ -282,6 +336,7 @@ def pipeline(
     owners: Sequence[str] = (),
     tags: dict[str, str] | None = None,
     checks: Sequence[Any] = (),
+    partitions: Partitions | None = None,
 ):
     """Declare a batch pipeline on a function that returns the source SQL.
 
@@ -297,6 +352,11 @@ def pipeline(
             newest duplicate (merge).
         ttl_seconds: scd2: close current versions older than this that the batch does not have.
         deletes: ``ignore`` (default), ``close`` or ``new_record`` for full-snapshot sources.
+        retire_within: with ``deletes``: columns (e.g. a region or a day) whose values the
+            batch covers; absent keys retire only within them (dlt's ``merge_key``).
+        row_version_column: a source column that already versions each row (an update
+            counter, an ``updated_at``, a hash): a change is a new value there, nothing else
+            is compared (dlt's ``row_version_column_name``).
         incremental_column: column whose maximum becomes the watermark; the SQL may use
             ``$watermark`` (loads rows strictly greater than it).
         source_connection: where the SQL runs (name or typed connection); default: the target's.
@@ -309,6 +369,11 @@ def pipeline(
         owners: Dagster asset owners.
         tags: tags passed through to Dagster.
         checks: data checks for the Dagster layer.
+        partitions: ``ematix.daily(column, start=...)``, ``ematix.hourly``, ``ematix.monthly``
+            or ``ematix.static(column, [values])``: each run loads one partition
+            (``run(partition=...)``), replacing that slice of the targets (see
+            :mod:`ematix_engine.partitions`). The column must be declared by every target;
+            time windows need a date or timestamp column. Not with ``incremental_column``.
 
     Returns:
         A :class:`Pipeline`, registered in ``ematix_engine.registry``.
@@ -341,6 +406,8 @@ def pipeline(
             "event_timestamp_column": event_timestamp_column,
             "ttl_seconds": ttl_seconds,
             "deletes": deletes,
+            "retire_within": retire_within,
+            "row_version_column": row_version_column,
             "connection": target_connection,
             "asset_key": asset_key,
         }
@@ -363,14 +430,18 @@ def pipeline(
                     raise ConfigError(
                         f"pipeline {pipeline_name!r}: incremental_column: {error}"
                     ) from None
+        if partitions is not None:
+            _validate_partitions(pipeline_name, partitions, target_specs, incremental_column)
         if schedule is not None:
             _validate_cron(pipeline_name, schedule)
         if isinstance(depends_on, str):
             raise ConfigError(f"pipeline {pipeline_name!r}: depends_on must be a list of names")
         try:
             source_file = inspect.getsourcefile(function) or ""
-            source_line = inspect.getsourcelines(function)[1]
-        except (OSError, TypeError):
+            # The code object knows its first line; no need to re-parse the file (which may
+            # not be Python, e.g. a docs page whose blocks are executed).
+            source_line = inspect.unwrap(function).__code__.co_firstlineno
+        except (OSError, TypeError, AttributeError):
             source_file, source_line = "", 0
         spec = PipelineSpec(
             name=pipeline_name,
@@ -391,11 +462,51 @@ def pipeline(
             owners=tuple(owners),
             tags=FrozenMapping(tags or {}),
             checks=tuple(checks),
+            partitions=partitions,
         )
         registry.register(spec)
         return Pipeline.of(spec)
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _validate_partitions(
+    pipeline_name: str,
+    partitions: Any,
+    targets: Sequence[TargetSpec],
+    incremental_column: str | None,
+) -> None:
+    """Check ``partitions=`` against the targets (raises ConfigError naming what is wrong)."""
+    from ematix_engine.partitions import Cadence, StaticPartitions, TimeWindowPartitions
+    from ematix_engine.write.slices import is_time_type
+
+    where = f"pipeline {pipeline_name!r}: partitions"
+    if not isinstance(partitions, TimeWindowPartitions | StaticPartitions):
+        raise ConfigError(
+            f"{where} must be ematix.daily/hourly/monthly(...) or ematix.static(...), got "
+            f"{type(partitions).__name__}"
+        )
+    if incremental_column is not None:
+        raise ConfigError(
+            f"{where}: a partitioned run loads one partition and keeps no watermark; drop "
+            f"incremental_column={incremental_column!r} (use $partition_start / $partition_end)"
+        )
+    for target_spec in targets:
+        try:
+            column = target_spec.table.column(partitions.column)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: target {target_spec.label}: {error}") from None
+        if isinstance(partitions, TimeWindowPartitions):
+            if not is_time_type(column.type):
+                raise ConfigError(
+                    f"{where}: {partitions.cadence.value} windows need a date or timestamp "
+                    f"column; {target_spec.label}.{column.name} is {column.type.__name__}"
+                )
+            if partitions.cadence is Cadence.HOURLY and column.type.hash_family == "date":
+                raise ConfigError(
+                    f"{where}: hourly windows need a timestamp column; "
+                    f"{target_spec.label}.{column.name} is a date"
+                )
 
 
 def _validate_cron(pipeline_name: str, schedule: str) -> None:

@@ -1,8 +1,16 @@
-"""``@ematix.table``: a class with annotated columns becomes a :class:`TableSpec`."""
+"""``@ematix.table``: a class with annotated columns becomes a :class:`TableSpec`.
+
+Every mistake in a declaration is a :class:`~ematix_engine.errors.ConfigError` whose message
+starts with the table and the column, e.g. ``table Events (public.events), column 'name':
+String[0]: length must be a positive integer, e.g. String[256]``. Bad type parameters and bad
+normalizer arguments are only recorded where they are written (see
+:mod:`ematix_engine.schema.types`) and reported here, where the table and the column are known.
+"""
 
 from __future__ import annotations
 
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -54,6 +62,7 @@ def to_snake_case(name: str) -> str:
 
 
 def _column_from_annotation(table: str, attribute: str, annotation: Any) -> ColumnSpec:
+    where = f"table {table}, column {attribute!r}"
     nullable = False
     metadata: list[Any] = []
     current = annotation
@@ -69,28 +78,36 @@ def _column_from_annotation(table: str, attribute: str, annotation: Any) -> Colu
                 nullable = True
             if len(members) != 1:
                 raise ConfigError(
-                    f"table {table}: column {attribute!r} has annotation {annotation!r}; "
-                    f"use one column type, optionally `| None`"
+                    f"{where}: annotation {annotation!r} has more than one type; use one column "
+                    f"type, optionally `| None`"
                 )
             current = members[0]
             continue
         break
     if not (isinstance(current, type) and issubclass(current, ColumnType)):
         raise ConfigError(
-            f"table {table}: column {attribute!r} is annotated {annotation!r}; use a type from "
+            f"{where}: annotation {annotation!r} is not a column type; use a type from "
             f"ematix_engine.types such as BigInt, Text or String[256]"
         )
+    if current.problem is not None:
+        raise ConfigError(f"{where}: {current.type_name()}: {current.problem}")
     primary_key = any(isinstance(m, PrimaryKey) for m in metadata)
     groups = [m.group for m in metadata if isinstance(m, NaturalKey)]
     normalizers = tuple(m for m in metadata if isinstance(m, Normalizer))
     unknown = [m for m in metadata if not isinstance(m, PrimaryKey | NaturalKey | Normalizer)]
     if unknown:
         raise ConfigError(
-            f"table {table}: column {attribute!r} has unknown marker {unknown[0]!r}; expected "
-            f"pk(), natural_key(...) or a normalizer from ematix_engine.normalize"
+            f"{where}: unknown marker {unknown[0]!r}; expected pk(), natural_key(...) or a "
+            f"normalizer from ematix_engine.normalize"
         )
+    for normalizer in normalizers:
+        problem = normalizer.problem()
+        if problem is not None:
+            raise ConfigError(f"{where}: {problem}")
     if primary_key and nullable:
-        raise ConfigError(f"table {table}: primary key column {attribute!r} cannot be nullable")
+        raise ConfigError(
+            f"{where}: a primary key column cannot be nullable; drop `| None` or pk()"
+        )
     return ColumnSpec(
         name=attribute,
         type=current,
@@ -99,6 +116,35 @@ def _column_from_annotation(table: str, attribute: str, annotation: Any) -> Colu
         natural_key_group=groups[0] if groups else None,
         normalizers=normalizers,
     )
+
+
+def _type_hints(klass: type, table: str, scope: dict[str, Any]) -> dict[str, Any]:
+    """The class's resolved annotations; an unresolvable one is reported with its column.
+
+    String annotations (``from __future__ import annotations``) are resolved in the class's
+    module, then in ``scope``: the namespace where the class was defined, so a table declared
+    inside a function (or a doctest) may use names imported there.
+    """
+    try:
+        return typing.get_type_hints(klass, include_extras=True)
+    except NameError:
+        pass
+    module = vars(sys.modules.get(klass.__module__, types.ModuleType("_")))
+    localns = {**scope, **vars(klass)}
+    try:
+        return typing.get_type_hints(klass, globalns=module, localns=localns, include_extras=True)
+    except Exception as error:  # an unresolvable forward reference (string annotation)
+        for attribute, annotation in getattr(klass, "__annotations__", {}).items():
+            if not isinstance(annotation, str):
+                continue
+            try:
+                eval(annotation, module, localns)  # as get_type_hints does
+            except Exception as exc:
+                raise ConfigError(
+                    f"table {table}, column {attribute!r}: cannot resolve the annotation "
+                    f"{annotation!r} ({exc}); import the names it uses"
+                ) from error
+        raise ConfigError(f"table {table}: cannot read annotations: {error}") from error
 
 
 def table(
@@ -119,6 +165,11 @@ def table(
     Returns:
         The class, carrying its :class:`TableSpec` (read it with :func:`table_spec`).
 
+    Raises:
+        ConfigError: a column's annotation is not a valid column type (``String[0]``, …), has
+            an unknown marker or a bad normalizer, or a primary key column is nullable; the
+            message names the table and the column.
+
     Example:
         >>> from typing import Annotated
         >>> from ematix_engine import ematix, pk
@@ -131,14 +182,14 @@ def table(
         'analytics.page_views'
     """
 
-    def decorate(klass: type) -> type:
-        qualified = f"{schema}.{name or to_snake_case(klass.__name__)}"
-        try:
-            hints = typing.get_type_hints(klass, include_extras=True)
-        except Exception as error:  # unresolvable forward references
-            raise ConfigError(f"table {qualified}: cannot read annotations: {error}") from error
+    def decorate(klass: type, depth: int = 1) -> type:
+        frame = sys._getframe(depth)  # where the class was defined, for string annotations
+        scope = {**frame.f_globals, **frame.f_locals}
+        del frame
+        label = f"{klass.__name__} ({schema}.{name or to_snake_case(klass.__name__)})"
+        hints = _type_hints(klass, label, scope)
         own = [k for k in getattr(klass, "__annotations__", {}) if not k.startswith("_")]
-        columns = tuple(_column_from_annotation(qualified, a, hints[a]) for a in own)
+        columns = tuple(_column_from_annotation(label, a, hints[a]) for a in own)
         spec = TableSpec(
             schema=schema,
             name=name or to_snake_case(klass.__name__),
@@ -149,7 +200,7 @@ def table(
         setattr(klass, _TABLE_ATTRIBUTE, spec)
         return klass
 
-    return decorate(cls) if cls is not None else decorate
+    return decorate(cls, depth=2) if cls is not None else decorate
 
 
 def table_spec(obj: Any) -> TableSpec:

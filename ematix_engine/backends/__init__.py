@@ -71,8 +71,14 @@ def _import(path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def open_backend(connection: Any) -> Any:
+def open_backend(connection: Any, *, read_only: bool = False) -> Any:
     """Open a session on ``connection`` (a name or a typed connection).
+
+    Args:
+        connection: a connection name or a typed connection.
+        read_only: open the store for reading only (sources, validation, checks). A DuckDB
+            file is then opened without its exclusive write lock, so other readers (and the
+            source's own target, in another process) are not locked out.
 
     Returns:
         A :class:`TableStore`: a :class:`SqlBackend` for PostgreSQL, DuckDB and SQLite, or a
@@ -80,9 +86,21 @@ def open_backend(connection: Any) -> Any:
 
     Raises:
         ConfigError: the connection's kind cannot be a batch source or target.
+        ConnectionFailedError: the database could not be opened: one redacted line naming
+            the connection, the setting that defined it and what to do (the driver's error is
+            not chained, as its text may quote the DSN).
     """
+    from ematix_engine.connections.failures import connection_failed
+    from ematix_engine.errors import EmatixError
+
     conn = _conn(connection)
-    return backend_class(conn).open(conn)
+    cls = backend_class(conn)
+    try:
+        return cls.open(conn, read_only=True) if read_only else cls.open(conn)
+    except EmatixError:
+        raise
+    except Exception as error:  # the driver's text may quote the DSN: redacted, one line
+        raise connection_failed(conn, error) from None
 
 
 def same_database(a: Any, b: Any) -> bool:

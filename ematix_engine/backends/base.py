@@ -73,6 +73,9 @@ class SqlBackend(ABC):
     #: (DuckDB over the Arrow stream) before they reach this backend, because doing it in the
     #: target costs more (PostgreSQL hashes ~6x slower than DuckDB).
     PREPARES_IN_PROCESS: ClassVar[bool] = False
+    #: Whether the database joins by nested loops only (SQLite): a plan then copies a large
+    #: subquery it joins into an indexed temp table instead of joining the subquery itself.
+    JOINS_BY_NESTED_LOOPS: ClassVar[bool] = False
     #: Whether a first load into a table it created adds the primary key after the rows (an
     #: index builds faster than it updates; PostgreSQL).
     ADDS_PRIMARY_KEY_AFTER_FIRST_LOAD: ClassVar[bool] = False
@@ -91,6 +94,10 @@ class SqlBackend(ABC):
     TYPE_MAP: ClassVar[Mapping[str, str]] = {}
     #: Cast templates by hash family where a plain ``CAST({value} AS {type})`` is not enough.
     CAST_TEMPLATES: ClassVar[Mapping[str, str]] = {}
+    #: Per hash family, a predicate true when text ``{value}`` is not a value of the type
+    #: ``{type}`` although this backend's cast would accept it (coercing it). Families whose
+    #: cast fails loudly on bad text need no entry.
+    INVALID_TEXT: ClassVar[Mapping[str, str]] = {}
     #: Canonical-text SQL per hash family (``{c}`` the column, ``{scale}`` a decimal scale).
     HASH_TEXT: ClassVar[Mapping[str, str]] = COMMON_HASH_TEXT
     #: One hashed part from its canonical text ``{text}`` (NULL → the NULL marker).
@@ -107,8 +114,8 @@ class SqlBackend(ABC):
 
     @classmethod
     @abstractmethod
-    def open(cls, connection: Any) -> SqlBackend:
-        """Open a session on a resolved typed connection."""
+    def open(cls, connection: Any, *, read_only: bool = False) -> SqlBackend:
+        """Open a session on a resolved typed connection (``read_only``: for reading only)."""
 
     # ----------------------------------------------------------------- naming and types
     def quote(self, name: str) -> str:
@@ -235,8 +242,11 @@ class SqlBackend(ABC):
 
         Returns:
             The number of rows appended.
+
+        Raises:
+            UnsupportedError: the backend cannot append Arrow batches (the default).
         """
-        raise UnsupportedError(f"{self.name} cannot append Arrow batches to an existing table")
+        raise UnsupportedError(self.name, "appending Arrow batches to an existing table")
 
     def lock_and_read(self, table_sql: str, sql: str) -> Callable[[], pa.Table]:
         """Lock ``table_sql`` against other writers (readers pass), then prepare to read ``sql``.
@@ -250,7 +260,7 @@ class SqlBackend(ABC):
         Raises:
             UnsupportedError: the backend cannot read its own transaction's view elsewhere.
         """
-        raise UnsupportedError(f"{self.name} cannot read a locked table in-process")
+        raise UnsupportedError(self.name, "reading a locked table in-process")
 
     @abstractmethod
     def begin(self) -> None:
@@ -289,12 +299,26 @@ class SqlBackend(ABC):
         """Parameters for a source query holding ``occurrences`` watermark markers."""
         return [value] * occurrences
 
+    def source_marker(self, index: int) -> str:
+        """Marker of the ``index``-th (0-based) parameter of SQL read with :meth:`read_arrow`.
+
+        Each marker is bound once, in order (partition bounds in a source query).
+        """
+        return "?"
+
     def escape_user_sql(self, sql: str) -> str:
         """Make user SQL safe to send together with parameters (psycopg doubles ``%``)."""
         return sql
 
     def prepare_load_session(self) -> None:  # noqa: B027 - optional hook
         """Session settings a load needs (e.g. float rendering for ``row_hash``)."""
+
+    def index_for_joins(self, table: str, columns: Sequence[str]) -> None:  # noqa: B027
+        """Index a temp table the plan joins on ``columns``, where the planner needs it.
+
+        Databases with hash joins need nothing; SQLite joins by nested loops and would scan a
+        temp table once per row of the other side without an index (quadratic).
+        """
 
     def analyze(self, table: str) -> None:  # noqa: B027 - optional hook
         """Refresh statistics of ``table`` where the planner needs them (no-op by default)."""
@@ -314,8 +338,11 @@ class SqlBackend(ABC):
         self.begin()
         try:
             yield
-        except BaseException:
-            self.rollback()
+        except BaseException as error:
+            try:
+                self.rollback()
+            except Exception as failed:  # a dead connection: keep the error that happened first
+                error.add_note(f"(the rollback failed too: {type(failed).__name__})")
             raise
         if rollback:
             self.rollback()
@@ -356,14 +383,49 @@ class SqlBackend(ABC):
             The session: run DDL and the plan on ``session.sql``; ``put_checkpoint`` commits
             with the rows. An exception rolls everything back.
         """
+        from ematix_engine.backends.checkpoints import ensure_checkpoint_table, write_checkpoint
+        from ematix_engine.backends.locks import TargetBusy, busy_error, target_lock
+
         session = SqlWriteSession(self)
         self.prepare_load_session()
-        with self.transaction(rollback=dry_run):
+        # Shared objects are created before, and outside, the write's transaction: two first
+        # writes into different tables must not race on creating one schema or table (the
+        # loser of such a race finds the object there on its second try).
+        for attempt in (1, 2):
+            try:
+                self.create_schema(schema)
+                ensure_checkpoint_table(self)
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+        label = f"{schema}.{table}" if self.SUPPORTS_SCHEMAS else table
+        with (
+            target_lock(f"{self.store_id}/{label}", label, writer),
+            self.transaction(rollback=dry_run),
+        ):
+            try:
+                self.lock_target(schema, table)
+            except TargetBusy as busy:
+                raise busy_error(writer, label) from busy
             yield session
             for (name, scope), value in session.pending.items():
-                from ematix_engine.backends.checkpoints import write_checkpoint
-
                 write_checkpoint(self, name, scope, value)
+
+    @property
+    def store_id(self) -> str:
+        """What identifies this backend's database across sessions (a path, a DSN)."""
+        path = getattr(self, "path", None)
+        return f"{self.name}:{os.path.abspath(path) if path else id(self)}"
+
+    def lock_target(self, schema: str, table: str) -> None:  # noqa: B027 - optional hook
+        """Take the database's own lock on a target for the open transaction.
+
+        A write holds it until it commits, so other processes' writes into the same table
+        wait their turn (:mod:`ematix_engine.backends.locks`). Backends whose transactions
+        already exclude other writers (SQLite's ``BEGIN IMMEDIATE``, DuckDB's file lock) need
+        nothing more.
+        """
 
     @contextlib.contextmanager
     def query_session(self) -> Iterator[SqlBackend]:

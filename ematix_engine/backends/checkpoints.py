@@ -18,7 +18,7 @@ from ematix_engine.schema.types import Text, TimestampTZ
 if TYPE_CHECKING:
     from ematix_engine.backends.base import SqlBackend
 
-__all__ = ["CHECKPOINT_SCHEMA", "read_checkpoint", "write_checkpoint"]
+__all__ = ["CHECKPOINT_SCHEMA", "ensure_checkpoint_table", "read_checkpoint", "write_checkpoint"]
 
 CHECKPOINT_SCHEMA = "ematix"
 _TABLE = "watermarks"
@@ -36,6 +36,11 @@ def _table(backend: SqlBackend) -> str:
     if backend.SUPPORTS_SCHEMAS:
         return backend.table_sql(CHECKPOINT_SCHEMA, _TABLE)
     return backend.quote(_SQLITE_TABLE)
+
+
+def ensure_checkpoint_table(backend: SqlBackend) -> None:
+    """Create the checkpoint table if it is missing (before a write's transaction)."""
+    _ensure(backend)
 
 
 def _ensure(backend: SqlBackend) -> None:

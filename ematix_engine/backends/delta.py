@@ -3,7 +3,8 @@
 Delta has no SQL engine of its own, so a load runs the ordinary set-based plan in an in-memory
 DuckDB session and then commits the *difference* to the Delta table in **one** commit:
 
-* append  → the new rows, ``mode="append"``;
+* append  → the new rows, ``mode="append"`` (a partition's append that deleted the
+  partition's old rows first commits the new table, ``mode="overwrite"``);
 * replace → the new table, ``mode="overwrite"``;
 * merge / scd2 → one Delta ``MERGE`` keyed on the version key (keys, plus ``valid_from`` for
   SCD2) whose source is every row the plan inserted or changed, plus the keys it deleted.
@@ -88,7 +89,7 @@ class DeltaBackend:
         self.connection = connection
 
     @classmethod
-    def open(cls, connection: Any) -> DeltaBackend:
+    def open(cls, connection: Any, *, read_only: bool = False) -> DeltaBackend:
         """Open the Delta tables under a ``DeltaLocalConnection``'s path."""
         return cls(connection.path, connection=connection)
 
@@ -150,6 +151,10 @@ class DeltaBackend:
     def watermark_params(self, value: Any, occurrences: int) -> list[Any]:
         """One parameter per marker."""
         return [value] * occurrences
+
+    def source_marker(self, index: int) -> str:
+        """Positional marker (DuckDB), bound in order."""
+        return "?"
 
     def quote(self, name: str) -> str:
         """Quote an identifier (DuckDB dialect)."""
@@ -218,6 +223,30 @@ class DeltaBackend:
         read, so a concurrent commit to the table is a conflict (the write fails) instead of
         a silently stale difference.
         """
+        from ematix_engine.backends.locks import file_lock, target_lock
+
+        label = f"{schema}.{table}"
+        path = self.table_path(schema, table)
+        # Writers of this table take turns: the plan below reads the table's newest version
+        # only once the previous writer committed (a concurrent commit by anyone else is a
+        # Delta conflict, and the write fails).
+        lock_file = path.parent / f".{table}.ematix-lock"
+        with (
+            target_lock(f"delta:{path.resolve()}", label, writer),
+            file_lock(lock_file, label, writer),
+        ):
+            yield from self._write(schema, table, mode, version_key, batch_id, writer, dry_run)
+
+    def _write(
+        self,
+        schema: str,
+        table: str,
+        mode: LoadMode,
+        version_key: Sequence[str],
+        batch_id: str,
+        writer: str,
+        dry_run: bool,
+    ) -> Iterator[_DeltaWrite]:
         from ematix_engine.errors import LoadError
 
         snapshots: dict[tuple[str, str], DeltaTable] = {}
@@ -285,7 +314,10 @@ class DeltaBackend:
             path.parent.mkdir(parents=True, exist_ok=True)
             table = _arrow(duck, f"SELECT * FROM {table_sql}", table_sql)
             write_deltalake(str(path), table, mode="error", commit_properties=commit)
-        elif target.mode is LoadMode.REPLACE:
+        elif target.mode is LoadMode.REPLACE or (
+            target.mode is LoadMode.APPEND and _lost_rows(duck, table_sql, batch_id)
+        ):
+            # replace, or an append that first deleted a partition's rows: the new table
             table = _arrow(duck, f"SELECT * FROM {table_sql}", table_sql)
             write_deltalake(
                 snapshot,
@@ -427,3 +459,13 @@ def _new_columns(duck: DuckDBBackend, snapshot: DeltaTable, table_sql: str) -> l
 
 def _datafusion_quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _lost_rows(duck: DuckDBBackend, table_sql: str, batch_id: str) -> bool:
+    """Whether the plan removed rows of the original table (a partition's append did)."""
+    original = duck.query(f"SELECT COUNT(*) FROM {duck.quote(_ORIGINAL)}")[0][0]
+    kept = duck.query(
+        f"SELECT COUNT(*) FROM {table_sql} WHERE {duck.quote('_batch_id')} IS DISTINCT FROM ?",
+        [batch_id],
+    )[0][0]
+    return int(kept) < int(original)

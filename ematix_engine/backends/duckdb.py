@@ -6,6 +6,7 @@ import contextlib
 import getpass
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -24,6 +25,58 @@ _DML = ("INSERT", "UPDATE", "DELETE")
 _SCRATCH = os.path.join(tempfile.gettempdir(), f"ematix-duckdb-{getpass.getuser()}")
 
 
+def _connect(path: str, config: dict, read_only: bool, name: str) -> duckdb.DuckDBPyConnection:
+    """Open ``path``; read-only sessions share the file with other readers.
+
+    DuckDB lets one process write a file, or any number of processes read it. A read-only
+    session is refused when this process already has the file open for writing (DuckDB wants
+    one configuration per file and process): it then shares that read-write database instead.
+    When another process is writing the file, reading it is impossible: the error says so.
+    """
+    if not read_only:
+        return _connect_for_writing(path, config)
+    try:
+        return duckdb.connect(path, read_only=True, config=config)
+    except duckdb.ConnectionException as error:
+        if "different configuration" not in str(error):
+            raise
+        return duckdb.connect(path, config=config)  # this process writes it: share that
+    except duckdb.IOException as error:
+        if "lock" not in str(error).lower():
+            raise
+        from ematix_engine.errors import ConnectionFailedError
+
+        raise ConnectionFailedError(
+            name,
+            f"the DuckDB file {path} is open for writing in another process, and DuckDB lets "
+            f"no other process read a file while one writes it; retry when that process has "
+            f"finished (ematix opens DuckDB sources read-only, so readers never block each "
+            f"other). DuckDB said: {error}",
+        ) from None
+
+
+def _connect_for_writing(path: str, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """Open ``path`` to write, waiting (bounded) while another process holds DuckDB's lock.
+
+    DuckDB lets one process write a file at a time; a second load of the same target from
+    another process waits here for its turn (:mod:`ematix_engine.backends.locks`).
+    """
+    from ematix_engine.backends.locks import busy_error, lock_timeout_s
+
+    deadline = time.monotonic() + lock_timeout_s()
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(path, config=config)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise busy_error("", path, "the process holding the DuckDB file") from error
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 class DuckDBBackend(SqlBackend):
     """A DuckDB database file (or ``:memory:``)."""
 
@@ -31,6 +84,11 @@ class DuckDBBackend(SqlBackend):
     DISPLAY_NAME = "DuckDB"
     dialect = "duckdb"
     CREATES_PRIMARY_KEY = False
+    #: DuckDB's casts fail on bad text; TRY_CAST finds the row, so the error can name its key.
+    INVALID_TEXT: ClassVar[Mapping[str, str]] = dict.fromkeys(
+        ("int", "float", "decimal", "bool", "date", "timestamp", "timestamptz"),
+        "TRY_CAST({value} AS {type}) IS NULL",
+    )
     HASH_TEXT: ClassVar[Mapping[str, str]] = {
         **COMMON_HASH_TEXT,
         # DuckDB orders NaN as one value equal to itself, so ``c <> c`` cannot find it.
@@ -49,17 +107,24 @@ class DuckDBBackend(SqlBackend):
 
     @classmethod
     @override
-    def open(cls, connection: Any) -> DuckDBBackend:
+    def open(cls, connection: Any, *, read_only: bool = False) -> DuckDBBackend:
+        if read_only and connection.path != ":memory:":
+            if not os.path.exists(connection.path):  # nothing to read yet: create no file
+                return cls(":memory:", connection=connection)
+            return cls(connection.path, connection=connection, read_only=True)
         make_parent_dir(connection.path)
         return cls(connection.path, connection=connection)
 
-    def __init__(self, path: str = ":memory:", *, connection: Any = None) -> None:
+    def __init__(
+        self, path: str = ":memory:", *, connection: Any = None, read_only: bool = False
+    ) -> None:
         super().__init__(connection)
         self.path = path
+        self.read_only = read_only
         # An in-memory session (the preparing or planning step of a load) spills beyond its
         # memory limit into the system's temporary folder, not into ``.tmp`` under the cwd.
         config = {"temp_directory": _SCRATCH} if path == ":memory:" else {}
-        self.con = duckdb.connect(path, config=config)
+        self.con = _connect(path, config, read_only, getattr(connection, "name", path))
 
     @override
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> int:

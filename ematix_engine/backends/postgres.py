@@ -84,6 +84,17 @@ class PostgresBackend(SqlBackend):
     ADDS_PRIMARY_KEY_AFTER_FIRST_LOAD = True
     #: PostgreSQL has no bigint/double → boolean cast; staged 0/1 (SQLite, MySQL) go via text.
     CAST_TEMPLATES: ClassVar[Mapping[str, str]] = {"bool": "CAST(CAST({value} AS TEXT) AS {type})"}
+    #: PostgreSQL's casts fail on bad text; these find the row first, so the error names its
+    #: key (dates and timestamps are left to the cast's own error). The value is cast to text
+    #: first: an unconstrained ``numeric`` reaches Arrow as a string, but is no text in SQL.
+    INVALID_TEXT: ClassVar[Mapping[str, str]] = {
+        "int": "NOT (CAST({value} AS TEXT) ~ '^\\s*[+-]?[0-9]+\\s*$')",
+        "decimal": "NOT (CAST({value} AS TEXT) ~ '^\\s*[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?\\s*$')",
+        "float": "NOT (CAST({value} AS TEXT) ~* '^\\s*([+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
+        "|[+-]?inf(inity)?|nan)\\s*$')",
+        "bool": "NOT (lower(trim(CAST({value} AS TEXT))) IN "
+        "('t', 'true', 'f', 'false', '1', '0', 'y', 'yes', 'n', 'no', 'on', 'off'))",
+    }
     #: Doubles render as ``%.15g`` only under ``extra_float_digits = 0`` (set per load).
     HASH_TEXT: ClassVar[Mapping[str, str]] = {
         **COMMON_HASH_TEXT,
@@ -108,7 +119,7 @@ class PostgresBackend(SqlBackend):
 
     @classmethod
     @override
-    def open(cls, connection: Any) -> PostgresBackend:
+    def open(cls, connection: Any, *, read_only: bool = False) -> PostgresBackend:
         return cls(connection.conninfo(), connection=connection)
 
     def __init__(self, dsn: str, *, connection: Any = None) -> None:
@@ -208,6 +219,10 @@ class PostgresBackend(SqlBackend):
         """``$1`` may appear several times but is bound once."""
         return [value]
 
+    def source_marker(self, index: int) -> str:
+        """ADBC numbers its markers: ``$1``, ``$2`` and so on."""
+        return f"${index + 1}"
+
     @override
     def stage_arrow(
         self,
@@ -250,6 +265,23 @@ class PostgresBackend(SqlBackend):
                 copy.write(chunk)
                 total += rows
         return total
+
+    @property
+    @override
+    def store_id(self) -> str:
+        return f"postgres:{self.conninfo}"
+
+    @override
+    def lock_target(self, schema: str, table: str) -> None:
+        """A transaction-scoped advisory lock on the target, waited for a bounded time."""
+        from ematix_engine.backends.locks import TargetBusy, advisory_key, lock_timeout_s
+
+        self.execute("SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout_s():g}s",))
+        try:
+            self.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key(schema, table),))
+        except psycopg.errors.LockNotAvailable as error:
+            raise TargetBusy(f"{schema}.{table}") from error
+        self.execute("SET LOCAL lock_timeout = DEFAULT")
 
     @override
     def lock_and_read(self, table_sql: str, sql: str) -> Callable[[], pa.Table]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -41,6 +42,7 @@ class SQLiteBackend(SqlBackend):
     dialect = "sqlite"
     SUPPORTS_SCHEMAS = False
     ENFORCES_TYPE_WIDTHS = False
+    JOINS_BY_NESTED_LOOPS = True
     TIMESTAMPS_AS_TEXT = True
     NULL_SAFE_DISTINCT = "IS NOT"
     EXPLAIN = "EXPLAIN QUERY PLAN"
@@ -56,6 +58,12 @@ class SQLiteBackend(SqlBackend):
         "float": "CASE WHEN {c} IS NULL THEN NULL WHEN {c} <> {c} THEN 'NaN' "
         "WHEN {c} > 1.7976931348623157e308 THEN 'Infinity' "
         "WHEN {c} < -1.7976931348623157e308 THEN '-Infinity' ELSE printf('%.15g', {c}) END",
+    }
+    #: SQLite's casts never fail (``'abc'`` becomes ``0``): a registered function says whether
+    #: text is a value of the family.
+    INVALID_TEXT: ClassVar[Mapping[str, str]] = {
+        family: f"ematix_invalid('{family}', {{value}})"
+        for family in ("int", "float", "decimal", "bool", "date", "timestamp", "timestamptz")
     }
     #: No SHA-256 in SQLite: a registered, deterministic function hashes the canonical texts.
     HASH_DIGEST: ClassVar[str] = "ematix_row_hash({joined})"
@@ -78,18 +86,25 @@ class SQLiteBackend(SqlBackend):
 
     @classmethod
     @override
-    def open(cls, connection: Any) -> SQLiteBackend:
+    def open(cls, connection: Any, *, read_only: bool = False) -> SQLiteBackend:
         make_parent_dir(connection.path)
         return cls(connection.path, connection=connection)
 
     def __init__(self, path: str, *, connection: Any = None) -> None:
         super().__init__(connection)
         self.path = path
-        self.con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        from ematix_engine.backends.locks import lock_timeout_s
+
+        # BEGIN IMMEDIATE takes the write lock up front; another writer waits up to the lock
+        # timeout for its turn (ematix_engine.backends.locks).
+        self.con = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=lock_timeout_s()
+        )
         self.con.create_function("ematix_row_hash", -1, sqlite_row_hash, deterministic=True)
         self.con.create_function(
             "ematix_timestamp", 1, canonical_timestamp_text, deterministic=True
         )
+        self.con.create_function("ematix_invalid", 2, invalid_text, deterministic=True)
         self.con.create_function("regexp_replace", 3, _regexp_replace, deterministic=True)
         self.con.create_function("regexp_replace", 4, _regexp_replace, deterministic=True)
         self.con.execute("PRAGMA foreign_keys = ON")
@@ -247,6 +262,13 @@ class SQLiteBackend(SqlBackend):
         return [_canonical_timestamp(value)] * occurrences
 
     @override
+    def index_for_joins(self, table: str, columns: Sequence[str]) -> None:
+        if columns:
+            index = self.quote(f"{table}_ematix_keys")
+            cols = ", ".join(self.quote(c) for c in columns)
+            self.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self.quote(table)} ({cols})")
+
+    @override
     def begin(self) -> None:
         self.con.execute("BEGIN IMMEDIATE")
 
@@ -274,6 +296,34 @@ class SQLiteBackend(SqlBackend):
 _TIMESTAMP_TEXT = re.compile(
     r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)?$"
 )
+
+
+_BOOL_TEXT = frozenset({"t", "true", "f", "false", "1", "0", "y", "yes", "n", "no", "on", "off"})
+
+
+def invalid_text(family: str, value: Any) -> int:
+    """SQLite function ``ematix_invalid``: 1 when ``value`` is not a value of ``family``."""
+    if value is None or not isinstance(value, str):
+        return 0
+    text = value.strip()
+    try:
+        if family == "int":
+            int(text)
+        elif family == "float":
+            float(text)
+        elif family == "decimal":
+            Decimal(text)
+            if not Decimal(text).is_finite():
+                return 1
+        elif family == "bool":
+            return int(text.lower() not in _BOOL_TEXT)
+        elif family == "date":
+            date.fromisoformat(text)
+        else:
+            datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, ArithmeticError):
+        return 1
+    return 0
 
 
 def canonical_timestamp_text(value: Any) -> Any:

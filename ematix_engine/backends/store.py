@@ -63,8 +63,8 @@ class TableStore(Protocol):
     RUNS_SQL: ClassVar[bool]
 
     @classmethod
-    def open(cls, connection: Any) -> TableStore:
-        """Open the store of a resolved typed connection."""
+    def open(cls, connection: Any, *, read_only: bool = False) -> TableStore:
+        """Open the store of a resolved typed connection (``read_only``: for reading only)."""
 
     def read_arrow(
         self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 100_000

@@ -31,6 +31,17 @@ def preview_pipeline(pipeline: Pipeline) -> PreviewResult:
         steps = list(plan.steps())
         if spec.incremental_column:
             steps.append(f"advance watermark on {spec.incremental_column} in the same transaction")
+        if spec.partitions is not None:
+            column = spec.partitions.column
+            steps.append(
+                f"one partition per run, rows filtered on {column}: "
+                + (
+                    f"delete the partition's rows on {column}, then insert, in the same "
+                    f"transaction"
+                    if target.mode.value in ("append", "replace")
+                    else f"merge the partition; absent keys retire only within it ({column})"
+                )
+            )
         previews.append(
             TargetPreview(
                 target=target.label,

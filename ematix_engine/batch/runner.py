@@ -5,6 +5,10 @@ staged) → the source's rows (:mod:`ematix_engine.batch.source`) → :func:`~em
 apply_rows`, which stages, prepares, writes and commits the rows together with the pipeline's
 watermark as its checkpoint. Any error rolls the whole target back: rows and watermark stay as
 they were.
+
+A partitioned pipeline (``partitions=``) loads one partition per run (``partition=``): the
+rows of that slice, written so that a re-run replaces them (see :mod:`ematix_engine.partitions`);
+such a run neither reads nor moves the watermark.
 """
 
 from __future__ import annotations
@@ -15,15 +19,19 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ematix_engine.batch.partition_source import partition_rows
 from ematix_engine.batch.result import RunResult, TargetResult
 from ematix_engine.batch.source import infer_incremental_column, source_rows
 from ematix_engine.batch.watermarks import sentinel_for
-from ematix_engine.errors import SourceError
+from ematix_engine.errors import ConfigError, SourceError, is_retryable
+from ematix_engine.partitions import Partition
 from ematix_engine.specs import PipelineSpec, TargetSpec
 from ematix_engine.write import ArrowRows, Checkpoint, QueryRows, WritePlan, apply_rows, plan_write
 from ematix_engine.write.progress import LoadProgress, ProgressCallback, ProgressReporter
+from ematix_engine.write.slices import SliceFilter
 
 if TYPE_CHECKING:
     from ematix_engine.api.pipeline import Pipeline
@@ -87,6 +95,12 @@ def run_pipeline(
     attempt: int | None = None,
     on_target: Callable[[TargetResult], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    partition: str | Partition | None = None,
+    as_of: datetime | None = None,
+    lease_owner: str | None = None,
+    lease_seconds: float | None = None,
+    full_refresh: bool = False,
+    trigger: str | None = None,
 ) -> RunResult:
     """Load every target of ``pipeline`` once.
 
@@ -96,16 +110,34 @@ def run_pipeline(
         dry_run: run the real SQL, then roll every target back.
         batch_size: rows per Arrow batch on cross-database loads.
         attempt: attempt number to record (default: the RunLog's next attempt). A failure on
-            the retry policy's last attempt is recorded as ``gave_up``.
+            the retry policy's last attempt, or a terminal one (see
+            :func:`~ematix_engine.errors.is_retryable`), is recorded as ``gave_up``.
         on_target: called with each target's result as it completes.
         on_progress: called as each target's load enters a phase and, while a source streams
             from another database, after every batch (see :mod:`ematix_engine.write.progress`).
+        partition: the partition key (or ``first..last`` range of time windows) to load;
+            required exactly when the pipeline declares ``partitions=``.
+        as_of: the time the source's rows stand for (dlt's ``boundary_timestamp``): SCD2
+            versions open and absent keys close at it; default now.
+        lease_owner: the RunLog lease owner to run as (default: a new ``host:pid:uuid``); the
+            lease is held and heartbeated while the run lives (see
+            :mod:`ematix_engine.runlog.lease`).
+        lease_seconds: the lease's time-to-live (default 60 s, renewed every quarter of it).
+        full_refresh: rebuild every target from the source: empty it and reset the watermark,
+            in the same transaction as the load (see :func:`load_target`).
+        trigger: what started the firing, stored as ``metrics["trigger"]``. ``"manual"``
+            (:data:`~ematix_engine.runlog.base.MANUAL`, what ``ematix run`` passes) makes it a
+            firing of its own: attempt 1, and a failure is recorded as ``failed`` without
+            counting towards the scheduled retry policy.
 
     Returns:
         The counts per target and in total.
 
     Raises:
-        EmatixError: a target failed (after the RunLog records the failure).
+        LeaseHeldError: another live worker is running the pipeline (nothing was loaded).
+        EmatixError: a target failed (after the RunLog records the failure). Errors that are
+            not :class:`~ematix_engine.errors.EmatixError` are wrapped in a
+            :class:`~ematix_engine.errors.LoadError`; every message is redacted.
     """
 
     def dispatch(event: RunEvent) -> None:
@@ -122,7 +154,12 @@ def run_pipeline(
         batch_size=batch_size,
         attempt=attempt,
         wanted=None,
-        run_metrics={},
+        run_metrics={"trigger": trigger} if trigger else {},
+        partition=partition,
+        as_of=as_of,
+        lease_owner=lease_owner,
+        lease_seconds=lease_seconds,
+        full_refresh=full_refresh,
     )
 
 
@@ -135,6 +172,11 @@ def iter_run(
     dry_run: bool = False,
     batch_size: int = 100_000,
     run_metrics: Mapping[str, Any] | None = None,
+    partition: str | Partition | None = None,
+    as_of: datetime | None = None,
+    lease_owner: str | None = None,
+    lease_seconds: float | None = None,
+    full_refresh: bool = False,
 ) -> Iterator[RunEvent]:
     """Run a pipeline and yield its events as they happen.
 
@@ -153,6 +195,13 @@ def iter_run(
         dry_run: run the real SQL, then roll every target back.
         batch_size: rows per Arrow batch on cross-database loads.
         run_metrics: extra metrics stored in the RunLog record (e.g. an orchestrator's run id).
+        partition: the partition key (or ``first..last`` range of time windows) to load;
+            required exactly when the pipeline declares ``partitions=``. The RunLog records
+            it in the metrics (``partition``).
+        as_of: the time the source's rows stand for (SCD2 validity); default now.
+        lease_owner: the RunLog lease owner to run as (see :func:`run_pipeline`).
+        lease_seconds: the lease's time-to-live (default 60 s).
+        full_refresh: rebuild the targets from the source (empty them, reset the watermark).
 
     Yields:
         :data:`RunEvent` values.
@@ -161,14 +210,18 @@ def iter_run(
         EmatixError: a target failed.
 
     Example:
-        >>> from ematix_engine import iter_run
-        >>> for event in iter_run(my_pipeline):  # doctest: +SKIP
-        ...     print(type(event).__name__)
-        RunStarted
-        LoadProgress
-        ...
-        TargetResult
-        RunResult
+        >>> from typing import Annotated
+        >>> from ematix_engine import DuckDBConnection, ematix, iter_run, pk
+        >>> from ematix_engine.types import BigInt
+        >>> @ematix.table(schema="doc", connection=DuckDBConnection(name="m", path=":memory:"))
+        ... class Numbers:
+        ...     n: Annotated[BigInt, pk()]
+        >>> @ematix.pipeline(target=Numbers, mode="merge")
+        ... def numbers(conn):
+        ...     return "SELECT 1 AS n"
+        >>> kinds = [type(event).__name__ for event in iter_run(numbers)]
+        >>> kinds[0], kinds[-2:]
+        ('RunStarted', ['TargetResult', 'RunResult'])
     """
     spec = _spec_of(pipeline)
     events: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -191,6 +244,11 @@ def iter_run(
                     attempt=attempt,
                     wanted=targets,
                     run_metrics=dict(run_metrics or {}),
+                    partition=partition,
+                    as_of=as_of,
+                    lease_owner=lease_owner,
+                    lease_seconds=lease_seconds,
+                    full_refresh=full_refresh,
                 )
             )
         except BaseException as error:
@@ -237,9 +295,81 @@ def _run(
     attempt: int | None,
     wanted: Sequence[str] | None,
     run_metrics: dict[str, Any],
+    partition: str | Partition | None = None,
+    lease_owner: str | None = None,
+    lease_seconds: float | None = None,
+    as_of: datetime | None = None,
+    full_refresh: bool = False,
+) -> RunResult:
+    """Hold the pipeline's lease (with a RunLog) while :func:`_run_leased` runs."""
+    chosen_partition = resolve_partition(spec, partition)  # a bad key fails before any lease
+    if full_refresh and chosen_partition is not None:
+        from ematix_engine.errors import ConfigError
+
+        raise ConfigError(
+            f"pipeline {spec.name!r}: full_refresh rebuilds whole targets, but this run loads "
+            f"partition {chosen_partition.key!r}; a partition's run already replaces (append, "
+            f"replace) or re-merges (merge, scd2) its own slice, so drop full_refresh"
+        )
+    if chosen_partition is not None:
+        run_metrics = {**run_metrics, "partition": chosen_partition.key}
+    if run_log is None or dry_run:
+        return _run_leased(
+            spec,
+            emit,
+            None,
+            dry_run,
+            batch_size,
+            attempt,
+            wanted,
+            run_metrics,
+            as_of=as_of,
+            full_refresh=full_refresh,
+            partition=chosen_partition,
+        )
+    from ematix_engine.runlog.lease import LEASE_TTL_SECONDS, HeldLease
+
+    name = lease_name(spec.name, chosen_partition.key if chosen_partition else None)
+    lease = HeldLease(run_log, name, lease_owner, ttl=lease_seconds or LEASE_TTL_SECONDS)
+    with lease:
+
+        def checked(event: RunEvent) -> None:
+            lease.check()
+            emit(event)
+
+        return _run_leased(
+            spec,
+            checked,
+            run_log,
+            dry_run,
+            batch_size,
+            attempt,
+            wanted,
+            run_metrics,
+            lease,
+            as_of=as_of,
+            full_refresh=full_refresh,
+            partition=chosen_partition,
+        )
+
+
+def _run_leased(
+    spec: PipelineSpec,
+    emit: Callable[[RunEvent], None],
+    run_log: RunLog | None,
+    dry_run: bool,
+    batch_size: int,
+    attempt: int | None,
+    wanted: Sequence[str] | None,
+    run_metrics: dict[str, Any],
+    lease: Any = None,
+    *,
+    as_of: datetime | None = None,
+    full_refresh: bool = False,
+    partition: Partition | None = None,
 ) -> RunResult:
     """Load the chosen targets, record the firing in the RunLog, report every event."""
-    from ematix_engine.runlog.base import RunStatus
+    from ematix_engine.runlog.base import MANUAL, RunStatus
 
     chosen = [t for t in spec.targets if wanted is None or t.label in wanted]
     if wanted is not None and len(chosen) != len(set(wanted)):
@@ -251,8 +381,17 @@ def _run(
     started = time.perf_counter()
     labels = [t.label for t in chosen]
     metrics = {**run_metrics, "targets": labels}
+    if as_of is not None:
+        metrics["as_of"] = as_of.isoformat()
+    if lease is not None:
+        metrics["lease_owner"] = lease.owner
+    if full_refresh:
+        metrics["full_refresh"] = True
     record = None
+    manual = run_metrics.get("trigger") == MANUAL
     if run_log is not None and not dry_run:
+        if attempt is None and manual:
+            attempt = 1
         if attempt is None:
             attempt = run_log.attempt_state(spec.name).next_attempt
         record = run_log.record_start(spec.name, attempt, run_id=run_id)
@@ -260,8 +399,10 @@ def _run(
         run_log.record_finish(record)
     emit(RunStarted(spec.name, run_id, attempt, tuple(labels)))
     results: list[TargetResult] = []
+    current: list[TargetSpec] = chosen
     try:
         for target in chosen:
+            current = [target]
             result = load_target(
                 spec,
                 target,
@@ -269,20 +410,30 @@ def _run(
                 dry_run=dry_run,
                 batch_size=batch_size,
                 progress=ProgressReporter(emit, spec.name, target.label),
+                partition=partition,
+                as_of=as_of,
+                full_refresh=full_refresh,
             )
             results.append(result)
             emit(result)
+        if lease is not None:
+            lease.check()
     except BaseException as error:
+        safe = safe_error(spec, current, error)
         if record is not None and run_log is not None:
-            final = record.attempt >= spec.retry.max_attempts
+            final = not manual and (
+                record.attempt >= spec.retry.max_attempts or not is_retryable(error)
+            )
             run_log.record_finish(
                 record.finished(
                     RunStatus.GAVE_UP if final else RunStatus.FAILED,
-                    error=str(error).strip() or type(error).__name__,
+                    error=str(safe).strip() or type(safe).__name__,
                     metrics={**metrics, "duration_s": time.perf_counter() - started},
                 )
             )
-        raise
+        if safe is error:
+            raise
+        raise safe from None
     result = RunResult(
         pipeline=spec.name,
         run_id=run_id,
@@ -311,6 +462,51 @@ def _run(
     return result
 
 
+def safe_error(
+    spec: PipelineSpec, targets: Sequence[TargetSpec], error: BaseException
+) -> BaseException:
+    """``error`` made safe to show, store and alert on: an ``EmatixError``, redacted.
+
+    Engine errors are redacted in place (their message and text attributes) against every
+    connection the run touched, prefixed with the pipeline and target when their message does
+    not name them (a connection that failed to open), and a raw driver exception chained to
+    them is replaced by its redacted text, so no traceback prints it. Any other exception (a
+    raw driver error that escaped) becomes a :class:`~ematix_engine.errors.LoadError` naming
+    the pipeline and its targets. Interrupts and cancellations pass through unchanged.
+    """
+    from ematix_engine.errors import EmatixError, LoadError, is_retryable
+    from ematix_engine.write.apply import redact_error
+
+    if not isinstance(error, Exception):
+        return error
+    # The retry verdict is read before the driver exception behind it is replaced.
+    verdict = is_retryable(error)
+    connections = [c for t in targets for c in (source_connection(spec, t), target_connection(t))]
+    labels = ", ".join(t.label for t in targets) or "(no target)"
+    if not isinstance(error, EmatixError):
+        detail = f"{type(error).__name__}: {redact_error(error, connections)}"
+        wrapped = LoadError(spec.name, labels, detail)
+        wrapped.__dict__["_cause_retryable"] = verdict
+        return wrapped
+    for name, value in list(vars(error).items()):
+        if isinstance(value, str) and value:
+            setattr(error, name, redact_error(Exception(value), connections))
+    if f"{spec.name!r}" not in error.message:
+        error.message = f"pipeline {spec.name!r}, target {labels}: {error.message}"
+    error.args = (error.message,)
+    error.__dict__.setdefault("_cause_retryable", verdict)
+    for link in ("__cause__", "__context__"):
+        cause = getattr(error, link)
+        if cause is not None and not isinstance(cause, EmatixError):
+            text = f"{type(cause).__name__}: {redact_error(cause, connections)}"
+            setattr(error, link, RedactedCause(text))
+    return error
+
+
+class RedactedCause(Exception):
+    """Stands in for a driver exception whose own text may hold a secret."""
+
+
 def load_target(
     spec: PipelineSpec,
     target: TargetSpec,
@@ -319,16 +515,27 @@ def load_target(
     dry_run: bool = False,
     batch_size: int = 100_000,
     progress: ProgressReporter | None = None,
+    partition: Partition | None = None,
+    as_of: datetime | None = None,
+    full_refresh: bool = False,
 ) -> TargetResult:
-    """Load one target in one transaction (see the module docstring)."""
+    """Load one target in one transaction (see the module docstring).
+
+    With ``full_refresh`` the target is rebuilt from the source: emptied (every row, an SCD2
+    table's history too; its columns stay), loaded from the pipeline's SQL with the watermark
+    reset to its initial value, and committed with the new watermark in one transaction.
+
+    ``as_of`` is the time the source's rows stand for (SCD2 validity), default now.
+    """
     started = time.perf_counter()
     progress = progress or ProgressReporter(None, spec.name, target.label)
     plan = plan_target(spec, target)
+    slice_ = slice_of(target, partition) if partition is not None else None
 
     def rows() -> tuple[ArrowRows | QueryRows, Checkpoint | None]:
         # Rendered once the write has begun (the target locked or snapshotted), as the
         # pipeline function may read state that the write must see.
-        return _rows_and_watermark(spec, target, plan, batch_size)
+        return _rows_and_watermark(spec, target, plan, batch_size, slice_)
 
     written = apply_rows(
         target_connection(target),
@@ -340,6 +547,9 @@ def load_target(
         batch_size=batch_size,
         progress=progress,
         plan=plan,
+        slice_=slice_,
+        valid_at=as_of,
+        rebuild=full_refresh,
     )
     counts = written.counts
     return TargetResult(
@@ -359,7 +569,11 @@ def load_target(
 
 
 def _rows_and_watermark(
-    spec: PipelineSpec, target: TargetSpec, plan: WritePlan, batch_size: int
+    spec: PipelineSpec,
+    target: TargetSpec,
+    plan: WritePlan,
+    batch_size: int,
+    slice_: SliceFilter | None = None,
 ) -> tuple[ArrowRows | QueryRows, Checkpoint | None]:
     """Render the pipeline's SQL: its rows, and its watermark as the write's checkpoint."""
     from ematix_engine.connections import get_connection
@@ -368,6 +582,16 @@ def _rows_and_watermark(
     user_sql = spec.source.render(get_connection(source_conn))
     if not isinstance(user_sql, str) or not user_sql.strip():
         raise SourceError(spec.name, "the pipeline function must return a SQL string")
+    if slice_ is not None:
+        if infer_incremental_column(spec.name, target, user_sql) is not None:
+            raise ConfigError(
+                f"pipeline {spec.name!r}: its SQL uses $watermark, but a partitioned run loads "
+                f"one partition and keeps no watermark; use $partition_start / $partition_end"
+            )
+        rows = partition_rows(
+            user_sql, source_conn, plan.same_database, slice_, batch_size, pipeline=spec.name
+        )
+        return rows, None
     incremental = spec.incremental_column or infer_incremental_column(spec.name, target, user_sql)
     wm_type = target.table.column(incremental).type if incremental else None
     rows = source_rows(
@@ -386,4 +610,53 @@ def _rows_and_watermark(
         column=incremental,
         value_type=wm_type,
         initial=sentinel_for(wm_type.hash_family),
+    )
+
+
+def lease_name(pipeline: str, partition_key: str | None) -> str:
+    """The RunLog lease a run holds: the pipeline's, or one per partition.
+
+    Partitions of one pipeline are independent slices, so their runs (a Dagster backfill of
+    static values, two days materialized at once) may load side by side; their writes to one
+    target still take turns (the target's lock).
+    """
+    return pipeline if partition_key is None else f"{pipeline}[{partition_key}]"
+
+
+def resolve_partition(spec: PipelineSpec, partition: str | Partition | None) -> Partition | None:
+    """The partition a run of ``spec`` loads, checked against its declaration.
+
+    Args:
+        spec: the pipeline.
+        partition: a key, a ``first..last`` range of time windows, or a :class:`Partition`.
+
+    Raises:
+        ConfigError: a partitioned pipeline got no partition, an unpartitioned one got one,
+            or the key is not one of the declared partitions.
+    """
+    if spec.partitions is None:
+        if partition is not None:
+            raise ConfigError(
+                f"pipeline {spec.name!r} declares no partitions= but the run was given "
+                f"partition {getattr(partition, 'key', partition)!r}"
+            )
+        return None
+    if partition is None:
+        raise ConfigError(
+            f"pipeline {spec.name!r} is partitioned on {spec.partitions.column!r}: pass the "
+            f"partition to load (run(partition=...), ematix run --partition KEY)"
+        )
+    key = partition.key if isinstance(partition, Partition) else str(partition)
+    return spec.partitions.partition(key, spec.name)
+
+
+def slice_of(target: TargetSpec, partition: Partition) -> SliceFilter:
+    """The slice of ``target`` that ``partition`` owns (the write core's view of it)."""
+    return SliceFilter(
+        column=partition.column,
+        column_type=target.table.column(partition.column).type,
+        key=partition.key,
+        start=partition.start,
+        end=partition.end,
+        value=partition.value,
     )

@@ -179,7 +179,7 @@ def check_session(target: TargetSpec) -> Iterator[Any]:
     Yields:
         A SQL backend session; closed on exit.
     """
-    backend = open_backend(target.connection or DEFAULT_CONNECTION)
+    backend = open_backend(target.connection or DEFAULT_CONNECTION, read_only=True)
     try:
         with backend.query_session() as session:
             yield session
@@ -316,9 +316,26 @@ def evaluate_check(
         EmatixError: The check's SQL failed to run.
 
     Example:
+        >>> import os, tempfile
+        >>> from typing import Annotated
+        >>> import duckdb
+        >>> from ematix_engine import ematix, pk
         >>> from ematix_engine.checks import not_null
-        >>> outcome = evaluate_check(pipeline.spec.targets[0], not_null("email"))  # doctest: +SKIP
-        >>> outcome.passed, outcome.detail  # doctest: +SKIP
+        >>> from ematix_engine.connections import DuckDBConnection
+        >>> from ematix_engine.types import BigInt, Text
+        >>> path = os.path.join(tempfile.mkdtemp(), "shop.duckdb")
+        >>> with duckdb.connect(path) as con:
+        ...     _ = con.execute("CREATE SCHEMA an; CREATE TABLE an.customers AS "
+        ...                     "SELECT * FROM (VALUES (1, NULL), (2, NULL), (3, 'c@x.io')) v(id, email)")
+        >>> @ematix.table(schema="an", connection=DuckDBConnection(name="shop", path=path))
+        ... class Customers:
+        ...     id: Annotated[BigInt, pk()]
+        ...     email: Text | None
+        >>> @ematix.pipeline(target=Customers, mode="merge")
+        ... def customers(conn):
+        ...     return "SELECT id, email FROM an.customers"
+        >>> outcome = evaluate_check(customers.spec.targets[0], not_null("email"))
+        >>> outcome.passed, outcome.detail
         (False, '2 row(s) with NULL email')
     """
     return evaluate_checks(target, [check], sample_size=sample_size, session=session)[0]

@@ -21,7 +21,15 @@ from collections.abc import Iterable
 from typing import Protocol
 from urllib.parse import quote, unquote
 
-__all__ = ["MASK", "SecretHolder", "redact", "redact_url", "scrub", "url_password"]
+__all__ = [
+    "MASK",
+    "SecretHolder",
+    "redact",
+    "redact_error_text",
+    "redact_url",
+    "scrub",
+    "url_password",
+]
 
 MASK = "***"
 """What a secret is replaced with."""
@@ -160,3 +168,51 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 def _mask_key_value(match: re.Match[str]) -> str:
     return f"{match.group('key')}{match.group('sep')}{MASK}"
+
+
+# libpq echoes the piece of a malformed URL it could not decode: that piece is the password.
+_BAD_TOKEN = re.compile(r'(?i)(invalid percent-encoded token:\s*)"[^"\n]*"')
+# PostgreSQL's DETAIL of a constraint violation copies the whole row (customer data).
+_FAILING_ROW = re.compile(r"(?i)Failing row contains \(.*?\)(?=\.?\s*$|\.\s)", re.MULTILINE)
+_DATA_WITHHELD = "Failing row contains (row values withheld)"
+# A URL parser cuts an unencoded password at these characters; each piece may be echoed alone.
+_URL_DELIMITERS = re.compile(r"[@:/?#]")
+
+
+def redact_error_text(text: str, conn: SecretHolder | Iterable[SecretHolder] | None = None) -> str:
+    r"""Make a driver's error text safe to print, store and alert on.
+
+    On top of :func:`redact`: masks every piece of a secret that a URL parser would cut out of
+    an unencoded password (``p%w@rd`` split at ``@``), the token libpq echoes in ``invalid
+    percent-encoded token: "…"``, and replaces PostgreSQL's ``Failing row contains (…)``
+    detail, which copies row values into the message.
+
+    Args:
+        text: The error text.
+        conn: The connection(s) the error came from, if known.
+
+    Returns:
+        The text with secrets and row values masked.
+
+    Example:
+        >>> redact_error_text('invalid percent-encoded token: "s3%cr"')
+        'invalid percent-encoded token: ***'
+        >>> redact_error_text("null value violates not-null constraint\nDETAIL:  Failing row "
+        ...                   "contains (1, alice@example.com, null).")
+        'null value violates not-null constraint\nDETAIL:  Failing row contains (row values withheld).'
+    """
+    holders: Iterable[SecretHolder]
+    if conn is None:
+        holders = ()
+    elif hasattr(conn, "secret_values"):
+        holders = (conn,)  # type: ignore[assignment]
+    else:
+        holders = list(conn)  # type: ignore[arg-type]
+    pieces: set[str] = set()
+    for holder in holders:
+        for secret in holder.secret_values():
+            pieces.update(p for p in _URL_DELIMITERS.split(secret) if len(p) >= 3)
+    text = redact(text, holders)
+    text = scrub(text, pieces)
+    text = _BAD_TOKEN.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+    return _FAILING_ROW.sub(_DATA_WITHHELD, text)

@@ -140,9 +140,15 @@ def slack_webhook_from_url(url: str) -> str:
 class SlackAlerter:
     """Post alert events to a Slack incoming webhook.
 
+    Every request is bounded as a whole: ``timeout`` bounds each socket operation (connect,
+    each read) and ``deadline`` the request from start to end, so a server that trickles its
+    answer a byte at a time cannot hold the caller longer than ``deadline``. (The request runs
+    on a daemon thread; past the deadline it is abandoned and :meth:`send` raises.)
+
     Args:
         webhook_url: The ``https://hooks.slack.com/services/…`` URL (http only to loopback).
-        timeout: Seconds to wait for Slack per request.
+        timeout: Seconds to wait for Slack per socket operation.
+        deadline: Seconds one message may take in total.
 
     Raises:
         ConfigError: ``webhook_url`` is not an http(s) URL.
@@ -153,7 +159,7 @@ class SlackAlerter:
         SlackAlerter('https://hooks.slack.com/services/***')
     """
 
-    def __init__(self, webhook_url: str, *, timeout: int = 10) -> None:
+    def __init__(self, webhook_url: str, *, timeout: float = 10, deadline: float = 15) -> None:
         parts = urlsplit(webhook_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
@@ -163,6 +169,8 @@ class SlackAlerter:
         self._shown = redact_webhook_url(webhook_url)
         self._secret = webhook_url
         _SCRUBBER.add(webhook_url, self._shown)
+        self._deadline = float(deadline)
+        timeout = min(float(timeout), self._deadline)
         self._client = WebhookClient(webhook_url, timeout=timeout, logger=_SDK_LOGGER)
 
     def __repr__(self) -> str:
@@ -209,11 +217,27 @@ class SlackAlerter:
         Raises:
             ConnectionFailedError: Slack was unreachable or did not answer 200 (redacted).
         """
-        try:
-            response = self._client.send(text=self.format(event))
-        except Exception as exc:  # urllib errors; scrubbed in case one quotes the URL
-            reason = f"{type(exc).__name__}: {exc}".replace(self._secret, self._shown)
-            raise ConnectionFailedError(self._shown, reason) from None
+        outcome: list = []
+        text = self.format(event)
+
+        def post() -> None:
+            try:
+                outcome.append(self._client.send(text=text))
+            except Exception as exc:  # urllib errors, reported below
+                outcome.append(exc)
+
+        worker = threading.Thread(target=post, name="ematix-slack-post", daemon=True)
+        worker.start()
+        worker.join(self._deadline)
+        if not outcome:
+            raise ConnectionFailedError(
+                self._shown,
+                f"no complete answer within {self._deadline:g} s (the request was abandoned)",
+            )
+        response = outcome[0]
+        if isinstance(response, Exception):  # scrubbed in case the message quotes the URL
+            reason = f"{type(response).__name__}: {response}".replace(self._secret, self._shown)
+            raise ConnectionFailedError(self._shown, reason)
         if response.status_code != 200:
             body = (response.body or "")[:200]
             raise ConnectionFailedError(

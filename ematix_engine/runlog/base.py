@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "MANUAL",
     "ROW_COUNT_FIELDS",
     "AttemptState",
     "RunLog",
@@ -46,6 +47,10 @@ ROW_COUNT_FIELDS: tuple[str, ...] = (
     "rows_deleted",
 )
 """The row-count fields of :class:`RunRecord`, in storage order."""
+
+MANUAL = "manual"
+"""``metrics["trigger"]`` of a firing started by hand (``ematix run``): its own firing, attempt
+1, whose failure is no attempt of a scheduled firing (see :func:`attempt_state_from`)."""
 
 
 def utc_now() -> datetime:
@@ -254,7 +259,10 @@ class AttemptState:
 def attempt_state_from(pipeline: str, newest_first: Iterable[RunRecord]) -> AttemptState:
     """Fold a pipeline's records, newest first, into its :class:`AttemptState`.
 
-    Stops reading at the first ``success``, so backends can pass a lazy cursor.
+    Stops reading at the first ``success``, so backends can pass a lazy cursor. A failed
+    manual firing (``metrics["trigger"] == MANUAL``) is skipped: attempts belong to one
+    firing, and a run started by hand must not use up a scheduled firing's retries. A manual
+    success does end the streak: the target is loaded, so no retry is pending.
 
     Args:
         pipeline: Pipeline name (records of other pipelines are ignored).
@@ -272,7 +280,7 @@ def attempt_state_from(pipeline: str, newest_first: Iterable[RunRecord]) -> Atte
         if record.status is RunStatus.SUCCESS:
             last_success_at = record.finished_at or record.started_at
             break
-        if record.status.is_failure:
+        if record.status.is_failure and record.metrics.get("trigger") != MANUAL:
             failures += 1
             if latest is None:
                 latest = record

@@ -35,7 +35,9 @@ __all__ = [
     "check_attempt_state_long_streak",
     "check_claim_release",
     "check_close_is_idempotent",
+    "check_dead_owner_cannot_return",
     "check_lease_expiry",
+    "check_lease_heartbeat",
     "check_runs_order_limit_filter",
     "check_skip",
     "check_start_finish",
@@ -213,6 +215,35 @@ def check_lease_expiry(log: RunLog) -> None:
     _expect(not log.claim("orders", "a", 60), "the old owner won back a lease it had lost")
 
 
+def check_lease_heartbeat(log: RunLog) -> None:
+    """Renewing a short lease keeps it for longer than its TTL; the owner's silence frees it.
+
+    This is what a heartbeating run relies on: a run outlives its lease's TTL as long as it
+    keeps re-claiming, and a dead owner (no more renewals) loses the lease within one TTL.
+    """
+    ttl = 1.0
+    _expect(log.claim("orders", "live", ttl), "the first claim failed")
+    deadline = time.monotonic() + 2.5 * ttl
+    while time.monotonic() < deadline:
+        time.sleep(ttl / 4)
+        _expect(log.claim("orders", "live", ttl), "the owner could not renew its lease")
+        _expect(not log.claim("orders", "rival", ttl), "a rival took a lease being renewed")
+    time.sleep(ttl * 1.5)
+    _expect(log.claim("orders", "rival", 60), "a dead owner's lease was not freed by its TTL")
+
+
+def check_dead_owner_cannot_return(log: RunLog) -> None:
+    """Once another owner took an expired lease, the old owner can neither renew nor release it."""
+    _expect(log.claim("orders", "dead", 0.2), "the first claim failed")
+    time.sleep(0.45)
+    _expect(log.claim("orders", "heir", 60), "an expired lease could not be taken over")
+    _expect(not log.claim("orders", "dead", 60), "the dead owner renewed a lease it had lost")
+    log.release("orders", "dead")
+    _expect(not log.claim("orders", "third", 60), "the dead owner released its heir's lease")
+    log.release("orders", "heir")
+    _expect(log.claim("orders", "third", 60), "the heir could not release the lease")
+
+
 def check_values_round_trip(log: RunLog) -> None:
     """Awkward text, JSON metrics, big counts and microsecond timestamps survive storage."""
     nasty = 'it\'s "quoted"; DROP TABLE runs; -- \u00e9\u00e8 \U0001f680 \\ %s ?'
@@ -257,6 +288,8 @@ CHECKS: tuple[Callable[[RunLog], None], ...] = (
     check_attempt_state_long_streak,
     check_claim_release,
     check_lease_expiry,
+    check_lease_heartbeat,
+    check_dead_owner_cannot_return,
     check_values_round_trip,
     check_close_is_idempotent,
 )

@@ -67,14 +67,19 @@ def open_run_log(url: str = DEFAULT_RUN_LOG_URL, *, fallback: bool = False) -> R
                                                   ``schema=`` (default ``ematix``) and
                                                   ``create_tables=false``
     ``duckdb://path/to/run_log.duckdb``           DuckDB file (single writer process)
+    ``dagster://`` (``dagster:///home``)          The Dagster instance of ``$DAGSTER_HOME`` (or
+                                                  that folder); needs ``ematix_dagster``
     ============================================  ==============================================
 
     Args:
         url: The run log URL.
         fallback: When the store cannot be opened or written (read-only filesystem, server
             down, credentials refused), log a warning and return a :class:`MemoryRunLog`
-            instead of raising, so orchestration keeps going without durable history. A
-            malformed URL still raises.
+            instead of raising. Only for a single process that needs neither history nor
+            exclusion (a notebook, a one-off script): a memory log's leases exclude nobody
+            outside this process, so two workers falling back would both load. The CLI never
+            falls back (an unreachable run log stops ``run``, ``run-due`` and ``status`` with
+            exit code 1). A malformed URL still raises.
 
     Returns:
         An open :class:`~ematix_engine.runlog.base.RunLog`; call ``close()`` when done.

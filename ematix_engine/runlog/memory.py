@@ -1,6 +1,8 @@
-"""In-process RunLog (``memory://``): for tests, and the fallback when the durable store is down.
+"""In-process RunLog (``memory://``): for tests and single-process, one-off runs.
 
-Thread-safe (one lock around every operation); everything is lost when the process exits.
+Thread-safe (one lock around every operation); everything is lost when the process exits. Its
+leases exclude only threads of this process, so it must never stand in for a shared run log
+when several workers run (``ematix`` commands never fall back to it).
 """
 
 from __future__ import annotations

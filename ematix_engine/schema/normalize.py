@@ -6,7 +6,10 @@ column's ``Annotated`` metadata; they apply left to right::
 
     email: Annotated[String[256] | None, lower(), trim(), empty_to_null()]
 
-Literal arguments (patterns, defaults) are rendered as escaped SQL literals by sqlglot.
+Literal arguments (patterns, defaults) are rendered as escaped SQL literals by sqlglot. The
+constructors do not check their arguments, because they do not know the column yet:
+``@ematix.table`` asks each normalizer for its :meth:`Normalizer.problem` and raises a
+:class:`~ematix_engine.errors.ConfigError` naming the table and the column.
 """
 
 from __future__ import annotations
@@ -77,6 +80,38 @@ class Normalizer:
                 modifiers=exp.Literal.string("g"),
             )
         raise ValueError(f"unknown normalizer {self.kind!r}")  # pragma: no cover
+
+    def problem(self) -> str | None:
+        """Return why this step cannot work (bad arguments), or ``None`` when it can.
+
+        Example:
+            >>> print(regex_replace("[0-9]+", None).problem())
+            regex_replace('[0-9]+', None): pattern and replacement must be strings
+        """
+        shown = f"{self.kind}({', '.join(map(repr, self.args))})"
+        if len(self.args) != _ARGUMENTS.get(self.kind, -1):
+            return f"{shown}: unknown normalizer; use one from ematix_engine.normalize"
+        if self.kind == "parse_timestamp" and not isinstance(self.args[0], str | None):
+            return (
+                f"{shown}: fmt must be a strftime-style string such as '%Y-%m-%d %H:%M', or "
+                f"None for ISO-8601"
+            )
+        if self.kind == "regex_replace" and not all(isinstance(a, str) for a in self.args):
+            return f"{shown}: pattern and replacement must be strings"
+        if self.kind == "default" and isinstance(self.args[0], list | tuple | dict | set):
+            return f"{shown}: the default must be one value (text, number, boolean or None)"
+        return None
+
+
+_ARGUMENTS = {
+    "lower": 0,
+    "trim": 0,
+    "empty_to_null": 0,
+    "parse_int": 0,
+    "parse_timestamp": 1,
+    "default": 1,
+    "regex_replace": 2,
+}
 
 
 def _literal(value: Any) -> exp.Expression:

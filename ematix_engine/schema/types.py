@@ -5,6 +5,13 @@ A column type is a class (``BigInt``, ``Text``, …) or a parametrised class (``
 type, its SQL type (as a sqlglot ``DataType``, rendered per dialect) and its *hash family*, which
 decides how a value becomes canonical text for ``row_hash`` (see ``ematix_engine.schema.hashing``).
 
+Bad parameters (``String[0]``, ``Numeric[40, 2]``, ``String["a"]``) are reported late, on
+purpose: a subscription in a class body runs before the class exists, so it cannot know the
+table or the column. ``Type[...]`` therefore returns an *invalid* type that carries its
+``problem``; ``@ematix.table`` rejects it with a :class:`~ematix_engine.errors.ConfigError`
+naming the table, the column and the fix, and any other use (``arrow_type()``, ``sql_type()``)
+raises a ``ConfigError`` naming the type.
+
 Example:
     >>> from ematix_engine.types import Numeric, String
     >>> Numeric[12, 2].sql_type().sql("postgres")
@@ -19,6 +26,8 @@ from typing import ClassVar
 
 import pyarrow as pa
 from sqlglot import exp
+
+from ematix_engine.errors import ConfigError
 
 __all__ = [
     "BigInt",
@@ -49,6 +58,8 @@ class ColumnType:
     hash_family: ClassVar[str] = "text"
     #: Type parameters (length, precision/scale), empty for plain types.
     params: ClassVar[tuple[int, ...]] = ()
+    #: Why the type is unusable (bad parameters), or ``None``; see the module docstring.
+    problem: ClassVar[str | None] = None
 
     @classmethod
     def arrow_type(cls) -> pa.DataType:
@@ -66,6 +77,8 @@ class ColumnType:
     @classmethod
     def type_name(cls) -> str:
         """Return the user-facing name, e.g. ``String[256]``."""
+        if cls.problem is not None:
+            return cls.__name__  # as written, e.g. String[0]
         base = cls.__dict__.get("_base_name", cls.__name__)
         if cls.params:
             return f"{base}[{', '.join(str(p) for p in cls.params)}]"
@@ -79,13 +92,11 @@ class _Parametrised(ColumnType):
     _arity: ClassVar[tuple[int, ...]] = (1,)
 
     def __class_getitem__(cls, item: int | tuple[int, ...]) -> type[ColumnType]:
+        """Return the type for these parameters, or an invalid type that carries the problem."""
         params = item if isinstance(item, tuple) else (item,)
-        if len(params) not in cls._arity or not all(isinstance(p, int) and p >= 0 for p in params):
-            raise TypeError(
-                f"{cls.__name__}[...] takes {' or '.join(map(str, cls._arity))} non-negative "
-                f"integer parameter(s), got {item!r}"
-            )
-        cls._validate(params)
+        problem = cls._arity_problem() if len(params) not in cls._arity else cls._check(params)
+        if problem is not None:
+            return _invalid(cls, params, problem)
         key = (cls, params)
         if key not in _Parametrised._cache:
             _Parametrised._cache[key] = type(
@@ -96,8 +107,36 @@ class _Parametrised(ColumnType):
         return _Parametrised._cache[key]
 
     @classmethod
-    def _validate(cls, params: tuple[int, ...]) -> None:
-        """Check parameter values; raise ``TypeError`` when they make no sense."""
+    def _arity_problem(cls) -> str:
+        """Say what the parameters should be (the problem when their number is wrong)."""
+        return f"takes {' or '.join(map(str, cls._arity))} integer parameter(s)"
+
+    @classmethod
+    def _check(cls, params: tuple) -> str | None:
+        """Return why these parameters (as many as ``_arity`` wants) make no sense, or ``None``."""
+        return None if all(_is_int(p) for p in params) else "parameters must be integers"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _unusable(cls: type[ColumnType]) -> None:
+    raise ConfigError(f"column type {cls.type_name()}: {cls.problem}")
+
+
+def _invalid(cls: type[_Parametrised], params: tuple, problem: str) -> type[ColumnType]:
+    """A subclass of ``cls`` that remembers ``problem``; using it raises ``ConfigError``."""
+    return type(
+        f"{cls.__name__}[{', '.join(map(repr, params))}]",
+        (cls,),
+        {
+            "problem": problem,
+            "__module__": cls.__module__,
+            "arrow_type": classmethod(_unusable),
+            "sql_type": classmethod(_unusable),
+        },
+    )
 
 
 class BigInt(ColumnType):
@@ -155,9 +194,14 @@ class String(_Parametrised):
         return pa.string()
 
     @classmethod
-    def _validate(cls, params: tuple[int, ...]) -> None:
-        if params[0] == 0:
-            raise TypeError("String[n] needs n >= 1")
+    def _arity_problem(cls) -> str:
+        return "takes one parameter, the maximum length in characters, e.g. String[256]"
+
+    @classmethod
+    def _check(cls, params: tuple) -> str | None:
+        if not _is_int(params[0]) or params[0] < 1:
+            return "length must be a positive integer, e.g. String[256]"
+        return None
 
 
 class Boolean(ColumnType):
@@ -195,13 +239,19 @@ class Numeric(_Parametrised):
         return pa.decimal128(precision, scale)
 
     @classmethod
-    def _validate(cls, params: tuple[int, ...]) -> None:
+    def _arity_problem(cls) -> str:
+        return "takes two parameters, precision and scale, e.g. Numeric[12, 2]"
+
+    @classmethod
+    def _check(cls, params: tuple) -> str | None:
         precision, scale = params
-        if not 1 <= precision <= 38 or scale > precision:
-            raise TypeError(
-                f"Numeric[precision, scale] needs 1 <= precision <= 38 and scale <= precision, "
-                f"got Numeric[{precision}, {scale}]"
-            )
+        if not (_is_int(precision) and _is_int(scale)):
+            return "precision and scale must be integers, e.g. Numeric[12, 2]"
+        if not 1 <= precision <= 38:
+            return "precision must be between 1 and 38, e.g. Numeric[12, 2]"
+        if not 0 <= scale <= precision:
+            return f"scale must be between 0 and the precision ({precision}), e.g. Numeric[12, 2]"
+        return None
 
 
 class Date(ColumnType):

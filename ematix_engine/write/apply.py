@@ -54,9 +54,16 @@ import pyarrow as pa
 from ematix_engine.backends import open_backend
 from ematix_engine.backends.base import SqlBackend
 from ematix_engine.backends.duckdb import DuckDBBackend
-from ematix_engine.errors import EmatixError, LoadError, SourceError
+from ematix_engine.errors import (
+    ConfigError,
+    EmatixError,
+    SchemaDriftError,
+    SourceError,
+    load_error,
+)
 from ematix_engine.modes import mode_of
 from ematix_engine.schema.ddl import ensure_table
+from ematix_engine.specs import LoadMode
 from ematix_engine.write.context import BATCH, RAW, SOURCE, Counts, LoadContext
 from ematix_engine.write.in_process import (
     CompareUnavailable,
@@ -81,6 +88,7 @@ from ematix_engine.write.progress import (
     WRITING,
     ProgressReporter,
 )
+from ematix_engine.write.slices import SliceFilter, slice_condition
 
 if TYPE_CHECKING:
     from ematix_engine.backends.store import WriteSession
@@ -202,6 +210,9 @@ def apply_rows(
     batch_size: int = 100_000,
     progress: ProgressReporter | None = None,
     plan: WritePlan | None = None,
+    slice_: SliceFilter | None = None,
+    valid_at: datetime | None = None,
+    rebuild: bool = False,
 ) -> WriteResult:
     """Write ``rows`` into ``target`` in its mode, atomically with ``checkpoint``.
 
@@ -217,6 +228,16 @@ def apply_rows(
         batch_size: rows per Arrow batch where the write moves rows between systems.
         progress: receives the phases and the rows read.
         plan: the planner's choice (default: :func:`plan_write` for these rows).
+        slice_: the partition this write owns (:mod:`ematix_engine.write.slices`): append and
+            replace first delete the target's rows in it (replace keeps the rest of the
+            table); merge and SCD2 retire absent keys only within it.
+        valid_at: the time the rows stand for (dlt's ``boundary_timestamp``): SCD2 versions
+            open and absent keys close at it instead of now. It must not precede the newest
+            version already in the target; ``_loaded_at`` stays the wall-clock time.
+        rebuild: a full refresh: empty the target inside the write (its schema is kept and
+            widened as usual) and start from ``checkpoint.initial`` instead of the stored
+            checkpoint, so the rows come from the source as on a first load; emptying,
+            loading and the reset checkpoint commit together (see :func:`_rebuild`).
 
     Returns:
         What the write did.
@@ -237,14 +258,20 @@ def apply_rows(
         with store.write_session(
             target.table.schema,
             target.table.name,
-            mode=target.mode,
+            mode=_rebuild_mode(target, rebuild),
             version_key=mode_of(target).primary_key(target) or target.keys,
             batch_id=batch_id,
             writer=writer,
             dry_run=dry_run,
         ) as write:
             result = _write(
-                write, plan, rows, checkpoint, _Job(writer, target, batch_id, batch_size, progress)
+                write,
+                plan,
+                rows,
+                checkpoint,
+                _Job(
+                    writer, target, batch_id, batch_size, progress, slice_, valid_at, rebuild
+                ),
             )
     finally:
         store.close()
@@ -273,6 +300,9 @@ class _Job:
     batch_id: str
     batch_size: int
     progress: ProgressReporter
+    slice: SliceFilter | None = None
+    valid_at: datetime | None = None
+    rebuild: bool = False
 
 
 def _write(
@@ -286,31 +316,42 @@ def _write(
     backend, target, progress = write.sql, job.target, job.progress
     if not isinstance(rows, ArrowRows | QueryRows):
         rows, checkpoint = rows()
-    batch_ts = datetime.now(UTC)
+    loaded_at = datetime.now(UTC)
+    batch_ts = job.valid_at.astimezone(UTC) if job.valid_at is not None else loaded_at
     in_process = plan.path is WritePath.IN_PROCESS
     prep: SqlBackend = DuckDBBackend(":memory:") if in_process else backend
     try:
-        stored = write.read_checkpoint(checkpoint.name, checkpoint.scope) if checkpoint else None
+        stored = _stored_checkpoint(write, checkpoint, job.rebuild)
         start = stored if stored is not None else (checkpoint.initial if checkpoint else None)
         value_type = checkpoint.value_type if checkpoint else None
         sessions = [backend] if prep is backend else [backend, prep]
         if prep is not backend:
             prep.prepare_load_session()
         for session in sessions:
-            _batch_constants(session, job.batch_id, batch_ts, start, value_type, target)
+            _batch_constants(
+                session, job.batch_id, batch_ts, loaded_at, start, value_type, target, job.slice
+            )
         progress.phase(READING)
         _stage_raw(prep, rows, start, job)
         progress.phase(PREPARING)
-        columns, mapping = resolve_columns(job.writer, target, raw_schema(prep))
+        raw = raw_schema(prep)
+        columns, mapping = resolve_columns(job.writer, target, raw)
         physical = columns + managed_columns(target)
         schema_arg = target.table.schema if backend.SUPPORTS_SCHEMAS else None
-        created = backend.table_columns(schema_arg, target.table.name) is None
+        existing = backend.table_columns(schema_arg, target.table.name)
+        created = existing is None
         table_sql = backend.table_sql(target.table.schema, target.table.name)
-        target_empty = created or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
+        target_empty = (
+            created or job.rebuild or not backend.query(f"SELECT 1 FROM {table_sql} LIMIT 1")
+        )
         mode = mode_of(target)
+        _refuse_rows_without_managed_columns(job.writer, target, existing, target_empty)
+        if job.valid_at is not None and not target_empty:
+            _refuse_time_travel(backend, job, table_sql, existing or {}, batch_ts)
         # Hash in-process only when every prepared row goes straight into an empty target;
         # otherwise the target hashes just the versions it inserts (a tenth, typically).
         straight_in = in_process and target_empty and mode.copies_straight_in(target)
+        plan_function = _slice_plan(target, job.slice, target_empty) or mode.plan_function()
         # A table this write creates and fills straight in gets its one-value-per-batch
         # columns after the rows (PostgreSQL then stores each value once, in the catalog),
         # and its primary key after the data, which builds faster than it updates.
@@ -335,14 +376,18 @@ def _write(
                 physical_columns=physical,
                 batch_id=job.batch_id,
                 batch_ts=batch_ts,
+                loaded_at=loaded_at,
                 target_empty=target_empty,
+                slice=job.slice,
             )
 
         ctx = context(backend)
         ctx.statements.extend(ddl)
+        if job.rebuild:
+            _rebuild(ctx, created)
         try:
             prep_ctx = context(prep)
-            prepare_source(prep_ctx, mapping)
+            prepare_source(prep_ctx, mapping, raw)
             if progress.active and not progress.rows_read:  # not streamed: count them
                 progress.rows_read = prep_ctx.scalar(f"SELECT COUNT(*) FROM {prep.quote(SOURCE)}")
             progress.phase(WRITING)
@@ -355,11 +400,11 @@ def _write(
                     log.info(
                         "%s: comparing in %s instead (%s)", job.writer, backend.DISPLAY_NAME, why
                     )
-                    counts = _load_staged(prep, ctx)
+                    counts = _load_staged(prep, ctx, plan_function)
             elif in_process:
-                counts = _load_staged(prep, ctx)
+                counts = _load_staged(prep, ctx, plan_function)
             else:
-                counts = mode.plan_function()(ctx)
+                counts = plan_function(ctx)
             if defer_key:
                 ctx.run(
                     f"ALTER TABLE {table_sql} ADD PRIMARY KEY "
@@ -368,10 +413,10 @@ def _write(
         except EmatixError:
             raise
         except Exception as error:
-            raise LoadError(
-                job.writer, target.label, redact_error(error, backend.connection)
+            raise load_error(
+                job.writer, target.label, error, redact_error(error, backend.connection)
             ) from error
-        committed = _next_checkpoint(prep, checkpoint, stored)
+        committed = _next_checkpoint(prep, checkpoint, start if job.rebuild else stored)
         if checkpoint is not None and committed is not None and committed != stored:
             write.put_checkpoint(checkpoint.name, checkpoint.scope, committed)
         row_count = int(backend.query(f"SELECT COUNT(*) FROM {ctx.table}")[0][0])
@@ -390,6 +435,61 @@ def _write(
     )
 
 
+def _refuse_rows_without_managed_columns(
+    writer: str, target: TargetSpec, existing: dict[str, str] | None, empty: bool
+) -> None:
+    """Refuse a mode whose managed columns the target's existing rows lack.
+
+    SCD2 onto a table that another mode filled would leave its rows with no validity (two
+    "current" rows per key). Such rows cannot be adopted safely, so the load stops first.
+
+    Raises:
+        SchemaDriftError: naming the target and the missing columns.
+    """
+    if existing is None or empty:
+        return
+    needed = [c.name for c in mode_of(target).managed_columns if not c.nullable]
+    missing = [name for name in needed if name not in existing]
+    if missing and target.mode is LoadMode.SCD2:
+        raise SchemaDriftError(
+            target.label,
+            missing[0],
+            f"the table holds rows but none of ematix's {target.mode.value} history columns "
+            f"({', '.join(missing)}): it was loaded in another mode. Load the history into a "
+            f"new table, or empty this one first",
+        )
+
+
+def _rebuild_mode(target: TargetSpec, rebuild: bool) -> LoadMode:
+    """The mode the table store commits in: a rebuild replaces the table's contents."""
+    return LoadMode.REPLACE if rebuild else target.mode
+
+
+def _stored_checkpoint(
+    write: WriteSession, checkpoint: Checkpoint | None, rebuild: bool
+) -> str | None:
+    """The committed checkpoint the write starts after (none for a rebuild)."""
+    if checkpoint is None or rebuild:
+        return None
+    return write.read_checkpoint(checkpoint.name, checkpoint.scope)
+
+
+def _rebuild(ctx: LoadContext, created: bool) -> None:
+    """Empty the target for a full refresh, inside the write's transaction.
+
+    Every row goes, whatever the mode (an SCD2 table's closed versions too): the load then
+    writes the source's rows into an empty table, exactly as a first load would. The table
+    itself, its columns (widened as usual by the DDL before) and its keys stay. Table stores
+    that commit a difference (Delta) commit the rebuilt table as an overwrite instead
+    (:func:`_rebuild_mode`), which their history keeps as one version.
+    """
+    if not created:
+        removed = ctx.run(f"DELETE FROM {ctx.table}")
+        log.info(
+            "%s → %s: full refresh, %s old rows removed", ctx.pipeline, ctx.target.label, removed
+        )
+
+
 def _next_checkpoint(
     prep: SqlBackend, checkpoint: Checkpoint | None, stored: str | None
 ) -> str | None:
@@ -406,7 +506,33 @@ def _next_checkpoint(
     return rows[0][0] if rows and rows[0][0] is not None else stored
 
 
-def _load_staged(prep: SqlBackend, ctx: LoadContext) -> Counts:
+def _slice_plan(
+    target: TargetSpec, slice_: SliceFilter | None, target_empty: bool
+) -> Callable[[LoadContext], Counts] | None:
+    """The plan of a partition's append or replace: delete the slice, then insert the batch.
+
+    None (the mode's own plan) without a slice, and for merge and SCD2, whose slice only
+    limits which absent keys retire (:meth:`LoadContext.retirable`).
+    """
+    if slice_ is None or target.mode not in (LoadMode.APPEND, LoadMode.REPLACE):
+        return None
+    from ematix_engine.write.plans.append import load_append
+
+    def replace_slice(ctx: LoadContext) -> Counts:
+        deleted = 0
+        if not target_empty:
+            condition = slice_condition(ctx.backend, ctx.table, slice_)
+            deleted = ctx.run(f"DELETE FROM {ctx.table} WHERE {condition}")
+        counts = load_append(ctx)
+        counts.deleted = deleted
+        return counts
+
+    return replace_slice
+
+
+def _load_staged(
+    prep: SqlBackend, ctx: LoadContext, plan_function: Callable[[LoadContext], Counts]
+) -> Counts:
     """COPY the prepared rows into a temp table of the target, then run the mode's SQL plan."""
     ctx.backend.stage_arrow(
         SOURCE,
@@ -414,16 +540,18 @@ def _load_staged(prep: SqlBackend, ctx: LoadContext) -> Counts:
         column_types={c.name: c.type for c in ctx.physical_columns},
     )
     ctx.backend.analyze(SOURCE)
-    return mode_of(ctx.target).plan_function()(ctx)
+    return plan_function(ctx)
 
 
 def _batch_constants(
     session: SqlBackend,
     batch_id: str,
     batch_ts: datetime,
+    loaded_at: datetime,
     checkpoint: str | None,
     checkpoint_type: type[ColumnType] | None,
     target: TargetSpec,
+    slice_: SliceFilter | None = None,
 ) -> None:
     ttl_cutoff = batch_ts - timedelta(seconds=target.ttl_seconds or 0)
     create_batch_table(
@@ -433,7 +561,34 @@ def _batch_constants(
         watermark=checkpoint,
         watermark_type=checkpoint_type,
         ttl_cutoff_value=session.timestamp_param(ttl_cutoff),
+        slice_=slice_,
+        loaded_at_value=session.timestamp_param(loaded_at),
     )
+
+
+def _refuse_time_travel(
+    backend: SqlBackend, job: _Job, table_sql: str, existing: dict[str, str], at: datetime
+) -> None:
+    """Refuse a ``valid_at`` before the newest version in an SCD2 target.
+
+    History would run backwards: a version would close before it opened.
+
+    Raises:
+        ConfigError: naming the target, the time asked for and the newest version's.
+    """
+    if job.target.mode is not LoadMode.SCD2 or "valid_from" not in existing:
+        return
+    newest = backend.query(
+        f"SELECT CAST(MAX({backend.quote('valid_from')}) AS TEXT) FROM {table_sql} "
+        f"WHERE {backend.quote('valid_from')} > {backend.param_placeholder(0)}",
+        (backend.timestamp_param(at),),
+    )
+    if newest and newest[0][0] is not None:
+        raise ConfigError(
+            f"pipeline {job.writer!r}: as_of {at.isoformat()} is before the newest version "
+            f"in {job.target.label} (valid_from {newest[0][0]}); history cannot run backwards, "
+            f"so load snapshots in time order"
+        )
 
 
 def _stage_raw(prep: SqlBackend, rows: ArrowRows | QueryRows, start: str | None, job: _Job) -> None:
@@ -459,13 +614,32 @@ def _stage_raw(prep: SqlBackend, rows: ArrowRows | QueryRows, start: str | None,
 
 
 def redact_error(error: BaseException, connection: Any) -> str:
-    """The error's text with ``connection``'s credentials masked."""
-    text = str(error).strip() or type(error).__name__
-    if connection is None:
-        return text
-    try:
-        from ematix_engine.connections import get_connection, redact
+    """The error's text with ``connection``'s credentials and any copied row values masked.
 
-        return redact(text, get_connection(connection))
-    except Exception:  # redaction must never hide the original failure
-        return text
+    ``connection`` may be a connection (name or typed), a list of them, or ``None`` (then only
+    the structural patterns apply: URL passwords, ``password=…``, row values).
+    """
+    from ematix_engine.connections.redaction import redact_error_text
+
+    text = str(error).strip() or type(error).__name__
+    try:
+        return redact_error_text(text, _secret_holders(connection))
+    except Exception:  # redaction must never hide the failure: fall back to the bare type
+        return type(error).__name__
+
+
+def _secret_holders(connection: Any) -> list[Any]:
+    from ematix_engine.connections import get_connection
+
+    if connection is None:
+        return []
+    items = connection if isinstance(connection, list | tuple | set | frozenset) else [connection]
+    holders = []
+    for item in items:
+        if item is None:
+            continue
+        try:
+            holders.append(get_connection(item))
+        except Exception:  # an unknown name holds no secret we could know about
+            continue
+    return holders

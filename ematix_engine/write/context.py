@@ -16,6 +16,7 @@ from datetime import datetime
 from ematix_engine.backends.base import SqlBackend
 from ematix_engine.schema.ddl import TableColumn
 from ematix_engine.specs import LoadMode, TargetSpec
+from ematix_engine.write.slices import SliceFilter, slice_condition
 
 __all__ = ["BATCH", "CHANGES", "RAW", "SOURCE", "Counts", "LoadContext"]
 
@@ -38,10 +39,13 @@ class LoadContext:
         columns: data columns the load writes (declared, then extra source columns).
         physical_columns: every column of the target table (data + managed columns).
         batch_id: this load's id (stored in ``_batch_id``).
-        batch_ts: this load's timestamp (``_loaded_at``, snapshot ``valid_from``).
+        batch_ts: the time this load stands for (snapshot ``valid_from``, closes): now, or
+            the run's ``as_of``.
+        loaded_at: the wall-clock time it ran (``_loaded_at``).
         execute_writes: False for preview: statements are recorded, not run.
         target_empty: the target held no rows when the load began (fast paths apply).
         statements: every statement, in order (for preview and debugging).
+        slice: the partition this write owns, if any (:mod:`ematix_engine.write.slices`).
     """
 
     backend: SqlBackend
@@ -51,9 +55,11 @@ class LoadContext:
     physical_columns: tuple[TableColumn, ...]
     batch_id: str
     batch_ts: datetime
+    loaded_at: datetime
     execute_writes: bool = True
     target_empty: bool = False
     statements: list[str] = field(default_factory=list)
+    slice: SliceFilter | None = None
 
     # ---------------------------------------------------------------- running SQL
     def run(self, sql: str) -> int:
@@ -109,6 +115,23 @@ class LoadContext:
         return (
             "(" + " OR ".join(f"{left}.{self.q(n)} {op} {right}.{self.q(n)}" for n in names) + ")"
         )
+
+    def retirable(self, alias: str, source: str) -> str:
+        """Condition: ``alias``'s row lies within what the batch covers (``retire_within``).
+
+        TRUE without ``retire_within`` and without a partition; otherwise the source holds a
+        row with the same values (NULL-safe) in those columns, so the batch may retire
+        ``alias``'s key, and (in a partition's write) ``alias``'s row lies in the partition.
+        """
+        conditions = []
+        if self.slice is not None:
+            conditions.append(slice_condition(self.backend, alias, self.slice))
+        scope = self.target.retire_within
+        if scope:
+            op = self.backend.NULL_SAFE_DISTINCT
+            same = " AND ".join(f"NOT (p.{self.q(c)} {op} {alias}.{self.q(c)})" for c in scope)
+            conditions.append(f"EXISTS (SELECT 1 FROM {source} AS p WHERE {same})")
+        return " AND ".join(conditions) or "TRUE"
 
     def row_hash_sql(self, alias: str, names: Sequence[str] | None = None) -> str:
         """SQL computing ``row_hash`` over ``alias``'s compare columns (or ``names``)."""

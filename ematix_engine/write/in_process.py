@@ -73,6 +73,8 @@ def compares_in_process(ctx: LoadContext, ddl: Sequence[str]) -> bool:
     target = ctx.target
     if ddl or not mode_of(target).compares_off_target(target):
         return False
+    if ctx.slice is not None and target.deletes is not Deletes.IGNORE:
+        return False  # the current rows read back lack the partition column to retire within
     by_name = {c.name: c for c in ctx.columns}
     names = [*target.keys, *ctx.compare_columns]
     return all(
@@ -228,7 +230,7 @@ def _load_merge(prep: LoadContext, ctx: LoadContext) -> Counts:
         assignments = ", ".join(f"{q(c)} = u.{q(c)}" for c in updates)
         counts.updated = ctx.run(
             f"UPDATE {ctx.table} AS t SET {assignments}, "
-            f"{q('_loaded_at')} = {ctx.const('batch_ts')}, {q('_batch_id')} = {ctx.const('batch_id')} "
+            f"{q('_loaded_at')} = {ctx.const('loaded_at')}, {q('_batch_id')} = {ctx.const('batch_id')} "
             f"FROM {q(_CHANGED_ROWS)} AS u WHERE {ctx.match('t', 'u')}"
         )
         ctx.run(f"DROP TABLE {q(_CHANGED_ROWS)}")
@@ -276,7 +278,7 @@ def _copy_versions(
             selects += [f"s.{q('valid_from')}", "TRUE", "FALSE"]
         names += ["_loaded_at", "_batch_id"]
         selects += [
-            f"(SELECT {q('batch_ts')} FROM {q(BATCH)})",
+            f"(SELECT {q('loaded_at')} FROM {q(BATCH)})",
             f"(SELECT {q('batch_id')} FROM {q(BATCH)})",
         ]
     reader = prep.backend.read_arrow(f"SELECT {', '.join(selects)} FROM {select_from}")
@@ -287,12 +289,13 @@ def _copy_versions(
 def _add_batch_constant_columns(ctx: LoadContext, late: Sequence[TableColumn]) -> None:
     backend = ctx.backend
     backend.execute(
-        "SELECT set_config('ematix.batch_id', %s, true), set_config('ematix.batch_ts', %s, true)",
-        (ctx.batch_id, ctx.batch_ts.isoformat()),
+        "SELECT set_config('ematix.batch_id', %s, true), set_config('ematix.batch_ts', %s, true), "
+        "set_config('ematix.loaded_at', %s, true)",
+        (ctx.batch_id, ctx.batch_ts.isoformat(), ctx.loaded_at.isoformat()),
     )
     batch_ts = "CAST(current_setting('ematix.batch_ts') AS TIMESTAMPTZ)"
     values = {
-        "_loaded_at": batch_ts,
+        "_loaded_at": "CAST(current_setting('ematix.loaded_at') AS TIMESTAMPTZ)",
         "_batch_id": "current_setting('ematix.batch_id')",
         "valid_from": batch_ts,
         "is_current": "TRUE",

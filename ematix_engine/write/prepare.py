@@ -21,6 +21,8 @@ from ematix_engine.schema.ddl import TableColumn
 from ematix_engine.schema.types import ColumnType, TimestampTZ, column_type_from_arrow
 from ematix_engine.specs import LoadMode, TargetSpec
 from ematix_engine.write.context import BATCH, RAW, SOURCE, LoadContext
+from ematix_engine.write.slices import SliceFilter
+from ematix_engine.write.values import reject_bad_values
 
 __all__ = [
     "create_batch_table",
@@ -41,21 +43,39 @@ def create_batch_table(
     watermark: str | None,
     watermark_type: type[ColumnType] | None,
     ttl_cutoff_value: object,
+    loaded_at_value: object,
+    slice_: SliceFilter | None = None,
 ) -> None:
-    """Create the one-row ``_ematix_batch`` table of batch constants (bound parameters)."""
+    """Create the one-row ``_ematix_batch`` table of batch constants (bound parameters).
+
+    ``batch_ts`` is the time the load stands for (validity of SCD2 versions: now, or the
+    run's ``as_of``); ``loaded_at`` the wall-clock time it ran (``_loaded_at``). With
+    ``slice_`` it also holds the partition's bounds (:data:`~ematix_engine.write.slices.
+    SLICE_COLUMNS`), cast to the partition column's type.
+    """
     q = backend.quote
     ts_type = backend.column_type_sql(TimestampTZ)
     wm_type = backend.column_type_sql(watermark_type) if watermark_type else "TEXT"
-    backend.drop_temp(BATCH)
-    backend.execute(
-        f"CREATE TEMP TABLE {q(BATCH)} ({q('batch_id')} TEXT, {q('batch_ts')} {ts_type}, "
-        f"{q('watermark')} {wm_type}, {q('ttl_cutoff')} {ts_type})"
-    )
+    columns = [
+        f"{q('batch_id')} TEXT",
+        f"{q('batch_ts')} {ts_type}",
+        f"{q('watermark')} {wm_type}",
+        f"{q('ttl_cutoff')} {ts_type}",
+        f"{q('loaded_at')} {ts_type}",
+    ]
     p = backend.param_placeholder
-    backend.execute(
-        f"INSERT INTO {q(BATCH)} VALUES ({p(0)}, {p(1)}, CAST({p(2)} AS {wm_type}), {p(3)})",
-        (batch_id, batch_ts_value, watermark, ttl_cutoff_value),
-    )
+    markers = [p(0), p(1), f"CAST({p(2)} AS {wm_type})", p(3), p(4)]
+    params: list[object] = [batch_id, batch_ts_value, watermark, ttl_cutoff_value, loaded_at_value]
+    if slice_ is not None:
+        values = slice_.bound_values(backend)
+        for name, column_type in slice_.bound_types().items():
+            type_sql = backend.column_type_sql(column_type) if column_type else "TEXT"
+            columns.append(f"{q(name)} {type_sql}")
+            markers.append(f"CAST({p(len(params))} AS {type_sql})")
+            params.append(values[name])
+    backend.drop_temp(BATCH)
+    backend.execute(f"CREATE TEMP TABLE {q(BATCH)} ({', '.join(columns)})")
+    backend.execute(f"INSERT INTO {q(BATCH)} VALUES ({', '.join(markers)})", tuple(params))
 
 
 def raw_schema(backend: SqlBackend) -> pa.Schema:
@@ -112,12 +132,11 @@ def resolve_columns(
     return tuple(columns), mapping
 
 
-def _source_expression(
-    backend: SqlBackend, target: TargetSpec, column: TableColumn, source_name: str | None
+def _normalized(
+    backend: SqlBackend, target: TargetSpec, column: TableColumn, source_name: str
 ) -> str:
+    """SQL of a source column's value after the column's normalizers, before the cast."""
     type_sql = backend.column_type_sql(column.type)
-    if source_name is None:
-        return f"CAST(NULL AS {type_sql})"
     value: exp.Expression = exp.Column(
         this=exp.to_identifier(source_name, quoted=True), table=exp.to_identifier("r")
     )
@@ -126,19 +145,34 @@ def _source_expression(
     if declared is not None:
         for normalizer in declared.normalizers:
             value = normalizer.apply(value, sql_type)
-    return backend.cast_sql(value.sql(backend.dialect), column.type)
+    return value.sql(backend.dialect)
 
 
-def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
-    """Build ``_ematix_src`` from ``_ematix_raw``: normalize, cast, dedupe (hash when needed).
+def prepare_source(
+    ctx: LoadContext, mapping: dict[str, str | None], raw: pa.Schema | None = None
+) -> None:
+    """Build ``_ematix_src`` from ``_ematix_raw``: normalize, check, cast, dedupe, hash.
 
+    Values a cast would change are refused first (:mod:`ematix_engine.write.values`).
     ``row_hash`` is computed here only where the plan compares hashes across many rows
     (event-time SCD2). Merge and snapshot SCD2 compare columns NULL-safely and hash just the
     versions they insert, so an unchanged row costs no SHA-256.
     """
     backend, q, target = ctx.backend, ctx.q, ctx.target
+    raw = raw if raw is not None else raw_schema(backend)
+    values = {
+        c.name: _normalized(backend, target, c, mapping[c.name])
+        for c in ctx.columns
+        if mapping[c.name] is not None
+    }
+    reject_bad_values(ctx, values, {n: raw.field(mapping[n]).type for n in values})
     selects = [
-        f"{_source_expression(backend, target, c, mapping[c.name])} AS {q(c.name)}"
+        (
+            backend.cast_sql(values[c.name], c.type)
+            if c.name in values
+            else f"CAST(NULL AS {backend.column_type_sql(c.type)})"
+        )
+        + f" AS {q(c.name)}"
         for c in ctx.columns
     ]
     extra = ""
@@ -158,6 +192,8 @@ def prepare_source(ctx: LoadContext, mapping: dict[str, str | None]) -> None:
         f"(SELECT {', '.join(selects)} FROM {q(RAW)} AS r) AS x"
     )
     _resolve_duplicates(ctx)
+    if target.keys and mode_of(target).dedupes and ctx.execute_writes:
+        backend.index_for_joins(SOURCE, target.keys)
     ctx.analyze(SOURCE)
 
 
@@ -187,7 +223,11 @@ def _reject_null_keys(ctx: LoadContext, keys: list[str]) -> None:
     missing = {k: int(n) for k, n in zip(keys, counts[0] if counts else (), strict=False) if n}
     if missing:
         detail = ", ".join(f"{n} in {k!r}" for k, n in missing.items())
-        raise SourceError(ctx.pipeline, f"source rows with a NULL key column ({detail})")
+        event_time = ctx.target.event_timestamp_column
+        what = "a NULL key column"
+        if event_time in missing and ctx.target.mode is LoadMode.SCD2:
+            what = f"a NULL key or event time (event_timestamp_column={event_time!r}) column"
+        raise SourceError(ctx.pipeline, f"source rows with {what} ({detail})")
 
 
 def _resolve_duplicates(ctx: LoadContext) -> None:
@@ -208,7 +248,10 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
         slot = [*keys, "valid_from"]
     else:
         slot = keys
-    _reject_null_keys(ctx, keys)
+    # An SCD2 event without an event time has no place on the timeline: refused like a key.
+    _reject_null_keys(
+        ctx, keys if len(slot) == len(keys) else [*keys, target.event_timestamp_column]
+    )
     repeated = ctx.scalar(
         f"SELECT COUNT(*) FROM (SELECT 1 AS one FROM {pre} GROUP BY {ctx.cols(slot)} "
         f"HAVING COUNT(*) > 1) AS d"

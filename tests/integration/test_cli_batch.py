@@ -63,6 +63,13 @@ def test_run_and_dry_run(project: str) -> None:
     assert "DRY RUN things" in dry.output and "2 unchanged" in dry.output
 
 
+def test_run_as_of_a_date(project: str) -> None:
+    out = invoke("run", "-m", project, "things", "--as-of", "2024-01-31")
+    assert out.exit_code == 0, out.output
+    bad = invoke("run", "-m", project, "things", "--as-of", "last tuesday")
+    assert bad.exit_code == 2 and "--as-of" in bad.output
+
+
 def test_run_failure_exits_non_zero_and_names_the_pipeline(project: str) -> None:
     out = invoke("run", "-m", project, "broken")
     assert out.exit_code == 1
@@ -96,3 +103,53 @@ def test_preview_and_validate(project: str) -> None:
     assert ok.exit_code == 0 and "OK things" in ok.output
     bad = invoke("validate", "-m", project, "broken")
     assert bad.exit_code == 1 and "INVALID broken" in bad.output
+
+
+PARTITIONED = """
+from typing import Annotated
+from ematix_engine import ematix, pk
+from ematix_engine.types import BigInt, Date
+
+@ematix.connection
+class default:
+    kind = "duckdb"
+    path = "wh.duckdb"
+
+@ematix.table(schema="an")
+class Days:
+    id: Annotated[BigInt, pk()]
+    day: Date
+
+@ematix.pipeline(target=Days, partitions=ematix.daily("day", start="2024-01-01"))
+def days(conn):
+    return (
+        "SELECT * FROM (VALUES (1, DATE '2024-01-01'), (2, DATE '2024-01-02'), "
+        "(3, DATE '2024-01-02'), (4, DATE '2024-01-03')) AS v(id, day)"
+    )
+"""
+
+
+def test_run_with_partition(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+
+    name = f"cli_parts_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(PARTITIONED)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        out = invoke("run", "-m", name, "days", "--partition", "2024-01-02")
+        assert out.exit_code == 0, out.output
+        assert "2 inserted" in out.output
+        out = invoke("run", "-m", name, "days", "--partition", "2024-01-01..2024-01-02")
+        assert out.exit_code == 0, out.output
+        assert "3 inserted" in out.output and "2 deleted" in out.output
+        with duckdb.connect("wh.duckdb") as con:
+            assert con.sql("SELECT id FROM an.days ORDER BY id").fetchall() == [(1,), (2,), (3,)]
+
+        out = CliRunner().invoke(main, ["run", "-m", name, "days"])
+        assert out.exit_code == 1
+        assert "'days' is partitioned on 'day'" in out.output
+        out = CliRunner().invoke(main, ["run", "-m", name, "days", "--partition", "yesterday"])
+        assert out.exit_code == 1 and "'yesterday' is not a daily key" in out.output
+    finally:
+        sys.modules.pop(name, None)

@@ -11,7 +11,7 @@ import pytest
 
 from ematix_engine import ematix, pk, register_connection
 from ematix_engine.batch.orchestrate import FiringStatus, run_due
-from ematix_engine.connections import DuckDBConnection
+from ematix_engine.connections import DuckDBConnection, PostgresConnection
 from ematix_engine.errors import CycleError, UnknownNameError
 from ematix_engine.ops.events import AlertEvent
 from ematix_engine.runlog import RunStatus, open_run_log
@@ -136,6 +136,65 @@ def test_last_attempt_gives_up_and_alerts(warehouse: Path, tmp_path: Path) -> No
     assert [e.kind.value for e in alerts.events] == ["gave_up"]
 
 
+def test_a_terminal_error_gives_up_at_once_despite_attempts_left(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    retry = {"max_attempts": 3, "backoff_seconds": 60, "jitter": 0}
+    # A column the source does not have: a SQL error no retry can fix.
+    things, _ = _declare(retry=retry, source="raw.things WHERE no_such_column = 1")
+    url = f"sqlite://{tmp_path / 'runs.db'}"
+    alerts = CollectingAlerter()
+    now = datetime.now(UTC)
+
+    first = run_due(
+        [things], run_log=open_run_log(url), alerters=[alerts], now=now, force=["things"]
+    )
+    assert (first[0].status, first[0].attempt) == (FiringStatus.GAVE_UP, 1)
+    assert "no_such_column" in first[0].error
+    assert [e.kind.value for e in alerts.events] == ["gave_up"]
+    log = open_run_log(url)
+    assert log.last_run("things").status is RunStatus.GAVE_UP
+    assert log.attempt_state("things").gave_up
+
+    # No retry is pending: a later tick waits for the schedule, not for a backoff.
+    later = run_due([things], run_log=log, now=now + timedelta(seconds=600))
+    assert later[0].status is FiringStatus.NOT_DUE
+
+
+def test_a_transient_error_schedules_a_retry(warehouse: Path, tmp_path: Path) -> None:
+    # Nothing listens on port 1: the source connection is refused, which a retry may fix.
+    register_connection(PostgresConnection(name="gone", url="postgres://ematix@127.0.0.1:1/x"))
+
+    @ematix.table(schema="an")
+    class Remote:
+        id: Annotated[BigInt, pk()]
+
+    @ematix.pipeline(
+        target=Remote,
+        mode="merge",
+        source_connection="gone",
+        retry={"max_attempts": 3, "backoff_seconds": 60, "jitter": 0},
+    )
+    def remote(conn):
+        return "SELECT 1 AS id"
+
+    url = f"sqlite://{tmp_path / 'runs.db'}"
+    alerts = CollectingAlerter()
+    now = datetime.now(UTC)
+    first = run_due(
+        [remote], run_log=open_run_log(url), alerters=[alerts], now=now, force=["remote"]
+    )
+    assert (first[0].status, first[0].attempt) == (FiringStatus.FAILED, 1)
+    assert [e.kind.value for e in alerts.events] == ["failed"]
+    assert "refused" in first[0].error.lower()
+    assert open_run_log(url).last_run("remote").status is RunStatus.FAILED
+
+    waiting = run_due([remote], run_log=open_run_log(url), now=now + timedelta(seconds=5))
+    assert waiting[0].status is FiringStatus.WAITING_RETRY
+    second = run_due([remote], run_log=open_run_log(url), now=now + timedelta(seconds=61))
+    assert (second[0].status, second[0].attempt) == (FiringStatus.FAILED, 2)
+
+
 def test_a_held_lease_stops_a_second_worker(warehouse: Path, tmp_path: Path) -> None:
     things, _ = _declare()
     log = open_run_log(f"sqlite://{tmp_path / 'runs.db'}")
@@ -178,3 +237,23 @@ def test_unknown_upstream_is_named(warehouse: Path) -> None:
     _declare()
     with pytest.raises(UnknownNameError, match="did you mean 'things'"):
         run_due([c_pipe], run_log=open_run_log("memory://"))
+
+
+def test_a_manual_run_does_not_take_the_scheduled_firings_place(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    from ematix_engine.batch.runner import run_pipeline
+    from ematix_engine.runlog import RunRecord
+
+    things, _ = _declare(schedule="0 * * * *")
+    log = open_run_log(f"sqlite://{tmp_path / 'runs.db'}")
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)  # the last scheduled firing
+    log.record_finish(
+        RunRecord(pipeline="things", status="success", attempt=1, started_at=two_hours_ago)
+    )
+
+    run_pipeline(things, run_log=log, trigger="manual")  # by hand, after this hour's cron
+
+    (firing,) = run_due([things], run_log=log)
+    assert firing.status is FiringStatus.SUCCESS  # the cron fired: the manual run is no excuse
+    assert run_due([things], run_log=log)[0].status is FiringStatus.NOT_DUE

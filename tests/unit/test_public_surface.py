@@ -16,6 +16,7 @@ PACKAGES = [
     "ematix_engine.ops",
     "ematix_engine.types",
     "ematix_engine.normalize",
+    "ematix_engine.transform",
 ]
 
 

@@ -185,3 +185,19 @@ def test_unknown_scheme_lists_schemes_suggests_and_redacts():
 def test_fallback_does_not_hide_config_errors():
     with pytest.raises(ConfigError):
         open_run_log("nope://x", fallback=True)
+
+
+def test_a_failed_manual_firing_is_no_attempt_of_the_scheduled_one():
+    manual = dataclasses.replace(_rec("failed", 1, minutes=4), metrics={"trigger": "manual"})
+    state = attempt_state_from("p", [manual, _rec("failed", 1, minutes=3, error="sched")])
+    assert state.consecutive_failures == 1 and state.last_error == "sched"
+    assert state.next_attempt == 2  # the scheduled firing's retry keeps its number and budget
+
+    alone = attempt_state_from("p", [manual])
+    assert alone.consecutive_failures == 0 and alone.next_attempt == 1
+
+
+def test_a_successful_manual_firing_ends_the_failure_streak():
+    manual = dataclasses.replace(_rec("success", 1, minutes=4), metrics={"trigger": "manual"})
+    state = attempt_state_from("p", [manual, _rec("failed", 1, minutes=3)])
+    assert state.consecutive_failures == 0 and state.next_attempt == 1

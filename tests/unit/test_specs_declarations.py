@@ -171,3 +171,23 @@ def test_incremental_column_with_snapshot_deletes_is_rejected() -> None:
         @ematix.pipeline(target=Inc, mode="scd2", deletes="close", incremental_column="ts")
         def inc(conn):
             return "SELECT 1"
+
+
+def test_string_annotations_resolve_where_the_table_is_declared() -> None:
+    # This module has ``from __future__ import annotations``: the names below exist only here.
+    from ematix_engine.types import Integer as LocalInt
+    from ematix_engine.types import String as LocalString
+
+    @ematix.table(schema="an")
+    class Local:
+        id: Annotated[LocalInt, pk()]
+        code: LocalString[8] | None
+
+    columns = {c.name: c.type.type_name() for c in table_spec(Local).columns}
+    assert columns == {"id": "Integer", "code": "String[8]"}
+
+    with pytest.raises(ConfigError, match=r"table Broken \(an.broken\), column 'x'.*'Nowhere'"):
+
+        @ematix.table(schema="an")
+        class Broken:
+            x: Nowhere  # noqa: F821 - the error under test

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 import pytest
 
@@ -9,6 +11,7 @@ from ematix_engine.api.table import to_snake_case
 from ematix_engine.backends.duckdb import DuckDBBackend
 from ematix_engine.backends.postgres import PostgresBackend
 from ematix_engine.backends.sqlite import SQLiteBackend
+from ematix_engine.errors import ConfigError
 from ematix_engine.schema.types import column_type_from_arrow
 from ematix_engine.types import BigInt, Numeric, String, Text
 
@@ -35,17 +38,21 @@ def test_numeric_p_s() -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: String[0], "n >= 1"),
-        (lambda: String[1, 2], "takes 1"),
-        (lambda: Numeric[39, 2], "precision <= 38"),
-        (lambda: Numeric[5, 6], "scale <= precision"),
-        (lambda: Numeric[12], "takes 2"),
-        (lambda: Numeric["12", 2], "integer"),
+        (lambda: String[0], "String[0]: length must be a positive integer"),
+        (lambda: String[1, 2], "String[1, 2]: takes one parameter"),
+        (lambda: Numeric[39, 2], "Numeric[39, 2]: precision must be between 1 and 38"),
+        (lambda: Numeric[5, 6], "Numeric[5, 6]: scale must be between 0 and the precision"),
+        (lambda: Numeric[12], "Numeric[12]: takes two parameters"),
+        (lambda: Numeric["12", 2], "Numeric['12', 2]: precision and scale must be integers"),
     ],
 )
-def test_bad_type_parameters(make, message: str) -> None:
-    with pytest.raises(TypeError, match=message):
-        make()
+def test_bad_type_parameters_fail_on_use(make, message: str) -> None:
+    bad = make()  # reported late, where the table and column are known (see schema.types)
+    assert bad.problem is not None and message.split(": ", 1)[1] in bad.problem
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        bad.sql_type()
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        bad.arrow_type()
 
 
 @pytest.mark.parametrize(

@@ -29,12 +29,15 @@ def changes_sql(
             as changed when its key is back, and is not absent again when it stays away.
 
     :data:`KIND` is :data:`NEW_KEY` (no current row), :data:`CHANGED` (compare columns differ
-    NULL-safely) or, when ``tracked``, :data:`ABSENT`. Unchanged keys are left out.
+    NULL-safely) or, when ``tracked``, :data:`ABSENT` (only within ``retire_within``, when the
+    target sets it). Unchanged keys are left out.
     """
     q, keys = ctx.q, ctx.target.keys
     first = q(keys[0])
     deleted = f" OR t.{q('is_deleted')}" if tombstones else ""
     alive = f" AND NOT t.{q('is_deleted')}" if tombstones else ""
+    if ctx.target.retire_within or ctx.slice is not None:
+        alive += f" AND {ctx.retirable('t', source)}"
     key_list = ", ".join(f"COALESCE(s.{q(k)}, t.{q(k)}) AS {q(k)}" for k in keys)
     changed = (
         f"(s.{first} IS NOT NULL AND (t.{first} IS NULL{deleted} OR "

@@ -21,7 +21,7 @@ def load_merge(ctx: LoadContext) -> Counts:
         return Counts(
             inserted=ctx.run(
                 f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {ctx.q('_loaded_at')}, "
-                f"{ctx.q('_batch_id')}) SELECT {ctx.cols(names, 's')}, {ctx.const('batch_ts')}, "
+                f"{ctx.q('_batch_id')}) SELECT {ctx.cols(names, 's')}, {ctx.const('loaded_at')}, "
                 f"{ctx.const('batch_id')} FROM {src} AS s"
             )
         )
@@ -32,14 +32,14 @@ def load_merge(ctx: LoadContext) -> Counts:
         assignments = ", ".join(f"{ctx.q(c)} = s.{ctx.q(c)}" for c in updates)
         updated = ctx.run(
             f"UPDATE {ctx.table} AS t SET {assignments}, "
-            f"{ctx.q('_loaded_at')} = {ctx.const('batch_ts')}, "
+            f"{ctx.q('_loaded_at')} = {ctx.const('loaded_at')}, "
             f"{ctx.q('_batch_id')} = {ctx.const('batch_id')} "
             f"FROM {src} AS s WHERE {ctx.match('t', 's')} "
             f"AND {ctx.distinct('t', 's', ctx.compare_columns)}"
         )
     inserted = ctx.run(
         f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {ctx.q('_loaded_at')}, {ctx.q('_batch_id')}) "
-        f"SELECT {ctx.cols(names, 's')}, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
+        f"SELECT {ctx.cols(names, 's')}, {ctx.const('loaded_at')}, {ctx.const('batch_id')} "
         f"FROM {src} AS s WHERE NOT EXISTS "
         f"(SELECT 1 FROM {ctx.table} AS t WHERE {ctx.match('t', 's')})"
     )
@@ -47,7 +47,8 @@ def load_merge(ctx: LoadContext) -> Counts:
     if ctx.target.deletes is Deletes.CLOSE:
         deleted = ctx.run(
             f"DELETE FROM {ctx.table} WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {src} AS s WHERE {ctx.match(ctx.table, 's')})"
+            f"(SELECT 1 FROM {src} AS s WHERE {ctx.match(ctx.table, 's')}) "
+            f"AND {ctx.retirable(ctx.table, src)}"
         )
     return Counts(
         inserted=inserted,

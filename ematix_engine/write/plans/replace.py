@@ -31,7 +31,7 @@ def load_replace(ctx: LoadContext) -> Counts:
     names = ctx.data_columns
     inserted = ctx.run(
         f"INSERT INTO {new_table} ({ctx.cols(names)}, {ctx.q('_loaded_at')}, {ctx.q('_batch_id')}) "
-        f"SELECT {ctx.cols(names, 's')}, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
+        f"SELECT {ctx.cols(names, 's')}, {ctx.const('loaded_at')}, {ctx.const('batch_id')} "
         f"FROM {ctx.q(SOURCE)} AS s"
     )
     ctx.run(f"DROP TABLE {ctx.table}")

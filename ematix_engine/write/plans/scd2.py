@@ -40,6 +40,8 @@ __all__ = [
 
 _TIMELINE = "_ematix_tl"
 _GONE = "_ematix_gone"
+_CURRENT = "_ematix_cur_versions"
+_BACK = "_ematix_back"
 
 
 def load_scd2(ctx: LoadContext) -> Counts:
@@ -55,6 +57,7 @@ def load_scd2(ctx: LoadContext) -> Counts:
         _event_time(ctx, counts)
         counts.unchanged = max(total - counts.inserted - counts.updated, 0)
         if ctx.target.deletes is not Deletes.IGNORE:
+            _reopen(ctx, counts)
             _deletes(ctx, counts)
     if ctx.target.ttl_seconds is not None:
         counts.closed += _expire(ctx)
@@ -78,7 +81,7 @@ def insert_tombstones(ctx: LoadContext, closed_keys: str) -> int:
         f"{q('valid_to')}, {q('is_current')}, {q('is_deleted')}, {q('_loaded_at')}, "
         f"{q('_batch_id')}) "
         f"SELECT {ctx.cols(names, 't')}, t.{q('row_hash')}, {ctx.const('batch_ts')}, NULL, TRUE, "
-        f"TRUE, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
+        f"TRUE, {ctx.const('loaded_at')}, {ctx.const('batch_id')} "
         f"FROM {ctx.table} AS t JOIN {closed_keys} AS c ON {ctx.match('t', 'c')} "
         f"WHERE c.{q(KIND)} = {ABSENT} AND t.{q('valid_to')} = {ctx.const('batch_ts')}"
     )
@@ -114,7 +117,7 @@ def _insert_versions(ctx: LoadContext, select_from: str, valid_to: str, where: s
         f"{q('is_current')}, {q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, "
         f"{q('_batch_id')}) "
         f"SELECT {ctx.cols(names, 's')}, s.{q('valid_from')}, {valid_to}, {valid_to} IS NULL, "
-        f"{row_hash}, FALSE, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
+        f"{row_hash}, FALSE, {ctx.const('loaded_at')}, {ctx.const('batch_id')} "
         f"FROM {select_from} WHERE {where}"
     )
 
@@ -123,6 +126,11 @@ def _snapshot(ctx: LoadContext, counts: Counts, total: int) -> None:
     """Close changed and absent keys in one ``UPDATE``; insert new versions for the rest."""
     q, src, chg = ctx.q, ctx.q(SOURCE), ctx.q(CHANGES)
     current = f"(SELECT * FROM {ctx.table} WHERE {q('is_current')})"
+    if ctx.backend.JOINS_BY_NESTED_LOOPS:  # join an indexed copy, not a subquery (quadratic)
+        ctx.run(f"CREATE TEMP TABLE {q(_CURRENT)} AS SELECT * FROM {current} AS c")
+        if ctx.execute_writes:
+            ctx.backend.index_for_joins(_CURRENT, ctx.target.keys)
+        current = q(_CURRENT)
     ctx.run(snapshot_changes_sql(ctx, src, current))
     ctx.analyze(CHANGES)
     absent = ctx.scalar(f"SELECT COUNT(*) FROM {chg} WHERE {q(KIND)} = {ABSENT}")
@@ -136,6 +144,7 @@ def _snapshot(ctx: LoadContext, counts: Counts, total: int) -> None:
     if absent and ctx.target.deletes is Deletes.NEW_RECORD:
         counts.inserted += insert_tombstones(ctx, chg)
     ctx.run(f"DROP TABLE {chg}")
+    ctx.run(f"DROP TABLE IF EXISTS {q(_CURRENT)}")
 
 
 def _event_time(ctx: LoadContext, counts: Counts) -> None:
@@ -143,6 +152,31 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     keys = ctx.target.keys
     part = ctx.cols(keys)
     vf, h = q("valid_from"), q("row_hash")
+    op = ctx.backend.NULL_SAFE_DISTINCT
+    # Versions are compared by their values (NULL-safe), never by row_hash: a hash is only a
+    # fingerprint, and one computed under other compare columns or an older encoding must not
+    # count as a change. Each compare column travels as _ematix_o<i> (stored version),
+    # _ematix_n<i> (event at the same time), _ematix_v<i> (effective) and _ematix_p<i> (the
+    # version before).
+    compare = list(ctx.compare_columns)
+    idx = range(len(compare))
+
+    def differ(left: str, right: str) -> str:
+        if not compare:
+            return "FALSE"
+        return "(" + " OR ".join(f"{left}{i} {op} {right}{i}" for i in idx) + ")"
+
+    old = "".join(f", t.{q(c)} AS _ematix_o{i}" for i, c in enumerate(compare))
+    new = "".join(f", s.{q(c)} AS _ematix_n{i}" for i, c in enumerate(compare))
+    effective = "".join(
+        f", CASE WHEN _ematix_matched = 1 THEN _ematix_n{i} ELSE _ematix_o{i} END AS _ematix_v{i}"
+        for i in idx
+    )
+    arriving = "".join(f", s.{q(c)}" for c in compare)
+    before = "".join(
+        f", LAG(_ematix_v{i}) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_p{i}" for i in idx
+    )
+    first = q(keys[0])
     # CTE names carry the _ematix_ prefix: on SQLite the target is not schema-qualified, so a
     # CTE named like the target table (``hist``) would shadow it ("circular reference").
     aff, hist, corr, allv, marked, kept, ends = (
@@ -152,28 +186,32 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
         f"CREATE TEMP TABLE {tl} AS "
         f"WITH {aff} AS (SELECT DISTINCT {ctx.cols(keys)} FROM {src}), "
         f"{hist} AS (SELECT {ctx.cols(keys, 't')}, t.{vf}, t.{q('valid_to')} AS _ematix_old_valid_to, "
-        f"t.{h} AS _ematix_old_hash, t.{q('is_deleted')} AS is_deleted "
+        f"t.{h} AS _ematix_old_hash, t.{q('is_deleted')} AS is_deleted{old} "
         f"FROM {ctx.table} AS t JOIN {aff} AS a ON {ctx.match('t', 'a')}), "
-        f"{corr} AS (SELECT hh.*, s.{h} AS _ematix_new_hash FROM {hist} AS hh LEFT JOIN {src} AS s "
-        f"ON {ctx.match('hh', 's')} AND s.{vf} = hh.{vf}), "
+        f"{corr} AS (SELECT hh.*, s.{h} AS _ematix_new_hash, "
+        f"CASE WHEN s.{first} IS NULL THEN 0 ELSE 1 END AS _ematix_matched{new} "
+        f"FROM {hist} AS hh LEFT JOIN {src} AS s ON {ctx.match('hh', 's')} AND s.{vf} = hh.{vf}), "
         f"{allv} AS ("
-        f"SELECT {ctx.cols(keys)}, {vf}, _ematix_old_valid_to, COALESCE(_ematix_new_hash, _ematix_old_hash) AS {h}, "
+        f"SELECT {ctx.cols(keys)}, {vf}, _ematix_old_valid_to, "
+        f"CASE WHEN _ematix_matched = 1 THEN _ematix_new_hash ELSE _ematix_old_hash END AS {h}, "
         f"is_deleted, 0 AS _ematix_is_new, "
-        f"CASE WHEN _ematix_new_hash IS NOT NULL AND _ematix_new_hash <> _ematix_old_hash THEN 1 ELSE 0 END AS _ematix_corrected "
+        f"CASE WHEN _ematix_matched = 1 AND {differ('_ematix_o', '_ematix_n')} THEN 1 ELSE 0 END "
+        f"AS _ematix_corrected{effective} "
         f"FROM {corr} "
         f"UNION ALL "
-        f"SELECT {ctx.cols(keys, 's')}, s.{vf}, NULL, s.{h}, FALSE, 1, 0 FROM {src} AS s "
+        f"SELECT {ctx.cols(keys, 's')}, s.{vf}, NULL, s.{h}, FALSE, 1, 0{arriving} FROM {src} AS s "
         f"WHERE NOT EXISTS (SELECT 1 FROM {hist} AS hh WHERE {ctx.match('hh', 's')} "
         f"AND hh.{vf} = s.{vf})), "
         f"{marked} AS (SELECT x.*, "
-        f"LAG({h}) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_hash, "
+        f"LAG({vf}) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_vf, "
         f"LAG(is_deleted) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_deleted, "
-        f"LAG(_ematix_is_new) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_new "
+        f"LAG(_ematix_is_new) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_new{before} "
         f"FROM {allv} AS x), "
         # A version equal to the one before it is redundant: a new event never becomes one,
         # and an existing (non-tombstone) version that a late, equal event now precedes merges
         # into that event, so history matches what loading every event at once would give.
-        f"{kept} AS (SELECT m.*, CASE WHEN _ematix_prev_hash IS NOT NULL AND _ematix_prev_hash = {h} "
+        f"{kept} AS (SELECT m.*, CASE WHEN _ematix_prev_vf IS NOT NULL "
+        f"AND NOT {differ('_ematix_p', '_ematix_v')} "
         f"AND NOT _ematix_prev_deleted AND (_ematix_is_new = 1 OR (_ematix_prev_new = 1 AND NOT is_deleted)) "
         f"THEN 1 ELSE 0 END AS _ematix_dropped FROM {marked} AS m), "
         # A key whose history has no current version was closed (deleted or expired) at its
@@ -187,7 +225,6 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
         f"FROM {kept} AS k LEFT JOIN {ends} AS e ON {ctx.match('k', 'e')} WHERE k._ematix_dropped = 0 "
         f"UNION ALL SELECT k.*, NULL FROM {kept} AS k WHERE _ematix_dropped = 1"
     )
-    op = ctx.backend.NULL_SAFE_DISTINCT
     moved = (
         f"FROM {tl} AS c WHERE c._ematix_is_new = 0 AND c._ematix_dropped = 0 AND {ctx.match('t', 'c')} "
         f"AND t.{vf} = c.{vf} AND c._ematix_new_valid_to {op} c._ematix_old_valid_to"
@@ -209,8 +246,9 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     assignments = ", ".join(f"{q(c)} = s.{q(c)}" for c in updates)
     counts.updated += ctx.run(
         f"UPDATE {ctx.table} AS t SET {assignments}, {h} = s.{h}, "
-        f"{q('_loaded_at')} = {ctx.const('batch_ts')}, {q('_batch_id')} = {ctx.const('batch_id')} "
-        f"FROM {src} AS s WHERE {ctx.match('t', 's')} AND t.{vf} = s.{vf} AND t.{h} <> s.{h}"
+        f"{q('_loaded_at')} = {ctx.const('loaded_at')}, {q('_batch_id')} = {ctx.const('batch_id')} "
+        f"FROM {src} AS s WHERE {ctx.match('t', 's')} AND t.{vf} = s.{vf} "
+        f"AND {ctx.distinct('t', 's', compare)}"
     )
     counts.inserted += _insert_versions(
         ctx,
@@ -221,35 +259,95 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     ctx.run(f"DROP TABLE {tl}")
 
 
+def _reopen(ctx: LoadContext, counts: Counts) -> None:
+    """Make every key of a full snapshot live again after its events were laid on the timeline.
+
+    A closed key whose returning event equals its last version, or carries an event time
+    from before the close, would otherwise stay closed although the snapshot has it. Its
+    newest event opens a current version at max(event time, close time), so history stays
+    gap-free; under ``new_record`` the current tombstone becomes that version in place.
+    """
+    q, src, back = ctx.q, ctx.q(SOURCE), ctx.q(_BACK)
+    keys = ctx.target.keys
+    vf, vt = q("valid_from"), q("valid_to")
+    ctx.run(
+        f"CREATE TEMP TABLE {back} AS SELECT s.*, e._ematix_end, e._ematix_tomb FROM {src} AS s "
+        f"JOIN (SELECT {ctx.cols(keys)}, MAX({vf}) AS _ematix_last FROM {src} "
+        f"GROUP BY {ctx.cols(keys)}) AS l ON {ctx.match('s', 'l')} AND s.{vf} = l._ematix_last "
+        f"JOIN (SELECT {ctx.cols(keys)}, MAX({vt}) AS _ematix_end, "
+        f"MAX(CASE WHEN {q('is_current')} AND {q('is_deleted')} THEN {vf} END) AS _ematix_tomb, "
+        f"SUM(CASE WHEN {q('is_current')} AND NOT {q('is_deleted')} THEN 1 ELSE 0 END) "
+        f"AS _ematix_live FROM {ctx.table} GROUP BY {ctx.cols(keys)}) AS e "
+        f"ON {ctx.match('s', 'e')} WHERE e._ematix_live = 0"
+    )
+    names = ctx.data_columns
+    # under new_record: the current tombstone becomes the live version, in place
+    assignments = ", ".join(f"{q(c)} = b.{q(c)}" for c in names)
+    counts.updated += ctx.run(
+        f"UPDATE {ctx.table} AS t SET {assignments}, {q('row_hash')} = b.{q('row_hash')}, "
+        f"{q('is_deleted')} = FALSE, {q('_loaded_at')} = {ctx.const('loaded_at')}, "
+        f"{q('_batch_id')} = {ctx.const('batch_id')} FROM {back} AS b "
+        f"WHERE b._ematix_tomb IS NOT NULL AND t.{q('is_current')} AND {ctx.match('t', 'b')}"
+    )
+    at = f"CASE WHEN b.{vf} > b._ematix_end THEN b.{vf} ELSE b._ematix_end END"
+    counts.inserted += ctx.run(
+        f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {vf}, {vt}, {q('is_current')}, "
+        f"{q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, {q('_batch_id')}) "
+        f"SELECT {ctx.cols(names, 'b')}, {at}, NULL, TRUE, b.{q('row_hash')}, FALSE, "
+        f"{ctx.const('loaded_at')}, {ctx.const('batch_id')} FROM {back} AS b "
+        f"WHERE b._ematix_tomb IS NULL AND b._ematix_end IS NOT NULL"
+    )
+    ctx.run(f"DROP TABLE {back}")
+
+
 def _deletes(ctx: LoadContext, counts: Counts) -> None:
-    """Close (and, for new_record, tombstone) current keys the snapshot no longer has."""
+    """Close (and, for new_record, tombstone) current keys the snapshot no longer has.
+
+    A deletion is seen at the load time. A current version that starts later (an event dated
+    in the future) is closed at its own start, never before it, so no interval is inverted;
+    with ``new_record`` that version becomes the tombstone itself (a tombstone never starts
+    before the version it closes).
+    """
     q, src, gone = ctx.q, ctx.q(SOURCE), ctx.q(_GONE)
     keys = ctx.target.keys
+    vf, now = q("valid_from"), ctx.const("batch_ts")
     ctx.run(
-        f"CREATE TEMP TABLE {gone} AS SELECT {ctx.cols(keys, 't')} FROM {ctx.table} AS t "
-        f"WHERE t.{q('is_current')} AND NOT t.{q('is_deleted')} AND NOT EXISTS "
-        f"(SELECT 1 FROM {src} AS s WHERE {ctx.match('s', 't')})"
+        f"CREATE TEMP TABLE {gone} AS SELECT {ctx.cols(keys, 't')}, "
+        f"CASE WHEN t.{vf} > {now} THEN 1 ELSE 0 END AS _ematix_future "
+        f"FROM {ctx.table} AS t WHERE t.{q('is_current')} AND NOT t.{q('is_deleted')} AND NOT "
+        f"EXISTS (SELECT 1 FROM {src} AS s WHERE {ctx.match('s', 't')}) "
+        f"AND {ctx.retirable('t', src)}"
     )
     deleted = ctx.scalar(f"SELECT COUNT(*) FROM {gone}")
+    future = ctx.scalar(f"SELECT COUNT(*) FROM {gone} WHERE _ematix_future = 1") if deleted else 0
     if ctx.target.deletes is Deletes.NEW_RECORD:
         names = ctx.data_columns
         ctx.run(
-            f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {q('valid_from')}, {q('valid_to')}, "
+            f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {vf}, {q('valid_to')}, "
             f"{q('is_current')}, {q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, "
             f"{q('_batch_id')}) "
-            f"SELECT {ctx.cols(names, 't')}, {ctx.const('batch_ts')}, NULL, TRUE, t.{q('row_hash')}, "
-            f"TRUE, {ctx.const('batch_ts')}, {ctx.const('batch_id')} "
+            f"SELECT {ctx.cols(names, 't')}, {now}, NULL, TRUE, t.{q('row_hash')}, "
+            f"TRUE, {ctx.const('loaded_at')}, {ctx.const('batch_id')} "
             f"FROM {ctx.table} AS t JOIN {gone} AS g ON {ctx.match('t', 'g')} "
-            f"WHERE t.{q('is_current')}"
+            f"WHERE t.{q('is_current')} AND g._ematix_future = 0"
         )
+        # a version that has not started yet is itself the tombstone
+        ctx.run(
+            f"UPDATE {ctx.table} AS t SET {q('is_deleted')} = TRUE, "
+            f"{q('_loaded_at')} = {ctx.const('loaded_at')}, {q('_batch_id')} = {ctx.const('batch_id')} "
+            f"FROM {gone} AS g WHERE t.{q('is_current')} AND {ctx.match('t', 'g')} "
+            f"AND g._ematix_future = 1"
+        )
+    closes = "AND g._ematix_future = 0" if ctx.target.deletes is Deletes.NEW_RECORD else ""
     counts.closed += ctx.run(
-        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = {ctx.const('batch_ts')}, "
-        f"{q('is_current')} = FALSE FROM {gone} AS g WHERE t.{q('is_current')} "
-        f"AND NOT t.{q('is_deleted')} AND {ctx.match('t', 'g')}"
+        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = CASE WHEN t.{vf} > {now} THEN t.{vf} "
+        f"ELSE {now} END, {q('is_current')} = FALSE FROM {gone} AS g WHERE t.{q('is_current')} "
+        f"AND NOT t.{q('is_deleted')} AND {ctx.match('t', 'g')} {closes}"
     )
     counts.deleted += deleted
     if ctx.target.deletes is Deletes.NEW_RECORD:
-        counts.inserted += deleted
+        counts.inserted += deleted - future
+        counts.updated += future
     ctx.run(f"DROP TABLE {gone}")
 
 

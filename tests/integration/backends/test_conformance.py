@@ -9,29 +9,14 @@ from typing import Any
 import pytest
 
 from ematix_engine.backends.conformance import CHECKS
-from ematix_engine.connections import (
-    DeltaLocalConnection,
-    DuckDBConnection,
-    PostgresConnection,
-    SQLiteConnection,
-)
+from tests.integration.stores import KINDS, make_store
 
 pytestmark = pytest.mark.integration
 
-STORES = ("duckdb", "sqlite", "delta", "postgres")
 
-
-@pytest.fixture(params=STORES)
+@pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, str]:
-    kind = request.param
-    if kind == "duckdb":
-        return DuckDBConnection(name="conf", path=str(tmp_path / "conf.duckdb")), "conformance"
-    if kind == "sqlite":
-        return SQLiteConnection(name="conf", path=str(tmp_path / "conf.sqlite")), "main"
-    if kind == "delta":
-        return DeltaLocalConnection(name="conf", path=str(tmp_path / "conf.delta")), "lake"
-    pg_schema = request.getfixturevalue("pg_schema")
-    return PostgresConnection(name="conf", url=pg_schema.dsn), pg_schema.name
+    return make_store(request.param, "conf", request, tmp_path)
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

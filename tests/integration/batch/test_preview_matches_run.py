@@ -12,19 +12,14 @@ import pyarrow as pa
 import pytest
 
 from ematix_engine import ematix, pk
-from ematix_engine.connections import (
-    DeltaLocalConnection,
-    DuckDBConnection,
-    PostgresConnection,
-    SQLiteConnection,
-)
+from ematix_engine.connections import PostgresConnection, SQLiteConnection
 from ematix_engine.specs import ColumnSpec, LoadMode, TableSpec, TargetSpec
 from ematix_engine.types import BigInt, Text
 from ematix_engine.write import ArrowRows, apply_rows
+from tests.integration.stores import KINDS, make_store
 
 pytestmark = pytest.mark.integration
 
-KINDS = ("duckdb", "sqlite", "delta", "postgres")
 #: The path a run takes, by (same store, target kind).
 EXPECTED = {
     (True, "duckdb"): "same database",
@@ -39,15 +34,7 @@ EXPECTED = {
 
 
 def _store(kind: str, role: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, str]:
-    name = f"{role}_{kind}"
-    if kind == "duckdb":
-        return DuckDBConnection(name=name, path=str(tmp_path / f"{name}.duckdb")), "s"
-    if kind == "sqlite":
-        return SQLiteConnection(name=name, path=str(tmp_path / f"{name}.sqlite")), "main"
-    if kind == "delta":
-        return DeltaLocalConnection(name=name, path=str(tmp_path / f"{name}.delta")), "s"
-    schema = request.getfixturevalue("pg_schema")
-    return PostgresConnection(name=name, url=schema.dsn), schema.name
+    return make_store(kind, f"{role}_{kind}", request, tmp_path)
 
 
 def _source_table(connection: Any, schema: str) -> str:

@@ -10,7 +10,7 @@ from ematix_engine.api import ematix
 from ematix_engine.api.table import pk
 from ematix_engine.errors import DuplicateKeyError
 from ematix_engine.types import BigInt, Text, TimestampTZ
-from tests.integration.batch.harness import Harness, assert_scd2_invariants, at, history
+from tests.integration.batch.harness import Harness, assert_scd2_invariants, at, history, to_dt
 
 COLUMNS = {"id": "bigint", "name": "text", "ts": "timestamptz"}
 
@@ -172,7 +172,12 @@ def test_event_at_an_existing_version_time_corrects_it_in_place(h: Harness) -> N
     assert versions[(1,)][1]["row_hash"] != versions[(1,)][0]["row_hash"]
 
 
-def test_late_event_does_not_reopen_a_deleted_key(h: Harness) -> None:
+def test_a_late_event_of_a_deleted_key_in_the_snapshot_reopens_it_at_the_close(
+    h: Harness,
+) -> None:
+    """The snapshot has the key again, so it is live after the load (issue 12: it stayed
+    closed before); the late event is stitched in before the close, the key reopens at the
+    close time (max of event time and close time), and history stays gap-free."""
     src = h.create_source("src", COLUMNS, [(1, "a", at(5)), (2, "b", at(5))])
     load = declare(h, f"SELECT id, name, ts FROM {src}", deletes="close")
     load.run()
@@ -182,5 +187,8 @@ def test_late_event_does_not_reopen_a_deleted_key(h: Harness) -> None:
 
     load.run()
 
-    versions = history(h, "hist", ["id"], ["name"])
-    assert not any(v["is_current"] for v in versions[(2,)])
+    versions = history(h, "hist", ["id"], ["name"])[(2,)]
+    current = [v for v in versions if v["is_current"]]
+    assert [v["name"] for v in current] == ["early"]
+    closed_at = max(to_dt(v["valid_to"]) for v in versions if v["valid_to"] is not None)
+    assert to_dt(current[0]["valid_from"]) == closed_at

@@ -42,14 +42,17 @@ EXPECTED_CHECKS = {
     "archive/orders": ["keys_unique", "not_null_order_id", "accepted_values_status"],
     "archive/order_changes": ["not_null_order_id", "accepted_values_status"],
 }
+#: The shop_source multi-asset: each schedule whose pipelines read the shop runs it whole.
+SHOP = {"shop/customers", "shop/orders", "shop/products"}
 EXPECTED_SCHEDULES = {
     "customer_dim_and_orders_archive_schedule": (
         "0 * * * *",
-        {"analytics/customer_dim", "archive/orders", "archive/order_changes"},
+        {"analytics/customer_dim", "archive/orders", "archive/order_changes", *SHOP},
     ),
-    "orders_schedule": ("*/15 * * * *", {"analytics/orders"}),
+    "orders_schedule": ("*/15 * * * *", {"analytics/orders", *SHOP}),
+    # Reads only ematix assets: no shop asset feeds it directly.
     "daily_revenue_schedule": ("0 6 * * *", {"analytics/daily_revenue"}),
-    "product_dim_schedule": ("0 2 * * *", {"analytics/product_dim"}),
+    "product_dim_schedule": ("0 2 * * *", {"analytics/product_dim", *SHOP}),
 }
 EXPECTED_RETRIES = {
     "analytics/customer_dim": dg.RetryPolicy(
@@ -159,3 +162,25 @@ def test_fan_out_is_one_multi_asset_that_can_subset(example_defs: dg.Definitions
     assert archive.keys == {_key("archive/orders"), _key("archive/order_changes")}
     assert archive.can_subset
     assert archive.op.name == "orders_archive"
+
+
+def test_a_scheduled_run_loads_new_shop_data(
+    example_defs: dg.Definitions, dagster_instance: dg.DagsterInstance
+) -> None:
+    from example_project.shop import table_counts
+
+    repo = example_defs.get_repository_def()
+    schedule = next(s for s in repo.schedule_defs if s.name == "orders_schedule")
+    job = repo.get_job(schedule.job_name)
+    before = table_counts()["orders"]
+
+    results = [job.execute_in_process(instance=dagster_instance) for _ in range(2)]
+
+    assert all(r.success for r in results)
+    assert table_counts()["orders"] > before  # the shop advanced a day per scheduled run
+    inserted = [
+        m.metadata["ematix/rows_inserted"].value
+        for r in results
+        for m in r.asset_materializations_for_node("orders")
+    ]
+    assert inserted[1] > 0  # the second run found new orders, not an unchanged shop

@@ -92,8 +92,12 @@ def test_materialize_whole_example_on_duckdb(
     _materialize_all(example_defs, dagster_instance)
     dim2 = _metadata(dagster_instance, "analytics/customer_dim")
     assert dim2["ematix/rows_closed"] == 3
-    assert dim2["dagster/row_count"] == _duckdb_count(example_data, "analytics/customer_dim")
-    assert dim2["dagster/row_count"] == counts["analytics/customer_dim"] + 2 + 3
+    # SCD2: dagster/row_count counts current versions (as the row-count check does); every
+    # version, closed ones included, is ematix/all_versions.
+    assert dim2["ematix/all_versions"] == _duckdb_count(example_data, "analytics/customer_dim")
+    assert dim2["ematix/all_versions"] == counts["analytics/customer_dim"] + 2 + 3
+    assert dim2["dagster/row_count"] == dim2["ematix/current_versions"]
+    assert dim2["dagster/row_count"] == counts["analytics/customer_dim"] + 2
     assert _metadata(dagster_instance, "analytics/orders")["ematix/rows_updated"] > 0
     changes = _metadata(dagster_instance, "archive/order_changes")
     assert changes["dagster/row_count"] == _delta_count(example_data, "archive/order_changes")
@@ -136,7 +140,15 @@ def test_materialize_whole_example_on_postgres(
         for key in WAREHOUSE:
             schema, table = key.split("/")
             (real,) = conn.execute(f'SELECT COUNT(*) FROM "{schema}"."{table}"').fetchone()
-            assert _metadata(dagster_instance, key)["dagster/row_count"] == real, key
+            metadata = _metadata(dagster_instance, key)
+            if "ematix/all_versions" in metadata:  # SCD2: row_count is the current versions
+                (current,) = conn.execute(
+                    f'SELECT COUNT(*) FROM "{schema}"."{table}" WHERE is_current'
+                ).fetchone()
+                assert metadata["dagster/row_count"] == current, key
+                assert metadata["ematix/all_versions"] == real, key
+            else:
+                assert metadata["dagster/row_count"] == real, key
             assert _metadata(dagster_instance, key)["ematix/backend"] == "postgres"
     assert _metadata(dagster_instance, "analytics/customer_dim")["ematix/rows_closed"] == 3
     for key in LAKE:
