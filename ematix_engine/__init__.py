@@ -81,6 +81,14 @@ from ematix_engine.specs import (
     TableSpec,
     TargetSpec,
 )
+from ematix_engine.streaming import (
+    MemorySource,
+    Source,
+    StreamingPipelineSpec,
+    StreamResult,
+    Target,
+)
+from ematix_engine.streaming.api import run_pipeline, run_streaming_pipeline
 from ematix_engine.write.progress import LoadProgress
 
 __all__ = [
@@ -101,6 +109,7 @@ __all__ = [
     "LoadError",
     "LoadMode",
     "LoadProgress",
+    "MemorySource",
     "MySQLConnection",
     "ObjectStoreLocalConnection",
     "ObjectStoreS3Connection",
@@ -119,10 +128,14 @@ __all__ = [
     "SQLiteConnection",
     "SchemaDriftError",
     "SchemaRegistryConnection",
+    "Source",
     "SourceError",
     "SqlSource",
     "StaticPartitions",
+    "StreamResult",
+    "StreamingPipelineSpec",
     "TableSpec",
+    "Target",
     "TargetResult",
     "TargetSpec",
     "TimeWindowPartitions",
@@ -151,6 +164,8 @@ __all__ = [
     "register_connection",
     "registry",
     "run_due",
+    "run_pipeline",
+    "run_streaming_pipeline",
     "same_database",
     "static",
     "substitute_watermark",

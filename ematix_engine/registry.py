@@ -5,6 +5,10 @@ The registry holds :class:`~ematix_engine.specs.PipelineSpec` records; :func:`pi
 handle of each (one handle per spec). The Dagster layer and the CLI read them from here.
 Cycles in ``depends_on`` are caught when the pipeline that closes the ring is declared
 (``CycleError`` naming the ring).
+
+Streaming pipelines (``@ematix.streaming_pipeline``) are kept next to them, apart:
+:func:`streaming_specs` and :func:`get_streaming_spec` read them, so code that walks batch
+pipelines never meets a streaming one.
 """
 
 from __future__ import annotations
@@ -18,21 +22,27 @@ from ematix_engine.errors import ConfigError, CycleError, UnknownNameError
 if TYPE_CHECKING:
     from ematix_engine.api.pipeline import Pipeline
     from ematix_engine.specs import PipelineSpec
+    from ematix_engine.streaming.config import StreamingPipelineSpec
 
 __all__ = [
     "clear",
     "find_cycle",
     "get_pipeline",
     "get_spec",
+    "get_streaming_spec",
     "load_module",
+    "load_streaming_module",
     "pipelines",
     "register",
+    "register_streaming",
     "specs",
+    "streaming_specs",
     "topological_order",
     "unregister",
 ]
 
 _SPECS: dict[str, PipelineSpec] = {}
+_STREAMING: dict[str, StreamingPipelineSpec] = {}
 
 
 def register(spec: PipelineSpec) -> None:
@@ -64,8 +74,60 @@ def unregister(name: str) -> None:
 
 
 def clear() -> None:
-    """Forget every pipeline (tests)."""
+    """Forget every pipeline, batch and streaming (tests)."""
     _SPECS.clear()
+    _STREAMING.clear()
+
+
+def register_streaming(spec: StreamingPipelineSpec) -> None:
+    """Add a streaming pipeline; one of the same name from the same module replaces it.
+
+    Raises:
+        ConfigError: a different module already declared a streaming pipeline with this name.
+    """
+    existing = _STREAMING.get(spec.name)
+    if existing is not None and existing.module != spec.module:
+        raise ConfigError(
+            f"streaming pipeline {spec.name!r} is declared twice: in {existing.module} and "
+            f"{spec.module}; give one of them another name"
+        )
+    _STREAMING[spec.name] = spec
+
+
+def streaming_specs() -> list[StreamingPipelineSpec]:
+    """Declared streaming pipelines, in declaration order."""
+    return list(_STREAMING.values())
+
+
+def get_streaming_spec(name: str) -> StreamingPipelineSpec:
+    """Return the streaming pipeline ``name``.
+
+    Raises:
+        UnknownNameError: with the closest declared name.
+    """
+    try:
+        return _STREAMING[name]
+    except KeyError:
+        raise UnknownNameError("streaming pipeline", name, list(_STREAMING)) from None
+
+
+def load_streaming_module(module: str) -> list[StreamingPipelineSpec]:
+    """Import ``module`` (firing its decorators); return the streaming pipelines it declared."""
+    imported = _import(module)
+    declared = [s for s in _STREAMING.values() if s.module == imported.__name__]
+    if not declared:  # imported before the registry was cleared: fire its decorators again
+        imported = importlib.reload(imported)
+        declared = [s for s in _STREAMING.values() if s.module == imported.__name__]
+    return declared
+
+
+def _import(module: str):
+    import os
+    import sys
+
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return importlib.import_module(module)
 
 
 def specs(names: Iterable[str] | None = None) -> list[PipelineSpec]:

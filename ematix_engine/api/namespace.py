@@ -18,6 +18,7 @@ class _EmatixNamespace:
         "table": ("ematix_engine.api.table", "table"),
         "pipeline": ("ematix_engine.api.pipeline", "pipeline"),
         "target": ("ematix_engine.api.pipeline", "target"),
+        "streaming_pipeline": ("ematix_engine.streaming.api", "streaming_pipeline"),
         "daily": ("ematix_engine.partitions", "daily"),
         "hourly": ("ematix_engine.partitions", "hourly"),
         "monthly": ("ematix_engine.partitions", "monthly"),

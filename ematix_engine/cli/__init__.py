@@ -24,6 +24,7 @@ def main() -> None:
 def _attach_commands() -> None:
     from ematix_engine.cli import batch as _batch
     from ematix_engine.cli import connections as _connections
+    from ematix_engine.cli import streaming as _streaming
 
     main.add_command(_connections.connections)
     for command in (
@@ -34,6 +35,8 @@ def _attach_commands() -> None:
         _batch.preview,
         _batch.validate,
         _batch.runs,
+        _streaming.consume,
+        _streaming.consume_list,
     ):
         main.add_command(command)
     _add_debug(main)

@@ -106,7 +106,7 @@ log = logging.getLogger("ematix.batch.write")
 class Checkpoint:
     """A named position committed together with the rows of a write.
 
-    Exactly one of ``value`` and ``column`` says what to commit.
+    Exactly one of ``value``, ``column`` and ``update`` says what to commit.
 
     Attributes:
         name: the checkpoint's name (a pipeline's name).
@@ -114,6 +114,9 @@ class Checkpoint:
         value: commit this text (e.g. a stream's offsets).
         column: commit the largest value of this column among the written rows, or keep the
             stored one when there are none (a batch watermark).
+        update: commit what this returns given the stored value (None before the first
+            commit), read inside the write's transaction: stream offsets merged into what
+            other consumers of the same group committed.
         value_type: the column type of the value, so SQL compares it as such.
         initial: the value before the first commit (below every real value).
     """
@@ -122,6 +125,7 @@ class Checkpoint:
     scope: str
     value: str | None = None
     column: str | None = None
+    update: Callable[[str | None], str] | None = None
     value_type: type[ColumnType] | None = None
     initial: str | None = None
 
@@ -490,6 +494,8 @@ def _next_checkpoint(
     """The checkpoint to commit: the given value, or the column's maximum over the rows."""
     if checkpoint is None:
         return None
+    if checkpoint.update is not None:
+        return checkpoint.update(stored)
     if checkpoint.column is None:
         return checkpoint.value if checkpoint.value is not None else stored
     rows = prep.query(

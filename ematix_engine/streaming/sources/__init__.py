@@ -1,0 +1,1 @@
+"""Stream sources: memory, Kafka and file folders (see :mod:`.base` for the protocol)."""

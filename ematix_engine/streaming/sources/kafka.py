@@ -1,0 +1,319 @@
+"""Kafka source (confluent-kafka): consumer groups, bulk JSON decode, rebalances, exactly-once seek.
+
+* Offsets are committed by the runner only (``enable.auto.commit`` and the automatic offset
+  store are off), synchronously, for partitions this consumer still owns.
+* "Caught up" is decided from end-of-partition events (``enable.partition.eof``), never from
+  high watermarks, which some brokers (Tansu) report wrongly.
+* A rebalance that revokes partitions mid-batch drops the revoked partitions' messages from
+  the batch in flight and forgets their positions: the new owner re-reads them from the
+  committed offset, and this consumer never commits a partition it lost.
+* Exactly-once pipelines seek every newly assigned partition to the offset stored in the
+  targets (asked of the runner at assignment time, so a partition handed over by another
+  consumer resumes where that consumer's last write left it).
+
+Every row gets ``_event_ts`` (the message timestamp, or ``event_time_column``) and, when asked,
+``_topic``, ``_partition``, ``_offset`` and ``_key``. ``payload_format="raw_bytes"`` gives one
+binary ``value`` column.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ematix_engine.errors import ConfigError, SourceError, UnsupportedError
+from ematix_engine.streaming.sources.base import EVENT_TS, BadMessage, Polled, SeekProvider
+from ematix_engine.streaming.sources.decode import decode_json, missing_required
+
+__all__ = ["KafkaSource"]
+
+log = logging.getLogger("ematix.streaming.kafka")
+
+_TS = pa.timestamp("us", tz="UTC")
+#: Longest single wait inside a poll (seconds).
+_WAIT_S = 0.05
+#: Settings the runtime owns: offsets move only when the runner commits.
+_OWNED = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "enable.partition.eof": True,
+}
+
+
+def _key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+class KafkaSource:
+    """One consumer in a consumer group, reading one or more topics.
+
+    Args:
+        source: the configured source (``query`` = topic, or comma-separated topics).
+        connection: its ``KafkaConnection``.
+        spec: the pipeline (name, for messages).
+    """
+
+    def __init__(self, source: Any, connection: Any, spec: Any) -> None:
+        self.label = source.label
+        self.pipeline = spec.name
+        self.topics = [t.strip() for t in source.query.split(",") if t.strip()]
+        self.event_time_column = source.event_time_column
+        self.metadata_columns = source.metadata_columns
+        resolved = connection.resolved()
+        if resolved.payload_format not in ("json", "raw_bytes"):
+            raise UnsupportedError(
+                "the streaming runtime",
+                f"payload_format {resolved.payload_format!r} yet",
+                "use json or raw_bytes",
+            )
+        self.payload_format = resolved.payload_format
+        config = connection.client_config("consumer")
+        for setting in _OWNED:
+            if setting in config and config[setting] != _OWNED[setting]:
+                raise ConfigError(
+                    f"KafkaConnection {connection.name!r}: {setting} is managed by the streaming "
+                    f"runtime (offsets move only after the targets are written); remove it"
+                )
+        config.update(_OWNED)
+        config.setdefault("auto.offset.reset", "earliest")
+        self._config = config
+        self._consumer: Any = None
+        self._seek: SeekProvider | None = None
+        self._assigned: set[tuple[str, int]] = set()
+        self._eof: set[tuple[str, int]] = set()
+        self._pending: list[Any] = []
+        #: Types the payload fields must have, and fields every message must carry.
+        self.expected: pa.Schema | None = None
+        self.required: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self, seek: SeekProvider | None) -> None:
+        """Join the group and subscribe."""
+        from confluent_kafka import Consumer
+
+        self._seek = seek
+        self._consumer = Consumer(self._config, logger=log)
+        self._consumer.subscribe(
+            self.topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+
+    def close(self) -> None:
+        """Leave the group."""
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        keys = [_key(p.topic, p.partition) for p in partitions]
+        starts = self._seek(keys) if self._seek is not None else {}
+        for p in partitions:
+            start = starts.get(_key(p.topic, p.partition))
+            if start is not None:
+                p.offset = start
+            self._assigned.add((p.topic, p.partition))
+            self._eof.discard((p.topic, p.partition))
+        consumer.assign(partitions)
+        log.info("%s: assigned %s", self.pipeline, ", ".join(keys) or "nothing")
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        lost = {(p.topic, p.partition) for p in partitions}
+        self._assigned -= lost
+        self._eof -= lost
+        if self._pending:
+            self._pending = [m for m in self._pending if (m.topic(), m.partition()) not in lost]
+        log.info("%s: revoked %d partition(s)", self.pipeline, len(lost))
+        consumer.unassign()
+
+    # ------------------------------------------------------------------ reading
+    def poll(self, max_rows: int, max_ms: int) -> Polled:
+        """Up to ``max_rows`` messages within ``max_ms``, decoded into one Arrow table."""
+        from confluent_kafka import KafkaError
+
+        deadline = time.monotonic() + max_ms / 1000
+        self._pending = []
+        while len(self._pending) < max_rows:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            # Short waits, so a batch ends as soon as every partition is at its end instead
+            # of idling out max_batch_ms (librdkafka waits for the whole count otherwise).
+            messages = self._consumer.consume(
+                num_messages=min(max_rows - len(self._pending), 100_000),
+                timeout=min(remaining, _WAIT_S),
+            )
+            owned = self._assigned
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    where = (message.topic(), message.partition())
+                    if where in owned:  # never a partition revoked during this consume()
+                        self._pending.append(message)
+                        self._eof.discard(where)
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    self._eof.add((message.topic(), message.partition()))
+                elif error.fatal() or not error.retriable():
+                    raise SourceError(self.pipeline, f"Kafka consumer ({self.label}): {error}")
+                else:
+                    log.warning("%s: %s", self.pipeline, error)
+            if self._caught_up():
+                break
+        pending, self._pending = self._pending, []
+        drained = self._caught_up() and not pending
+        if not pending:
+            return Polled(drained=drained)
+        return self._decode(pending, drained)
+
+    def _caught_up(self) -> bool:
+        return bool(self._assigned) and self._assigned <= self._eof
+
+    def _decode(self, messages: list[Any], drained: bool) -> Polled:
+        topics = [m.topic() for m in messages]
+        partitions = [m.partition() for m in messages]
+        offsets = [m.offset() for m in messages]
+        values = [m.value() for m in messages]
+        timestamps = [m.timestamp()[1] for m in messages]
+        positions: dict[str, int] = {}
+        for topic, partition, offset in zip(topics, partitions, offsets, strict=True):
+            positions[_key(topic, partition)] = offset + 1  # last one per partition wins
+        bad: list[BadMessage] = []
+        if self.payload_format == "raw_bytes":
+            table = pa.table({"value": pa.array(values, pa.binary())})
+            good = None
+        else:
+            decoded = decode_json(values, self.expected)
+            table, good = decoded.table, decoded.good
+            bad += [self._bad(messages[i], reason) for i, reason in decoded.bad]
+        index = pa.array(good if good is not None else range(len(messages)), pa.int64())
+        meta = {
+            EVENT_TS: pa.array(timestamps, pa.int64()),
+            "_topic": pa.array(topics, pa.string()),
+            "_partition": pa.array(partitions, pa.int32()),
+            "_offset": pa.array(offsets, pa.int64()),
+        }
+        if good is not None:
+            meta = {name: column.take(index) for name, column in meta.items()}
+        table = self._with_metadata(table, meta, messages, index if good is not None else None)
+        if self.required and table.num_rows:
+            mask, field = missing_required(table, self.required)
+            if mask is not None:
+                rows = pc.indices_nonzero(mask).to_pylist()
+                originals = index.to_pylist()
+                bad += [
+                    self._bad(messages[originals[r]], f"missing required field {field!r}")
+                    for r in rows
+                ]
+                keep = pc.invert(mask)
+                table, meta = table.filter(keep), {k: v.filter(keep) for k, v in meta.items()}
+        return Polled(
+            table=table,
+            keys=pc.binary_join_element_wise(
+                meta["_topic"], meta["_partition"].cast(pa.string()), ":"
+            ),
+            offsets=meta["_offset"],
+            next=positions,
+            bad=bad,
+            messages=len(messages),
+            drained=drained,
+            raw=messages,
+        )
+
+    def _with_metadata(
+        self,
+        table: pa.Table,
+        meta: dict[str, pa.Array],
+        messages: list[Any],
+        index: pa.Array | None,
+    ) -> pa.Table:
+        if self.event_time_column is not None:
+            if self.event_time_column not in table.column_names:
+                raise SourceError(
+                    self.pipeline,
+                    f"event_time_column {self.event_time_column!r} is not a field of the "
+                    f"messages of {self.label} (fields: {', '.join(table.column_names)})",
+                )
+            event_ts = _as_timestamp(table.column(self.event_time_column))
+        else:
+            event_ts = meta[EVENT_TS].cast(pa.timestamp("ms", tz="UTC")).cast(_TS)
+        columns = {EVENT_TS: event_ts}
+        for name in self.metadata_columns:
+            if name == "_key":
+                keys = pa.array([m.key() for m in messages], pa.binary())
+                columns[name] = keys.take(index) if index is not None else keys
+            else:
+                columns[name] = meta[name]
+        for name, column in columns.items():
+            if name in table.column_names:
+                table = table.drop_columns([name])
+            table = table.append_column(name, column)
+        return table
+
+    def _bad(self, message: Any, reason: str) -> BadMessage:
+        return BadMessage(
+            source=self.label,
+            error=reason,
+            value=message.value(),
+            key=message.key(),
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+            headers=list(message.headers() or []),
+        )
+
+    def originals(self, polled: Polled, reason: str) -> list[BadMessage]:
+        """Every message of a poll, as dead letters (a whole batch the transform refused)."""
+        return [self._bad(m, reason) for m in polled.raw or []]
+
+    # ------------------------------------------------------------------ committing
+    def commit(self, positions: Mapping[str, int]) -> None:
+        """Commit ``positions`` synchronously, for the partitions this consumer still owns."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        owned = []
+        for key, offset in positions.items():
+            topic, _, partition = key.rpartition(":")
+            if (topic, int(partition)) in self._assigned:
+                owned.append(TopicPartition(topic, int(partition), offset))
+        if not owned:
+            return
+        try:
+            self._consumer.commit(offsets=owned, asynchronous=False)
+        except KafkaException as error:
+            raise SourceError(
+                self.pipeline, f"committing offsets of {self.label} failed: {error}"
+            ) from error
+
+    def lag(self) -> Mapping[str, int]:
+        """Messages behind the high watermark per owned partition (indicative; see module)."""
+        from confluent_kafka import TopicPartition
+
+        if self._consumer is None or not self._assigned:
+            return {}
+        lag = {}
+        owned = [TopicPartition(t, p) for t, p in self._assigned]
+        try:
+            for tp in self._consumer.position(owned):
+                if tp.offset < 0:
+                    continue
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high is not None and high >= 0:
+                    lag[_key(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        except Exception:  # lag is a metric: never fail the pipeline over it
+            return {}
+        return lag
+
+
+def _as_timestamp(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A payload's event-time field as UTC microseconds (epoch ms integers, ISO text)."""
+    if pa.types.is_timestamp(column.type):
+        return column.cast(pa.timestamp("us", tz=column.type.tz or "UTC")).cast(_TS)
+    if pa.types.is_integer(column.type):
+        return pc.multiply(column.cast(pa.int64()), 1000).cast(_TS)
+    return pc.cast(column, _TS)
