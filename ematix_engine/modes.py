@@ -86,6 +86,8 @@ class ModeDescription:
             straight in (``event_time`` SCD2 excepted: its timeline needs the plan).
         compares_in_process: later loads may compare in the preparing session and send only
             the changes (snapshot SCD2 without TTL, merge).
+        only_inserts: a load never touches the rows already there (append), so prepared
+            rows may be copied straight into a target that is not empty as well.
     """
 
     mode: LoadMode
@@ -99,6 +101,7 @@ class ModeDescription:
     plan: str
     first_load_copies: bool
     compares_in_process: bool
+    only_inserts: bool = False
 
     @property
     def managed_names(self) -> tuple[str, ...]:
@@ -152,6 +155,7 @@ MODES: Mapping[LoadMode, ModeDescription] = MappingProxyType(
             plan=f"{_PLANS}.append:load_append",
             first_load_copies=True,
             compares_in_process=False,
+            only_inserts=True,
         ),
         LoadMode.MERGE: ModeDescription(
             mode=LoadMode.MERGE,

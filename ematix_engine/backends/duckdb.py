@@ -6,6 +6,7 @@ import contextlib
 import getpass
 import os
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -53,6 +54,24 @@ def _connect(path: str, config: dict, read_only: bool, name: str) -> duckdb.Duck
             f"finished (ematix opens DuckDB sources read-only, so readers never block each "
             f"other). DuckDB said: {error}",
         ) from None
+
+
+#: The in-memory database behind :meth:`DuckDBBackend.scratch` sessions, by process id (a
+#: forked child opens its own rather than use a copy of its parent's).
+_SCRATCH_DATABASES: dict[int, duckdb.DuckDBPyConnection] = {}
+_SCRATCH_LOCK = threading.Lock()
+
+
+def _scratch_database() -> duckdb.DuckDBPyConnection:
+    """This process's in-memory database for preparing loads."""
+    with _SCRATCH_LOCK:
+        pid = os.getpid()
+        if pid not in _SCRATCH_DATABASES:
+            _SCRATCH_DATABASES.clear()
+            _SCRATCH_DATABASES[pid] = duckdb.connect(
+                ":memory:", config={"temp_directory": _SCRATCH}
+            )
+        return _SCRATCH_DATABASES[pid]
 
 
 def _connect_for_writing(path: str, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
@@ -125,6 +144,21 @@ class DuckDBBackend(SqlBackend):
         # memory limit into the system's temporary folder, not into ``.tmp`` under the cwd.
         config = {"temp_directory": _SCRATCH} if path == ":memory:" else {}
         self.con = _connect(path, config, read_only, getattr(connection, "name", path))
+
+    @classmethod
+    def scratch(cls) -> DuckDBBackend:
+        """A private in-memory session for preparing one load (temporary objects only).
+
+        Sessions are connections to one in-memory database the process keeps: opening one
+        costs about a millisecond instead of the ~20 ms of a new database, which matters for a
+        stream's micro-batches. Temporary tables and views are private to their session.
+        """
+        session = cls.__new__(cls)
+        SqlBackend.__init__(session, None)
+        session.path = ":memory:"
+        session.read_only = False
+        session.con = _scratch_database().cursor()
+        return session
 
     @override
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> int:

@@ -26,7 +26,7 @@ from ematix_engine.errors import ConfigError, closest_match
 __all__ = ["Connection"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|credential)")
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|credential|\.pem$|private)")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False)

@@ -110,8 +110,14 @@ class KafkaConnection(Connection):
         dead_letter_topic: Topic that receives rows a pipeline could not write.
         auto_offset_reset: Where a new consumer group starts: ``earliest``, ``latest`` or
             ``error``.
-        extra: Further librdkafka settings (``{"client.id": "etl"}``). Settings that have a
-            field of their own (``bootstrap.servers``, ``sasl.password``, …) are refused.
+        config: Any further librdkafka setting, passed through as given
+            (``{"client.id": "etl", "fetch.min.bytes": 65536, "ssl.ca.location": "…"}``).
+            Settings that have a field of their own (``bootstrap.servers``,
+            ``sasl.password``, …) are refused; values of settings whose name says they are
+            secret (``ssl.key.password``, ``sasl.oauthbearer.client.secret``, ``*.pem``, …)
+            are redacted like the password fields.
+        extra: The same as ``config`` (its earlier name); a setting may be given in one of
+            them, not both.
 
     Example:
         >>> KafkaConnection(name="src", bootstrap_servers="localhost:9092", group_id="etl",
@@ -134,6 +140,7 @@ sasl_plain_password='***', ...)
     schema_registry: SchemaRegistryConnection | str | None = None
     dead_letter_topic: str | None = None
     auto_offset_reset: str | None = None
+    config: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
 
     def _validate(self) -> None:
@@ -159,7 +166,13 @@ sasl_plain_password='***', ...)
                 "dead_letter_topic",
                 f"is {topic!r}, which is not a valid topic name (1-249 of A-Z a-z 0-9 . _ -)",
             )
-        self._validate_extra()
+        self._validate_settings("config")
+        self._validate_settings("extra")
+        both = sorted(set(self.config) & set(self.extra))
+        if both:
+            raise self._error(
+                "config", f"and field 'extra' both set {both[0]!r}; give each setting once"
+            )
 
     def _validate_servers(self) -> None:
         servers = self._require_text("bootstrap_servers")
@@ -213,20 +226,21 @@ sasl_plain_password='***', ...)
                 f"SchemaRegistryConnection or the name of a registered one",
             )
 
-    def _validate_extra(self) -> None:
-        if not isinstance(self.extra, Mapping):
-            raise self._error("extra", f"must be a mapping, got {type(self.extra).__name__}")
-        for key, value in self.extra.items():
+    def _validate_settings(self, field: str) -> None:
+        settings = getattr(self, field)
+        if not isinstance(settings, Mapping):
+            raise self._error(field, f"must be a mapping, got {type(settings).__name__}")
+        for key, value in settings.items():
             if not isinstance(key, str):
-                raise self._error("extra", f"has a non-string key {key!r}")
+                raise self._error(field, f"has a non-string key {key!r}")
             if key in _FIELD_OWNED_SETTINGS:
                 raise self._error(
-                    "extra",
+                    field,
                     f"sets {key!r}; use the field {_FIELD_OWNED_SETTINGS[key]!r} instead",
                 )
             if not isinstance(value, str | int | float | bool):
-                raise self._error("extra", f"setting {key!r} must be a string, number or boolean")
-        object.__setattr__(self, "extra", dict(self.extra))
+                raise self._error(field, f"setting {key!r} must be a string, number or boolean")
+        object.__setattr__(self, field, dict(settings))
 
     def client_config(
         self, role: Literal["consumer", "producer", "admin"] = "consumer"
@@ -269,6 +283,7 @@ sasl_plain_password='***', ...)
             if conn.auto_offset_reset is not None:
                 conf["auto.offset.reset"] = conn.auto_offset_reset
         conf.update(conn.extra)
+        conf.update(conn.config)
         return conf
 
     def schema_registry_connection(self) -> SchemaRegistryConnection | None:

@@ -187,7 +187,7 @@ _KAFKA_PARAMS = tuple(
     f.name
     for f in dataclasses.fields(KafkaConnection)
     if f.init
-    and f.name not in ("name", "bootstrap_servers", "extra")
+    and f.name not in ("name", "bootstrap_servers", "config", "extra")
     and f.name not in ("sasl_plain_username", "sasl_plain_password")
 )
 

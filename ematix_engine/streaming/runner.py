@@ -14,6 +14,15 @@ One iteration:
    and every DLQ produce is durable: a crash re-delivers the batch (at-least-once) or finds the
    positions in the targets (exactly-once).
 
+Steps 3-4 of one batch run on a writer thread while this thread polls and decodes the next
+batch (the write is mostly COPY and DuckDB/DataFusion work, which release the GIL; the poll is
+mostly Python), when every source reads on from what it handed out rather than from what was
+committed (``READS_AHEAD``: Kafka). One batch is in flight at most: it is finished (written,
+DLQ flushed, positions committed) before the next batch is handed over, before a rebalance
+moves partitions (a Kafka source calls ``before_rebalance`` first, so positions are committed
+by the consumer that wrote them and a new owner seeks to current offsets), and before the
+loop returns.
+
 The loop stops when asked (:meth:`StreamRunner.stop`, a signal), or — with
 ``exit_when_idle`` — once every source is drained.
 """
@@ -25,6 +34,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -102,6 +113,12 @@ def _concat(arrays: list[pa.Array | pa.ChunkedArray]) -> pa.Array | None:
     if not arrays:
         return None
     plain = [a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays]
+    if len(plain) == 1:
+        return plain[0]
+    # Sources may hand out dictionary-encoded keys, each with its own dictionary.
+    plain = [
+        a.cast(a.type.value_type) if pa.types.is_dictionary(a.type) else a for a in plain
+    ]
     return pa.concat_arrays(plain)
 
 
@@ -148,6 +165,16 @@ class _Batch:
         return self.table.filter(pc.invert(mask))
 
 
+@dataclass(slots=True)
+class _InFlight:
+    """A batch handed to the writer thread, not yet committed."""
+
+    batch: _Batch
+    batch_id: str
+    dlq_rows: int
+    written: Future[int]
+
+
 class StreamRunner:
     """Runs one streaming pipeline until it is stopped (or drained, with ``exit_when_idle``).
 
@@ -190,6 +217,8 @@ class StreamRunner:
         targets: list[StreamTarget] = []
         sources: list[StreamSource] = []
         transform = dlq = None
+        self._in_flight = None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"ematix-write-{spec.name}")
         try:
             targets = [open_target(t, spec.name) for t in spec.targets]
             exactly_once = spec.delivery == "exactly_once"
@@ -206,7 +235,10 @@ class StreamRunner:
             self._sources = sources
             self._hint_payloads(targets)
             dlq = _open_dlq(spec)
+            self._finishing = (dlq, result)
             for source in sources:
+                if hasattr(source, "before_rebalance"):
+                    source.before_rebalance = self._finish_in_flight
                 source.open(self._seeker(source, targets, written) if exactly_once else None)
             if spec.transform_sql is not None:
                 transform = _Transform(spec)
@@ -217,10 +249,12 @@ class StreamRunner:
                     self.stopped_by = self.stopped_by or "idle"
                     break
                 self._stop.wait(spec.idle_pause_ms / 1000)
+            self._finish_in_flight()
         except BaseException:
             self.metrics.errors.inc()
             raise
         finally:
+            self._abandon_in_flight()
             for closeable in [*sources, *targets, transform, dlq]:
                 if closeable is not None:
                     try:
@@ -263,21 +297,56 @@ class StreamRunner:
         metrics.iterations.inc()
         result.iterations += 1
         share = max(1, spec.max_batch_ms // len(sources))
+        if not all(getattr(s, "READS_AHEAD", False) for s in sources):
+            self._finish_in_flight()  # such a source reads on from what was committed
         polls = [(s, s.poll(spec.batch_size, share)) for s in sources]
         self._drained = all(p.drained for _, p in polls)
         for source in sources:
             metrics.set_lag(source.label, source.lag())
         if not any(p.messages or p.next for _, p in polls):
             metrics.idle_iterations.inc()
+            self._finish_in_flight()
             return False
         batch = _Batch(polls)
         batch_id = f"{spec.name}-{uuid.uuid4().hex[:12]}"
         dlq_rows = self._dead_letters(batch.bad, dlq)
-        rows_out = self._write(batch, batch_id, targets, written, transform, dlq, result)
+        self._finish_in_flight()
+        written_rows = self._writer.submit(
+            self._write, batch, batch_id, targets, written, transform, dlq, result
+        )
+        self._in_flight = _InFlight(batch, batch_id, dlq_rows, written_rows)
+        if not self._hints_settled(targets):
+            # The first write creates the table whose column types the next poll must
+            # decode into (a value that does not fit then goes to the DLQ on its own).
+            self._finish_in_flight()
+            self._hint_payloads(targets)
+        return True
+
+    def _hints_settled(self, targets: list[StreamTarget]) -> bool:
+        """Whether decoding no longer waits for a write to learn the target's column types."""
+        return (
+            self._hinted
+            or self.spec.transform_sql is not None
+            or not any(hasattr(t, "payload_hint") for t in targets)
+        )
+
+    def _finish_in_flight(self) -> None:
+        """Wait for the batch in flight, flush the DLQ, commit its positions, count it.
+
+        Raises:
+            EmatixError: its write failed (its positions are not committed).
+        """
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return
+        rows_out = in_flight.written.result()
+        dlq, result = self._finishing
+        spec, metrics = self.spec, self.metrics
+        batch, batch_id, dlq_rows = in_flight.batch, in_flight.batch_id, in_flight.dlq_rows
         if dlq is not None:
             dlq.flush()
         positions = batch.positions
-        for source, polled in polls:
+        for source, polled in batch.polls:
             if polled.next:
                 source.commit(polled.next)
                 result.offsets.setdefault(source.label, {}).update(polled.next)
@@ -302,7 +371,16 @@ class StreamRunner:
                     totals=result,
                 )
             )
-        return True
+
+    def _abandon_in_flight(self) -> None:
+        """On the way out after a failure: let a running write end, commit nothing of it."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            try:
+                in_flight.written.result()
+            except Exception:  # the error that ended the loop is the one reported
+                log.debug("%s: the batch in flight failed too", self.spec.name, exc_info=True)
+        self._writer.shutdown(wait=True)
 
     def _dead_letters(self, bad: list[BadMessage], dlq: Any) -> int:
         """Send undecodable messages to the DLQ, or fail the batch without one."""
@@ -354,7 +432,6 @@ class StreamRunner:
                     mine = written[i].setdefault(source, {})
                     for key, offset in offsets.items():
                         mine[key] = max(offset, mine.get(key, offset))
-        self._hint_payloads(targets)
         return total
 
     def _hint_payloads(self, targets: list[StreamTarget]) -> None:
@@ -402,6 +479,8 @@ class StreamRunner:
     _drained = False
     _hinted = False
     _sources: list[StreamSource] = []
+    _in_flight: _InFlight | None = None
+    _finishing: tuple[Any, StreamResult] = (None, StreamResult(pipeline=""))
 
 
 def _originals(source: StreamSource, polled: Polled, error: str) -> list[BadMessage]:

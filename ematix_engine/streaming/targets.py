@@ -222,17 +222,19 @@ class TableTarget:
         return pa.schema(fields), tuple(k for k in self.keys if k in schema.names)
 
     def _plan(self, spec: TargetSpec) -> WritePlan:
-        """The write core's plan, staged rather than prepared in-process.
+        """The write core's plan; comparing modes staged rather than prepared in-process.
 
-        The in-process path (PostgreSQL) pays a DuckDB session and a snapshot read of the
-        target per write: right for one large batch load, wrong for a micro-batch every
-        second. Staging COPYs the batch into a temporary table and runs the mode's SQL there.
+        Appending in-process (PostgreSQL) prepares the batch in DuckDB and COPYs it straight
+        into the target. Merging in-process would also read a snapshot of the target per
+        write: right for one large batch load, wrong for a micro-batch every second, so a
+        merge stages the batch into a temporary table and runs its SQL there.
         """
         if self._write_plan is None or self._write_plan.target is not spec:
+            from ematix_engine.modes import mode_of
             from ematix_engine.write import WritePath, plan_write
 
             plan = plan_write(spec, self.connection)
-            if plan.path is WritePath.IN_PROCESS:
+            if plan.path is WritePath.IN_PROCESS and not mode_of(spec).only_inserts:
                 plan = dataclasses.replace(plan, path=WritePath.STAGED)
             self._write_plan = plan
         return self._write_plan
@@ -302,6 +304,7 @@ class TableTarget:
                 batch_id=batch_id,
                 checkpoint=checkpoint,
                 plan=self._plan(spec),
+                count_rows=False,
             )
         )
         counts = result.counts

@@ -101,7 +101,6 @@ __all__ = ["ArrowRows", "Checkpoint", "QueryRows", "WriteResult", "apply_rows", 
 log = logging.getLogger("ematix.batch.write")
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Checkpoint:
     """A named position committed together with the rows of a write.
@@ -211,6 +210,7 @@ def apply_rows(
     slice_: SliceFilter | None = None,
     valid_at: datetime | None = None,
     rebuild: bool = False,
+    count_rows: bool = True,
 ) -> WriteResult:
     """Write ``rows`` into ``target`` in its mode, atomically with ``checkpoint``.
 
@@ -236,6 +236,8 @@ def apply_rows(
             widened as usual) and start from ``checkpoint.initial`` instead of the stored
             checkpoint, so the rows come from the source as on a first load; emptying,
             loading and the reset checkpoint commit together (see :func:`_rebuild`).
+        count_rows: count the target's rows after the write (``row_count``); a stream's
+            micro-batches skip it, since counting scans the whole table every time.
 
     Returns:
         What the write did.
@@ -268,7 +270,15 @@ def apply_rows(
                 rows,
                 checkpoint,
                 _Job(
-                    writer, target, batch_id, batch_size, progress, slice_, valid_at, rebuild
+                    writer,
+                    target,
+                    batch_id,
+                    batch_size,
+                    progress,
+                    slice_,
+                    valid_at,
+                    rebuild,
+                    count_rows,
                 ),
             )
     finally:
@@ -301,6 +311,7 @@ class _Job:
     slice: SliceFilter | None = None
     valid_at: datetime | None = None
     rebuild: bool = False
+    count_rows: bool = True
 
 
 def _write(
@@ -317,7 +328,7 @@ def _write(
     loaded_at = datetime.now(UTC)
     batch_ts = job.valid_at.astimezone(UTC) if job.valid_at is not None else loaded_at
     in_process = plan.path is WritePath.IN_PROCESS
-    prep: SqlBackend = DuckDBBackend(":memory:") if in_process else backend
+    prep: SqlBackend = DuckDBBackend.scratch() if in_process else backend
     try:
         stored = _stored_checkpoint(write, checkpoint, job.rebuild)
         start = stored if stored is not None else (checkpoint.initial if checkpoint else None)
@@ -348,7 +359,13 @@ def _write(
             _refuse_time_travel(backend, job, table_sql, existing or {}, batch_ts)
         # Hash in-process only when every prepared row goes straight into an empty target;
         # otherwise the target hashes just the versions it inserts (a tenth, typically).
-        straight_in = in_process and target_empty and mode.copies_straight_in(target)
+        # Appending never touches the rows already there: its rows go straight in whenever
+        # no slice of the target is being replaced (the streaming hot path).
+        straight_in = (
+            in_process
+            and mode.copies_straight_in(target)
+            and (target_empty or (mode.only_inserts and job.slice is None))
+        )
         plan_function = _slice_plan(target, job.slice, target_empty) or mode.plan_function()
         # A table this write creates and fills straight in gets its one-value-per-batch
         # columns after the rows (PostgreSQL then stores each value once, in the catalog),
@@ -417,7 +434,11 @@ def _write(
         committed = _next_checkpoint(prep, checkpoint, start if job.rebuild else stored)
         if checkpoint is not None and committed is not None and committed != stored:
             write.put_checkpoint(checkpoint.name, checkpoint.scope, committed)
-        row_count = int(backend.query(f"SELECT COUNT(*) FROM {ctx.table}")[0][0])
+        row_count = (
+            int(backend.query(f"SELECT COUNT(*) FROM {ctx.table}")[0][0])
+            if job.count_rows
+            else None
+        )
         if plan.same_database:  # the view reads _ematix_batch: drop it first
             prep.execute(f"DROP VIEW IF EXISTS {prep.quote(RAW)}")
         else:

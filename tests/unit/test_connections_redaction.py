@@ -44,6 +44,7 @@ def secretive() -> list[Connection]:
             sasl_plain_username="alice",
             sasl_plain_password=SECRET,
             extra={"ssl.key.password": SECRET, "client.id": "etl"},
+            config={"sasl.oauthbearer.client.secret": SECRET, "ssl.key.pem": SECRET},
             payload_format="avro",
             schema_registry=SchemaRegistryConnection(
                 name="sr", url="https://sr", basic_auth_user="u", basic_auth_password=SECRET

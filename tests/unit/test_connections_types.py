@@ -149,6 +149,18 @@ INVALID = [
     ),
     pytest.param(
         KafkaConnection,
+        {"bootstrap_servers": "h:9092", "config": {"bootstrap.servers": "x:1"}},
+        "config",
+        id="k-config-owned-setting",
+    ),
+    pytest.param(
+        KafkaConnection,
+        {"bootstrap_servers": "h:9092", "config": {"a.b": 1}, "extra": {"a.b": 2}},
+        "config",
+        id="k-config-and-extra-both",
+    ),
+    pytest.param(
+        KafkaConnection,
         {"bootstrap_servers": "h:9092", "schema_registry": 42},
         "schema_registry",
         id="k-sr-type",
@@ -357,6 +369,7 @@ def test_kafka_client_config(monkeypatch: pytest.MonkeyPatch) -> None:
         sasl_plain_password="${KAFKA_PASS}",
         auto_offset_reset="earliest",
         extra={"client.id": "etl"},
+        config={"fetch.min.bytes": 65536, "ssl.ca.location": "/etc/ca.pem"},
     )
     assert conn.client_config() == {
         "bootstrap.servers": "h:9092",
@@ -367,6 +380,8 @@ def test_kafka_client_config(monkeypatch: pytest.MonkeyPatch) -> None:
         "group.id": "g",
         "auto.offset.reset": "earliest",
         "client.id": "etl",
+        "fetch.min.bytes": 65536,
+        "ssl.ca.location": "/etc/ca.pem",
     }
     producer = conn.client_config("producer")
     assert "group.id" not in producer

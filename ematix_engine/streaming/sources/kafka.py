@@ -4,9 +4,11 @@
   store are off), synchronously, for partitions this consumer still owns.
 * "Caught up" is decided from end-of-partition events (``enable.partition.eof``), never from
   high watermarks, which some brokers (Tansu) report wrongly.
-* A rebalance that revokes partitions mid-batch drops the revoked partitions' messages from
-  the batch in flight and forgets their positions: the new owner re-reads them from the
-  committed offset, and this consumer never commits a partition it lost.
+* Before partitions move, the runner finishes the batch it is writing (``before_rebalance``):
+  its positions are committed while this consumer still owns them (lost partitions excepted:
+  they are someone else's already). A rebalance that revokes partitions mid-poll drops their
+  messages from the poll in flight and forgets their positions: the new owner re-reads them
+  from the committed offset, and this consumer never commits a partition it lost.
 * Exactly-once pipelines seek every newly assigned partition to the offset stored in the
   targets (asked of the runner at assignment time, so a partition handed over by another
   consumer resumes where that consumer's last write left it).
@@ -18,9 +20,11 @@ binary ``value`` column.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -58,11 +62,18 @@ class KafkaSource:
         spec: the pipeline (name, for messages).
     """
 
+    #: The consumer's position moves on as messages are handed out, so the runner may poll
+    #: the next batch while the last one is still being written.
+    READS_AHEAD = True
+
     def __init__(self, source: Any, connection: Any, spec: Any) -> None:
         self.label = source.label
         self.pipeline = spec.name
         self.topics = [t.strip() for t in source.query.split(",") if t.strip()]
         self.event_time_column = source.event_time_column
+        self._keeps_originals = (
+            spec.transform_sql is not None and spec.transform_on_error == "dlq"
+        )
         self.metadata_columns = source.metadata_columns
         resolved = connection.resolved()
         if resolved.payload_format not in ("json", "raw_bytes"):
@@ -86,7 +97,18 @@ class KafkaSource:
         self._seek: SeekProvider | None = None
         self._assigned: set[tuple[str, int]] = set()
         self._eof: set[tuple[str, int]] = set()
+        #: Ends and ranges of ``_pending`` in arrival order, not yet applied to ``_eof``.
+        self._log: list[tuple[str, int] | range] = []
+        #: Partitions whose end is in ``_log``.
+        self._ended: set[tuple[str, int]] = set()
         self._pending: list[Any] = []
+        self._rebalanced = False
+        #: The topic, when this source reads exactly one (named, not a pattern).
+        self._one_topic = (
+            self.topics[0] if len(self.topics) == 1 and not self.topics[0].startswith("^") else None
+        )
+        #: Called before partitions move (set by the runner: finish the batch in flight).
+        self.before_rebalance: Callable[[], None] = lambda: None
         #: Types the payload fields must have, and fields every message must carry.
         self.expected: pa.Schema | None = None
         self.required: tuple[str, ...] = ()
@@ -102,7 +124,7 @@ class KafkaSource:
             self.topics,
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            on_lost=self._on_lost,
         )
 
     def close(self) -> None:
@@ -112,6 +134,7 @@ class KafkaSource:
             self._consumer = None
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self.before_rebalance()  # the targets' stored positions are current before a seek
         keys = [_key(p.topic, p.partition) for p in partitions]
         starts = self._seek(keys) if self._seek is not None else {}
         for p in partitions:
@@ -124,6 +147,18 @@ class KafkaSource:
         log.info("%s: assigned %s", self.pipeline, ", ".join(keys) or "nothing")
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        self.before_rebalance()  # commit what was written while the partitions are ours
+        self._drop(consumer, partitions)
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        # Lost partitions are already someone else's: commit only what this consumer keeps.
+        self._assigned -= {(p.topic, p.partition) for p in partitions}
+        self.before_rebalance()
+        self._drop(consumer, partitions)
+
+    def _drop(self, consumer: Any, partitions: list[Any]) -> None:
+        self._rebalanced = True
+        self._settle(self._pending)  # before the logged ranges' messages are filtered
         lost = {(p.topic, p.partition) for p in partitions}
         self._assigned -= lost
         self._eof -= lost
@@ -134,9 +169,20 @@ class KafkaSource:
 
     # ------------------------------------------------------------------ reading
     def poll(self, max_rows: int, max_ms: int) -> Polled:
-        """Up to ``max_rows`` messages within ``max_ms``, decoded into one Arrow table."""
-        from confluent_kafka import KafkaError
+        """Up to ``max_rows`` messages within ``max_ms``, decoded into one Arrow table.
 
+        The messages are handled a whole ``consume()`` result at a time: a Python call per
+        message only to read what the Arrow columns need. The result is walked message by
+        message only when it holds an event (a partition's end, an error), whose place among
+        the messages matters. Python's cycle collector is paused meanwhile: tens of thousands
+        of message objects would otherwise trigger collections that walk them all, again and
+        again (a quarter of the time, measured); they hold no cycles and are freed the usual
+        way once the batch is decoded.
+        """
+        with _cycle_collector_paused():
+            return self._poll(max_rows, max_ms)
+
+    def _poll(self, max_rows: int, max_ms: int) -> Polled:
         deadline = time.monotonic() + max_ms / 1000
         self._pending = []
         while len(self._pending) < max_rows:
@@ -145,44 +191,107 @@ class KafkaSource:
                 break
             # Short waits, so a batch ends as soon as every partition is at its end instead
             # of idling out max_batch_ms (librdkafka waits for the whole count otherwise).
+            self._rebalanced = False
             messages = self._consumer.consume(
                 num_messages=min(max_rows - len(self._pending), 100_000),
                 timeout=min(remaining, _WAIT_S),
             )
-            owned = self._assigned
-            for message in messages:
-                error = message.error()
-                if error is None:
-                    where = (message.topic(), message.partition())
-                    if where in owned:  # never a partition revoked during this consume()
-                        self._pending.append(message)
-                        self._eof.discard(where)
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    self._eof.add((message.topic(), message.partition()))
-                elif error.fatal() or not error.retriable():
-                    raise SourceError(self.pipeline, f"Kafka consumer ({self.label}): {error}")
-                else:
-                    log.warning("%s: %s", self.pipeline, error)
+            if messages:
+                self._take(messages)
             if self._caught_up():
                 break
         pending, self._pending = self._pending, []
-        drained = self._caught_up() and not pending
         if not pending:
-            return Polled(drained=drained)
-        return self._decode(pending, drained)
+            self._settle(pending)
+            return Polled(drained=self._caught_up())
+        partitions = [m.partition() for m in pending]
+        self._settle(pending, partitions)
+        return self._decode(pending, partitions)
+
+    def _take(self, messages: list[Any]) -> None:
+        """Keep one ``consume()`` result's messages; note partition ends; raise on errors.
+
+        Events (a partition's end, an error) are placed among the messages: a partition is at
+        its end only when no message of it follows its end event.
+        """
+        events = [i for i, m in enumerate(messages) if m.error() is not None]
+        start = 0
+        for i in events:
+            self._keep(messages[start:i])
+            self._event(messages[i])
+            start = i + 1
+        self._keep(messages[start:] if start else messages)
+
+    def _keep(self, messages: list[Any]) -> None:
+        if not messages:
+            return
+        if self._rebalanced:  # never a partition revoked during this consume()
+            owned = self._assigned
+            messages = [m for m in messages if (m.topic(), m.partition()) in owned]
+        if self._eof or self._ended:  # ended partitions with new messages: see _settle
+            start = len(self._pending)
+            self._log.append(range(start, start + len(messages)))
+        self._pending.extend(messages)
+
+    def _event(self, message: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        error = message.error()
+        if error.code() == KafkaError._PARTITION_EOF:
+            where = (message.topic(), message.partition())
+            self._log.append(where)
+            self._ended.add(where)
+        elif error.fatal() or not error.retriable():
+            raise SourceError(self.pipeline, f"Kafka consumer ({self.label}): {error}")
+        else:
+            log.warning("%s: %s", self.pipeline, error)
 
     def _caught_up(self) -> bool:
-        return bool(self._assigned) and self._assigned <= self._eof
+        """Whether every owned partition is at its end (exact; cheap unless it may be so)."""
+        if not self._assigned or not self._assigned <= self._eof | self._ended:
+            return False
+        self._settle(self._pending)
+        return self._assigned <= self._eof
 
-    def _decode(self, messages: list[Any], drained: bool) -> Polled:
-        topics = [m.topic() for m in messages]
-        partitions = [m.partition() for m in messages]
+    def _settle(self, pending: list[Any], partitions: list[int] | None = None) -> None:
+        """Replay the ends and message ranges logged since the last settle onto ``_eof``.
+
+        A partition is at its end after its end event unless a message of it follows. Which
+        partitions a range of messages holds is only asked when some partition is at its end,
+        from ``partitions`` (per message of ``pending``) when the caller has them.
+        """
+        for entry in self._log:
+            if not isinstance(entry, range):
+                self._eof.add(entry)
+            elif self._eof:
+                if partitions is not None and self._one_topic is not None:
+                    found = {
+                        (self._one_topic, p) for p in set(partitions[entry.start : entry.stop])
+                    }
+                else:
+                    found = {(m.topic(), m.partition()) for m in pending[entry.start : entry.stop]}
+                self._eof -= found
+        self._log.clear()
+        self._ended.clear()
+
+    def _decode(self, messages: list[Any], partitions: list[int]) -> Polled:
+        drained = False  # messages came: the next poll tells whether more wait
+        count = len(messages)
         offsets = [m.offset() for m in messages]
         values = [m.value() for m in messages]
-        timestamps = [m.timestamp()[1] for m in messages]
-        positions: dict[str, int] = {}
-        for topic, partition, offset in zip(topics, partitions, offsets, strict=True):
-            positions[_key(topic, partition)] = offset + 1  # last one per partition wins
+        if self._one_topic is not None:
+            topic_column = pa.repeat(pa.scalar(self._one_topic), count)
+            last = dict(zip(partitions, offsets, strict=True))  # the last one wins
+            positions = {_key(self._one_topic, p): o + 1 for p, o in last.items()}
+        else:
+            topics = [m.topic() for m in messages]
+            topic_column = pa.array(topics, pa.string())
+            pairs = dict(zip(zip(topics, partitions, strict=True), offsets, strict=True))
+            positions = {_key(t, p): o + 1 for (t, p), o in pairs.items()}
+        if self.event_time_column is None:
+            timestamps = pa.array([m.timestamp()[1] for m in messages], pa.int64())
+        else:  # read from the payload instead
+            timestamps = pa.nulls(count, pa.int64())
         bad: list[BadMessage] = []
         if self.payload_format == "raw_bytes":
             table = pa.table({"value": pa.array(values, pa.binary())})
@@ -191,21 +300,21 @@ class KafkaSource:
             decoded = decode_json(values, self.expected)
             table, good = decoded.table, decoded.good
             bad += [self._bad(messages[i], reason) for i, reason in decoded.bad]
-        index = pa.array(good if good is not None else range(len(messages)), pa.int64())
+        index = pa.array(good, pa.int64()) if good is not None else None
         meta = {
-            EVENT_TS: pa.array(timestamps, pa.int64()),
-            "_topic": pa.array(topics, pa.string()),
+            EVENT_TS: timestamps,
+            "_topic": topic_column,
             "_partition": pa.array(partitions, pa.int32()),
             "_offset": pa.array(offsets, pa.int64()),
         }
         if good is not None:
             meta = {name: column.take(index) for name, column in meta.items()}
-        table = self._with_metadata(table, meta, messages, index if good is not None else None)
+        table = self._with_metadata(table, meta, messages, index)
         if self.required and table.num_rows:
             mask, field = missing_required(table, self.required)
             if mask is not None:
                 rows = pc.indices_nonzero(mask).to_pylist()
-                originals = index.to_pylist()
+                originals = index.to_pylist() if index is not None else range(count)
                 bad += [
                     self._bad(messages[originals[r]], f"missing required field {field!r}")
                     for r in rows
@@ -214,15 +323,15 @@ class KafkaSource:
                 table, meta = table.filter(keep), {k: v.filter(keep) for k, v in meta.items()}
         return Polled(
             table=table,
-            keys=pc.binary_join_element_wise(
-                meta["_topic"], meta["_partition"].cast(pa.string()), ":"
-            ),
+            keys=_partition_keys(meta["_topic"], meta["_partition"]),
             offsets=meta["_offset"],
             next=positions,
             bad=bad,
             messages=len(messages),
             drained=drained,
-            raw=messages,
+            # Kept only for a transform that may send a whole batch to the DLQ: message
+            # objects that die here are never walked by the cycle collector.
+            raw=messages if self._keeps_originals else None,
         )
 
     def _with_metadata(
@@ -308,6 +417,28 @@ class KafkaSource:
         except Exception:  # lag is a metric: never fail the pipeline over it
             return {}
         return lag
+
+
+def _partition_keys(topics: pa.Array, partitions: pa.Array) -> pa.Array:
+    """``topic:partition`` per row, as a dictionary array (one string per partition)."""
+    if len(topics) and topics.null_count == 0 and pc.all(pc.equal(topics, topics[0])).as_py():
+        highest = pc.max(partitions).as_py()
+        names = pa.array([f"{topics[0].as_py()}:{p}" for p in range(highest + 1)], pa.string())
+        return pa.DictionaryArray.from_arrays(partitions, names)
+    return pc.binary_join_element_wise(topics, partitions.cast(pa.string()), ":")
+
+
+@contextlib.contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (if it runs) for the block."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _as_timestamp(column: pa.ChunkedArray) -> pa.ChunkedArray:
