@@ -275,3 +275,55 @@ def test_an_as_of_at_or_after_the_sentinel_is_refused(h: Harness) -> None:
     load = _pipeline(h, f"SELECT id, name FROM {src}", {"current_valid_to": "2030-01-01"})
     with pytest.raises(ConfigError, match="current_valid_to 2030-01-01"):
         load.run(as_of=datetime(2030, 1, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("scope", ["partition", "retire_within"])
+def test_scoped_retirement_with_the_sentinel_and_names(h: Harness, scope: str) -> None:
+    columns = {"id": "bigint", "region": "text", "name": "text", "ts": "timestamptz"}
+    first = [(1, "eu", "a", at(1)), (2, "us", "b", at(1)), (3, "eu", "c", at(1, day=2))]
+    src = h.create_source("src", columns, first)
+    options: dict[str, Any] = (
+        {"partitions": ematix.daily("ts", start="2024-01-01")}
+        if scope == "partition"
+        else {"retire_within": ["region"]}
+    )
+
+    @ematix.table(schema=h.schema, name="dim")
+    class Dim:
+        id: Annotated[BigInt, pk()]
+        region: Text | None
+        name: Text | None
+        ts: TimestampTZ | None
+
+    @ematix.pipeline(
+        target=Dim,
+        name="dim",
+        mode="scd2",
+        deletes="close",
+        **CONFIGS["both"],
+        **options,
+        **h.pipeline_options,
+    )
+    def dim(conn):
+        return f"SELECT id, region, name, ts FROM {src}"
+
+    runs = ["2024-01-01", "2024-01-02"] if scope == "partition" else [None]
+    for day in runs:
+        dim.run(partition=day, as_of=at(5, day=3))
+    # day 1 / region eu: key 1 is gone; key 2 (us) and key 3 (day 2) are out of scope
+    h.set_rows("src", [(2, "us", "b", at(1)), (3, "eu", "c", at(1, day=2))])
+    if scope == "partition":
+        dim.run(partition="2024-01-01", as_of=at(6, day=3))
+    else:
+        h.set_rows("src", [(3, "eu", "c", at(1, day=2))])  # only eu in this batch
+        dim.run(as_of=at(6, day=3))
+    names = RENAMED
+    rows = h.rows(
+        "dim", ["id", names["valid_to"], names["is_current"]], order_by=["id", names["valid_from"]]
+    )
+    assert [(i, to_dt(end), bool(cur)) for i, end, cur in rows] == [
+        (1, at(6, day=3), False),
+        (2, SENTINEL, True),
+        (3, SENTINEL, True),
+    ]
+    _assert_checks_pass(dim)
