@@ -327,3 +327,16 @@ def test_scoped_retirement_with_the_sentinel_and_names(h: Harness, scope: str) -
         (3, SENTINEL, True),
     ]
     _assert_checks_pass(dim)
+
+
+def test_preview_says_how_the_history_is_spelled(h: Harness) -> None:
+    src = h.create_source("src", COLUMNS, [(1, "a", None)])
+    steps = _pipeline(h, f"SELECT id, name FROM {src}", "both").preview().targets[0].statements
+    assert (
+        "history columns: valid_from as start_at, valid_to as end_at, is_current as current, "
+        "is_deleted as deleted"
+    ) in steps
+    assert (
+        "current versions hold end_at = 9999-12-31T00:00:00+00:00 "
+        "(refused if the table holds another marker)"
+    ) in steps
