@@ -151,7 +151,7 @@ class EmatixMetadata(_NamespacedMetadata):
 
 _MANAGED_TYPES: tuple[tuple[str, Any, bool, str], ...] = (
     ("valid_from", TimestampTZ, False, "start of the version's validity (inclusive)"),
-    ("valid_to", TimestampTZ, True, "end of the version's validity (exclusive); NULL if current"),
+    ("valid_to", TimestampTZ, True, "end of the version's validity (exclusive); {open} if current"),
     ("is_current", Boolean, False, "whether this is the key's current version"),
     ("row_hash", Text, False, "SHA-256 of the compare columns"),
     ("is_deleted", Boolean, False, "tombstone version of a deleted key"),
@@ -182,7 +182,13 @@ def declared_table_schema(target: TargetSpec, dialect: str) -> dg.TableSchema:
         )
         for c in target.table.columns
     ]
-    managed = list(_MANAGED_TYPES) if target.mode is LoadMode.SCD2 else []
+    sentinel = target.current_valid_to
+    open_end = "NULL" if sentinel is None else sentinel.isoformat()
+    managed = [
+        (target.column_name(name), column_type, nullable, description.format(open=open_end))
+        for name, column_type, nullable, description in _MANAGED_TYPES
+        if target.mode is LoadMode.SCD2
+    ]
     managed += [
         ("_loaded_at", TimestampTZ, False, "when ematix wrote the row"),
         ("_batch_id", Text, False, "id of the load that wrote the row"),

@@ -316,7 +316,7 @@ def _row_counts(
         if counted is None:
             counted = int(session.query(f"SELECT COUNT(*) FROM {table}")[0][0])
         return counted, None, None
-    current = session.quote("is_current")
+    current = session.quote(target.column_name("is_current"))
     everything, live = session.query(
         f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN {current} THEN 1 ELSE 0 END), 0) FROM {table}"
     )[0]

@@ -80,6 +80,7 @@ from ematix_engine.specs import (
     SqlSource,
     TableSpec,
     TargetSpec,
+    ValidityColumns,
 )
 from ematix_engine.streaming import (
     MemorySource,
@@ -141,6 +142,7 @@ __all__ = [
     "TimeWindowPartitions",
     "UnknownNameError",
     "UnsupportedError",
+    "ValidityColumns",
     "__version__",
     "backend_kind",
     "check_connection",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -105,14 +105,22 @@ class ModeDescription:
 
     @property
     def managed_names(self) -> tuple[str, ...]:
-        """Names of the managed columns, in table order."""
+        """Default names of the managed columns, in table order."""
         return tuple(c.name for c in self.managed_columns)
+
+    def managed_columns_of(self, target: TargetSpec) -> tuple[ManagedColumn, ...]:
+        """The managed columns of ``target``, under the names it gives them.
+
+        SCD2's validity columns may be renamed (``validity_columns=``); the others keep their
+        names.
+        """
+        return tuple(replace(c, name=target.column_name(c.name)) for c in self.managed_columns)
 
     def primary_key(self, target: TargetSpec) -> tuple[str, ...]:
         """PRIMARY KEY of a newly created target (empty: no constraint)."""
         if self.version_key_extra is None:
             return ()
-        return (*target.keys, *self.version_key_extra)
+        return (*target.keys, *(target.column_name(c) for c in self.version_key_extra))
 
     def copies_straight_in(self, target: TargetSpec) -> bool:
         """Whether a first load can copy prepared rows straight into the empty target."""

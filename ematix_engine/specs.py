@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from ematix_engine.errors import ConfigError, closest_match
 
@@ -36,6 +37,7 @@ __all__ = [
     "SqlSource",
     "TableSpec",
     "TargetSpec",
+    "ValidityColumns",
 ]
 
 _NAME = re.compile(r"\S")
@@ -259,6 +261,42 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ValidityColumns:
+    """Names of the columns that say when an SCD2 version is valid.
+
+    dlt calls them ``validity_column_names``, dbt ``snapshot_meta_column_names``.
+
+    Attributes:
+        valid_from: start of the version's validity (inclusive); with the keys, its identity.
+        valid_to: end of its validity (exclusive); the ``current_valid_to`` sentinel (NULL by
+            default) while current.
+        is_current: TRUE on the key's current version.
+        is_deleted: TRUE on a tombstone (``deletes="new_record"``).
+
+    Example:
+        >>> ValidityColumns(valid_from="start_at", valid_to="end_at").physical("valid_to")
+        'end_at'
+    """
+
+    valid_from: str = "valid_from"
+    valid_to: str = "valid_to"
+    is_current: str = "is_current"
+    is_deleted: str = "is_deleted"
+
+    #: The logical names, which are also the defaults.
+    LOGICAL: ClassVar[tuple[str, ...]] = ("valid_from", "valid_to", "is_current", "is_deleted")
+
+    def physical(self, logical: str) -> str:
+        """The column's name in the table: renamed validity columns, anything else as is."""
+        return getattr(self, logical) if logical in self.LOGICAL else logical
+
+    @property
+    def renamed(self) -> bool:
+        """Whether any column has a name other than its default."""
+        return any(getattr(self, n) != n for n in self.LOGICAL)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TargetSpec:
     """One target of a pipeline and how it is loaded.
 
@@ -274,6 +312,10 @@ class TargetSpec:
         retire_within: with ``deletes``: a key the snapshot lacks retires only when the
             snapshot holds rows with the same values in these columns (dlt's ``merge_key``):
             a batch of one region or day never retires another's keys.
+        validity_columns: scd2 only: the names of the validity columns.
+        current_valid_to: scd2 only: the ``valid_to`` a current version holds (a UTC
+            instant such as 9999-12-31, dlt's ``active_record_timestamp``, dbt's
+            ``dbt_valid_to_current``); None: NULL.
         connection: target connection (name or typed connection); defaults to the table's.
         asset_key: optional override of the Dagster asset key path.
     """
@@ -286,6 +328,8 @@ class TargetSpec:
     deletes: Deletes = Deletes.IGNORE
     ttl_seconds: int | None = None
     retire_within: tuple[str, ...] = ()
+    validity_columns: ValidityColumns = ValidityColumns()
+    current_valid_to: datetime | None = None
     connection: Any = None
     asset_key: tuple[str, ...] | None = None
 
@@ -293,6 +337,10 @@ class TargetSpec:
     def label(self) -> str:
         """Human name for messages: ``schema.table``."""
         return self.table.qualified_name
+
+    def column_name(self, managed: str) -> str:
+        """The name in the table of managed column ``managed`` (``valid_from``, …)."""
+        return self.validity_columns.physical(managed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

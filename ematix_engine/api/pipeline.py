@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ematix_engine import registry
 from ematix_engine.api.table import table_spec
+from ematix_engine.api.validity import (
+    current_valid_to_from,
+    refuse_clashes,
+    validity_columns_from,
+)
 from ematix_engine.errors import ConfigError, closest_match
 from ematix_engine.modes import MODES
 from ematix_engine.specs import (
@@ -27,7 +32,7 @@ from ematix_engine.specs import (
 )
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import date, datetime
 
     from ematix_engine.batch.result import PreviewResult, RunResult, TargetResult
     from ematix_engine.partitions import Partition, Partitions
@@ -56,8 +61,9 @@ def target(table: Any, **options: Any) -> TargetDeclaration:
     Args:
         table: a class declared with ``@ematix.table``.
         **options: per-target load options: ``mode``, ``keys``, ``compare_columns``,
-            ``event_timestamp_column``, ``deletes``, ``ttl_seconds``, ``connection``,
-            ``asset_key``. Options not given fall back to the pipeline's.
+            ``event_timestamp_column``, ``deletes``, ``ttl_seconds``, ``retire_within``,
+            ``row_version_column``, ``validity_columns``, ``current_valid_to``,
+            ``connection``, ``asset_key``. Options not given fall back to the pipeline's.
 
     Returns:
         A declaration to pass in ``@ematix.pipeline(targets=[...])``.
@@ -75,6 +81,8 @@ def target(table: Any, **options: Any) -> TargetDeclaration:
 
 _TARGET_OPTIONS = (
     "retire_within",
+    "validity_columns",
+    "current_valid_to",
     "row_version_column",
     "mode",
     "keys",
@@ -272,12 +280,17 @@ def _complete_target(
         raise ConfigError(
             f"{where}: compare_columns must not repeat key columns {sorted(set(compare) & set(keys))}"
         )
-    clash = set(description.managed_names) - {"_loaded_at", "_batch_id"}
-    clash &= set(spec_table.column_names)
-    if clash:
-        raise ConfigError(
-            f"{where}: columns {sorted(clash)} are managed by {mode.value}; rename them in the table"
-        )
+    validity = validity_columns_from(where, options.get("validity_columns"))
+    current_valid_to = current_valid_to_from(where, options.get("current_valid_to"))
+    if mode is not LoadMode.SCD2:
+        for option, given in (
+            ("validity_columns", validity.renamed),
+            ("current_valid_to", current_valid_to is not None),
+        ):
+            if given:
+                raise ConfigError(f"{where}: {option} only applies to mode='scd2'")
+    managed = [validity.physical(n) for n in description.managed_names]
+    refuse_clashes(where, spec_table, set(managed) - {"_loaded_at", "_batch_id"}, mode.value)
     retire_within = columns("retire_within")
     if retire_within and deletes is Deletes.IGNORE:
         raise ConfigError(
@@ -296,6 +309,8 @@ def _complete_target(
         deletes=deletes,
         ttl_seconds=ttl,
         retire_within=retire_within,
+        validity_columns=validity,
+        current_valid_to=current_valid_to,
         connection=options.get("connection") or spec_table.connection,
         asset_key=tuple(asset_key) if asset_key else None,
     )
@@ -325,6 +340,8 @@ def pipeline(
     deletes: str | None = None,
     retire_within: Sequence[str] | None = None,
     row_version_column: str | None = None,
+    validity_columns: Sequence[str] | Mapping[str, str] | None = None,
+    current_valid_to: str | date | None = None,
     incremental_column: str | None = None,
     source_connection: Any = None,
     target_connection: Any = None,
@@ -357,6 +374,14 @@ def pipeline(
         row_version_column: a source column that already versions each row (an update
             counter, an ``updated_at``, a hash): a change is a new value there, nothing else
             is compared (dlt's ``row_version_column_name``).
+        validity_columns: scd2: other names for the validity columns (dlt's
+            ``validity_column_names``, dbt's ``snapshot_meta_column_names``):
+            ``("start_at", "end_at")`` renames ``valid_from`` and ``valid_to``; a mapping such
+            as ``{"is_current": "current"}`` renames any of ``valid_from``, ``valid_to``,
+            ``is_current`` and ``is_deleted``.
+        current_valid_to: scd2: the ``valid_to`` current versions hold instead of NULL, e.g.
+            ``"9999-12-31"`` (dlt's ``active_record_timestamp``, dbt's
+            ``dbt_valid_to_current``); a date is its midnight UTC.
         incremental_column: column whose maximum becomes the watermark; the SQL may use
             ``$watermark`` (loads rows strictly greater than it).
         source_connection: where the SQL runs (name or typed connection); default: the target's.
@@ -408,6 +433,8 @@ def pipeline(
             "deletes": deletes,
             "retire_within": retire_within,
             "row_version_column": row_version_column,
+            "validity_columns": validity_columns,
+            "current_valid_to": current_valid_to,
             "connection": target_connection,
             "asset_key": asset_key,
         }

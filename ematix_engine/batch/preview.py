@@ -36,8 +36,7 @@ def preview_pipeline(pipeline: Pipeline) -> PreviewResult:
             steps.append(
                 f"one partition per run, rows filtered on {column}: "
                 + (
-                    f"delete the partition's rows on {column}, then insert, in the same "
-                    f"transaction"
+                    f"delete the partition's rows on {column}, then insert, in the same transaction"
                     if target.mode.value in ("append", "replace")
                     else f"merge the partition; absent keys retire only within it ({column})"
                 )

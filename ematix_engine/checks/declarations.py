@@ -120,7 +120,10 @@ class Check:
 
 
 def _known_columns(target: TargetSpec) -> tuple[str, ...]:
-    return (*target.table.column_names, *mode_of(target).managed_names)
+    return (
+        *target.table.column_names,
+        *(c.name for c in mode_of(target).managed_columns_of(target)),
+    )
 
 
 def _columns(value: Sequence[str] | str, what: str) -> tuple[str, ...]:

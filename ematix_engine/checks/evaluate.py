@@ -83,11 +83,15 @@ class _Renderer:
     def cols(self, names: Sequence[str]) -> str:
         return ", ".join(self.q(n) for n in names)
 
+    def managed(self, name: str) -> str:
+        """Quoted name in the target of managed column ``name`` (``validity_columns=``)."""
+        return self.q(self.target.column_name(name))
+
     def relation(self, check: Check) -> str:
         """The table, or its current versions for a user check on an SCD2 target."""
         if self.target.mode is LoadMode.SCD2 and not check.builtin:
             return (
-                f"(SELECT * FROM {self.table} WHERE {self.q('is_current')}) "
+                f"(SELECT * FROM {self.table} WHERE {self.managed('is_current')}) "
                 f"AS {self.q('_ematix_current')}"
             )
         return self.table
@@ -141,7 +145,7 @@ class _Renderer:
             return _Plan(
                 sql=(
                     f"SELECT {keys}, COUNT(*) AS {q('current_versions')} FROM {self.table} "
-                    f"WHERE {q('is_current')} GROUP BY {keys} HAVING COUNT(*) > 1"
+                    f"WHERE {self.managed('is_current')} GROUP BY {keys} HAVING COUNT(*) > 1"
                 ),
                 describe=lambda n: f"{n} key(s) with more than one current version",
             )
@@ -150,21 +154,39 @@ class _Renderer:
         raise EmatixError(f"check {check.name!r}: unknown check type {type(check).__name__}")
 
     def intervals(self, check: Scd2NoOverlapOrGap) -> _Plan:
+        """Versions that overlap, leave a gap, end before they start or are wrongly current.
+
+        A current version ends at NULL, or at the target's ``current_valid_to`` sentinel
+        (bound as a parameter), which then reads back as NULL here; with a sentinel, a stored
+        NULL is wrong too.
+        """
         q = self.q
         keys = self.cols(check.keys)
-        vf, vt, cur, nxt = q("valid_from"), q("valid_to"), q("is_current"), q("next_valid_from")
+        names = [self.target.column_name(n) for n in ("valid_from", "valid_to", "is_current")]
+        vf, vt, cur = (q(n) for n in names)
+        nxt, stored = q("next_valid_from"), q("_ematix_stored_valid_to")
+        end, params, no_end = vt, None, ""
+        if self.target.current_valid_to is not None:
+            end = f"NULLIF({vt}, {self.session.param_placeholder(0)})"
+            params = (self.session.timestamp_param(self.target.current_valid_to),)
+            no_end = f" OR {stored} IS NULL"
         versions = (
-            f"SELECT {keys}, {vf}, {vt}, {cur}, "
+            f"SELECT {keys}, {vf}, {end} AS {vt}, {vt} AS {stored}, {cur}, "
             f"LEAD({vf}) OVER (PARTITION BY {keys} ORDER BY {vf}) AS {nxt} FROM {self.table}"
         )
+        shown = (*check.keys, *names, "next_valid_from")
+        sql = (
+            f"SELECT {keys}, {vf}, {stored} AS {vt}, {cur}, {nxt} FROM ({versions}) AS {q('_ematix_versions')} WHERE "
+            f"({nxt} IS NOT NULL AND ({vt} IS NULL OR {vt} <> {nxt} OR {nxt} = {vf})) "
+            f"OR ({vt} IS NOT NULL AND {vt} < {vf}) "
+            f"OR ({cur} AND {vt} IS NOT NULL) "
+            f"OR (NOT {cur} AND {vt} IS NULL){no_end}"
+        )
         return _Plan(
-            sql=(
-                f"SELECT * FROM ({versions}) AS {q('_ematix_versions')} WHERE "
-                f"({nxt} IS NOT NULL AND ({vt} IS NULL OR {vt} <> {nxt} OR {nxt} = {vf})) "
-                f"OR ({vt} IS NOT NULL AND {vt} < {vf}) "
-                f"OR ({cur} AND {vt} IS NOT NULL) "
-                f"OR (NOT {cur} AND {vt} IS NULL)"
-            ),
+            sql=sql,
+            params=params,
+            sample_sql=sql,
+            sample_columns=shown,
             describe=lambda n: f"{n} version(s) overlapping, leaving a gap or wrongly current",
         )
 

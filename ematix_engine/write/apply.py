@@ -355,6 +355,10 @@ def _write(
         )
         mode = mode_of(target)
         _refuse_rows_without_managed_columns(job.writer, target, existing, target_empty)
+        if target.mode is LoadMode.SCD2:
+            _refuse_open_end_after(job.writer, target, "the load's time", batch_ts)
+            if existing is not None and not target_empty:
+                _refuse_other_open_end(backend, target, table_sql, existing)
         if job.valid_at is not None and not target_empty:
             _refuse_time_travel(backend, job, table_sql, existing or {}, batch_ts)
         # Hash in-process only when every prepared row goes straight into an empty target;
@@ -467,15 +471,72 @@ def _refuse_rows_without_managed_columns(
     """
     if existing is None or empty:
         return
-    needed = [c.name for c in mode_of(target).managed_columns if not c.nullable]
+    needed = [c.name for c in mode_of(target).managed_columns_of(target) if not c.nullable]
     missing = [name for name in needed if name not in existing]
     if missing and target.mode is LoadMode.SCD2:
         raise SchemaDriftError(
             target.label,
             missing[0],
-            f"the table holds rows but none of ematix's {target.mode.value} history columns "
-            f"({', '.join(missing)}): it was loaded in another mode. Load the history into a "
-            f"new table, or empty this one first",
+            f"the table holds rows but lacks ematix's {target.mode.value} history columns "
+            f"({', '.join(missing)}): it was loaded in another mode, or with other "
+            f"validity_columns. Load the history into a new table, or empty this one first",
+        )
+
+
+def _refuse_other_open_end(
+    backend: SqlBackend, target: TargetSpec, table_sql: str, existing: dict[str, str]
+) -> None:
+    """Refuse an SCD2 target whose current versions hold another ``valid_to`` than declared.
+
+    Its history was written with another ``current_valid_to`` (or none): loading on would mix
+    two markers of "current". Every load writes one marker into every current version, so one
+    current row tells (the probe stops at the first one).
+
+    Raises:
+        SchemaDriftError: naming the target, the column and both markers.
+    """
+    valid_to, current = target.column_name("valid_to"), target.column_name("is_current")
+    if valid_to not in existing or current not in existing:
+        return
+    q, sentinel = backend.quote, target.current_valid_to
+    if sentinel is None:
+        same, params = f"{q(valid_to)} IS NULL", None
+    else:
+        same = f"COALESCE({q(valid_to)} = {backend.param_placeholder(0)}, FALSE)"
+        params = (backend.timestamp_param(sentinel),)
+    rows = backend.query(
+        f"SELECT {same}, {q(valid_to)} IS NULL, CAST({q(valid_to)} AS TEXT) FROM {table_sql} "
+        f"WHERE {q(current)} LIMIT 1",
+        params,
+    )
+    if not rows or rows[0][0]:
+        return
+    stored_null, stored = bool(rows[0][1]), rows[0][2]
+    declared = "NULL (no current_valid_to)" if sentinel is None else sentinel.isoformat()
+    raise SchemaDriftError(
+        target.label,
+        valid_to,
+        f"its current versions hold {valid_to} = {'NULL' if stored_null else stored}, but the "
+        f"pipeline declares {declared} for current versions; a table keeps one marker of "
+        f"'current'. Declare current_valid_to to match the table, or rebuild it "
+        f"(run(full_refresh=True)) to switch",
+    )
+
+
+def _refuse_open_end_after(writer: str, target: TargetSpec, what: str, at: datetime) -> None:
+    """Refuse a version starting at or after the target's ``current_valid_to`` sentinel.
+
+    It would be current with an end before its start (or equal to it).
+
+    Raises:
+        ConfigError: naming the pipeline, the target and both times.
+    """
+    sentinel = target.current_valid_to
+    if sentinel is not None and at >= sentinel:
+        raise ConfigError(
+            f"pipeline {writer!r}: {what} {at.isoformat()} is not before "
+            f"current_valid_to {sentinel.isoformat()} of {target.label}; a current version "
+            f"would end before it starts. Pick a later current_valid_to"
         )
 
 
@@ -573,6 +634,7 @@ def _batch_constants(
     slice_: SliceFilter | None = None,
 ) -> None:
     ttl_cutoff = batch_ts - timedelta(seconds=target.ttl_seconds or 0)
+    sentinel = target.current_valid_to
     create_batch_table(
         session,
         batch_id=batch_id,
@@ -582,6 +644,7 @@ def _batch_constants(
         ttl_cutoff_value=session.timestamp_param(ttl_cutoff),
         slice_=slice_,
         loaded_at_value=session.timestamp_param(loaded_at),
+        current_valid_to_value=None if sentinel is None else session.timestamp_param(sentinel),
     )
 
 
@@ -595,17 +658,18 @@ def _refuse_time_travel(
     Raises:
         ConfigError: naming the target, the time asked for and the newest version's.
     """
-    if job.target.mode is not LoadMode.SCD2 or "valid_from" not in existing:
+    valid_from = job.target.column_name("valid_from")
+    if job.target.mode is not LoadMode.SCD2 or valid_from not in existing:
         return
     newest = backend.query(
-        f"SELECT CAST(MAX({backend.quote('valid_from')}) AS TEXT) FROM {table_sql} "
-        f"WHERE {backend.quote('valid_from')} > {backend.param_placeholder(0)}",
+        f"SELECT CAST(MAX({backend.quote(valid_from)}) AS TEXT) FROM {table_sql} "
+        f"WHERE {backend.quote(valid_from)} > {backend.param_placeholder(0)}",
         (backend.timestamp_param(at),),
     )
     if newest and newest[0][0] is not None:
         raise ConfigError(
             f"pipeline {job.writer!r}: as_of {at.isoformat()} is before the newest version "
-            f"in {job.target.label} (valid_from {newest[0][0]}); history cannot run backwards, "
+            f"in {job.target.label} ({valid_from} {newest[0][0]}); history cannot run backwards, "
             f"so load snapshots in time order"
         )
 

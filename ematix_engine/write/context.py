@@ -15,6 +15,7 @@ from datetime import datetime
 
 from ematix_engine.backends.base import SqlBackend
 from ematix_engine.schema.ddl import TableColumn
+from ematix_engine.schema.types import TimestampTZ
 from ematix_engine.specs import LoadMode, TargetSpec
 from ematix_engine.write.slices import SliceFilter, slice_condition
 
@@ -87,6 +88,29 @@ class LoadContext:
     def q(self, name: str) -> str:
         """Quote one identifier."""
         return self.backend.quote(name)
+
+    def managed(self, name: str) -> str:
+        """Quoted name in the target of managed column ``name`` (``validity_columns=``)."""
+        return self.q(self.target.column_name(name))
+
+    def open_end(self, end: str = "NULL") -> str:
+        """The ``valid_to`` to store for ``end``, an SQL end time that is NULL while current.
+
+        NULL stays NULL unless the target keeps a ``current_valid_to`` sentinel, which then
+        takes its place (read from ``_ematix_batch``).
+        """
+        if self.target.current_valid_to is None:
+            if end == "NULL":
+                return f"CAST(NULL AS {self.backend.column_type_sql(TimestampTZ)})"
+            return end
+        sentinel = self.const("current_valid_to")
+        return sentinel if end == "NULL" else f"COALESCE({end}, {sentinel})"
+
+    def stored_end(self, valid_to: str) -> str:
+        """A stored ``valid_to`` as an end time: NULL while current (the sentinel read back)."""
+        if self.target.current_valid_to is None:
+            return valid_to
+        return f"NULLIF({valid_to}, {self.const('current_valid_to')})"
 
     @property
     def table(self) -> str:

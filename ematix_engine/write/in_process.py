@@ -60,7 +60,7 @@ def batch_constant_columns(
     target: TargetSpec, physical: Sequence[TableColumn]
 ) -> tuple[TableColumn, ...]:
     """Managed columns that hold one value for a whole first load (``per_batch`` ones)."""
-    names = {c.name for c in mode_of(target).managed_columns if c.per_batch}
+    names = {c.name for c in mode_of(target).managed_columns_of(target) if c.per_batch}
     return tuple(c for c in physical if c.name in names)
 
 
@@ -135,15 +135,16 @@ def _pull_current(prep: LoadContext, ctx: LoadContext, *, tombstones: bool) -> N
         for n in names
     ]
     where = ""
+    deleted = target.column_name("is_deleted")
     if tombstones:
-        selects.append(f"t.{q('is_deleted')}")
-        where = f" WHERE t.{q('is_current')}"
+        selects.append(f"t.{q(deleted)}")
+        where = f" WHERE t.{ctx.managed('is_current')}"
     current_sql = f"SELECT {', '.join(selects)} FROM {ctx.table} AS t{where}"
     reader = ctx.backend.lock_and_read(ctx.table, current_sql)
     ctx.statements.append(current_sql)
     expected = pa.schema(
         [pa.field(n, by_name[n].type.arrow_type()) for n in names]
-        + ([pa.field("is_deleted", pa.bool_())] if tombstones else [])
+        + ([pa.field(deleted, pa.bool_())] if tombstones else [])
     )
     try:
         # Read to the end first, so the read's connection is closed (and its snapshot released)
@@ -274,8 +275,12 @@ def _copy_versions(
         selects.append(prep.row_hash_sql("s"))
     if with_constants:
         if scd2:
-            names += ["valid_from", "is_current", "is_deleted"]
-            selects += [f"s.{q('valid_from')}", "TRUE", "FALSE"]
+            target = ctx.target
+            names += [target.column_name(n) for n in ("valid_from", "is_current", "is_deleted")]
+            selects += [f"s.{prep.managed('valid_from')}", "TRUE", "FALSE"]
+            if target.current_valid_to is not None:
+                names.append(target.column_name("valid_to"))
+                selects.append(prep.open_end())
         names += ["_loaded_at", "_batch_id"]
         selects += [
             f"(SELECT {q('loaded_at')} FROM {q(BATCH)})",
@@ -287,20 +292,31 @@ def _copy_versions(
 
 
 def _add_batch_constant_columns(ctx: LoadContext, late: Sequence[TableColumn]) -> None:
-    backend = ctx.backend
+    backend, target = ctx.backend, ctx.target
+    sentinel = target.current_valid_to
     backend.execute(
         "SELECT set_config('ematix.batch_id', %s, true), set_config('ematix.batch_ts', %s, true), "
-        "set_config('ematix.loaded_at', %s, true)",
-        (ctx.batch_id, ctx.batch_ts.isoformat(), ctx.loaded_at.isoformat()),
+        "set_config('ematix.loaded_at', %s, true), "
+        "set_config('ematix.current_valid_to', %s, true)",
+        (
+            ctx.batch_id,
+            ctx.batch_ts.isoformat(),
+            ctx.loaded_at.isoformat(),
+            sentinel.isoformat() if sentinel is not None else "",
+        ),
     )
     batch_ts = "CAST(current_setting('ematix.batch_ts') AS TIMESTAMPTZ)"
     values = {
         "_loaded_at": "CAST(current_setting('ematix.loaded_at') AS TIMESTAMPTZ)",
         "_batch_id": "current_setting('ematix.batch_id')",
-        "valid_from": batch_ts,
-        "is_current": "TRUE",
-        "is_deleted": "FALSE",
+        target.column_name("valid_from"): batch_ts,
+        target.column_name("is_current"): "TRUE",
+        target.column_name("is_deleted"): "FALSE",
     }
+    if sentinel is not None:
+        values[target.column_name("valid_to")] = (
+            "CAST(current_setting('ematix.current_valid_to') AS TIMESTAMPTZ)"
+        )
     additions = []
     for column in late:
         definition = f"ADD COLUMN {ctx.q(column.name)} {backend.column_type_sql(column.type)}"

@@ -71,7 +71,7 @@ class WritePlan:
             stage = f"stage source into {RAW} (Arrow batches into an in-memory DuckDB session)"
         else:
             stage = f"stage source into {RAW} (Arrow batches){where}"
-        steps = [stage, "ensure_table (create / add columns)"]
+        steps = [stage, "ensure_table (create / add columns)", *_validity_steps(target)]
         if self.path is not WritePath.IN_PROCESS:
             steps += [
                 f"prepare {SOURCE}: normalize, cast, row_hash, dedupe",
@@ -94,6 +94,23 @@ class WritePlan:
         else:
             steps.append(f"otherwise: COPY {SOURCE} into a temp table, then {target.mode.value}")
         return tuple(steps)
+
+
+def _validity_steps(target: TargetSpec) -> list[str]:
+    """How an SCD2 target spells its history, when it differs from the defaults."""
+    steps = []
+    columns = target.validity_columns
+    if columns.renamed:
+        renamed = [
+            f"{n} as {columns.physical(n)}" for n in columns.LOGICAL if columns.physical(n) != n
+        ]
+        steps.append(f"history columns: {', '.join(renamed)}")
+    if target.current_valid_to is not None:
+        steps.append(
+            f"current versions hold {target.column_name('valid_to')} = "
+            f"{target.current_valid_to.isoformat()} (refused if the table holds another marker)"
+        )
+    return steps
 
 
 def plan_write(target: TargetSpec, target_connection: Any, *, rows_in: Any = None) -> WritePlan:

@@ -45,11 +45,13 @@ def create_batch_table(
     ttl_cutoff_value: object,
     loaded_at_value: object,
     slice_: SliceFilter | None = None,
+    current_valid_to_value: object = None,
 ) -> None:
     """Create the one-row ``_ematix_batch`` table of batch constants (bound parameters).
 
     ``batch_ts`` is the time the load stands for (validity of SCD2 versions: now, or the
-    run's ``as_of``); ``loaded_at`` the wall-clock time it ran (``_loaded_at``). With
+    run's ``as_of``); ``loaded_at`` the wall-clock time it ran (``_loaded_at``);
+    ``current_valid_to`` the SCD2 target's sentinel for current versions (NULL if none). With
     ``slice_`` it also holds the partition's bounds (:data:`~ematix_engine.write.slices.
     SLICE_COLUMNS`), cast to the partition column's type.
     """
@@ -62,10 +64,18 @@ def create_batch_table(
         f"{q('watermark')} {wm_type}",
         f"{q('ttl_cutoff')} {ts_type}",
         f"{q('loaded_at')} {ts_type}",
+        f"{q('current_valid_to')} {ts_type}",
     ]
     p = backend.param_placeholder
-    markers = [p(0), p(1), f"CAST({p(2)} AS {wm_type})", p(3), p(4)]
-    params: list[object] = [batch_id, batch_ts_value, watermark, ttl_cutoff_value, loaded_at_value]
+    markers = [p(0), p(1), f"CAST({p(2)} AS {wm_type})", p(3), p(4), f"CAST({p(5)} AS {ts_type})"]
+    params: list[object] = [
+        batch_id,
+        batch_ts_value,
+        watermark,
+        ttl_cutoff_value,
+        loaded_at_value,
+        current_valid_to_value,
+    ]
     if slice_ is not None:
         values = slice_.bound_values(backend)
         for name, column_type in slice_.bound_types().items():
@@ -119,7 +129,8 @@ def resolve_columns(
         if source_name:
             used.add(source_name)
         columns.append(TableColumn(declared.name, declared.type, declared.nullable))
-    managed = all_managed_names()
+    # a source column named like a managed column is not data (the target's names included)
+    managed = all_managed_names() | {c.name for c in managed_columns(target)}
     for field in source_schema:
         if field.name in used or field.name in managed:
             continue
@@ -182,19 +193,43 @@ def prepare_source(
         if target.event_timestamp_column:
             ts_type = backend.column_type_sql(TimestampTZ)
             extra += (
-                f", CAST(x.{q(target.event_timestamp_column)} AS {ts_type}) AS {q('valid_from')}"
+                f", CAST(x.{q(target.event_timestamp_column)} AS {ts_type}) "
+                f"AS {ctx.managed('valid_from')}"
             )
         else:
-            extra += f", {ctx.const('batch_ts')} AS {q('valid_from')}"
+            extra += f", {ctx.const('batch_ts')} AS {ctx.managed('valid_from')}"
     ctx.run(f"DROP TABLE IF EXISTS {q(_PRE)}")
     ctx.run(
         f"CREATE TEMP TABLE {q(_PRE)} AS SELECT x.*{extra} FROM "
         f"(SELECT {', '.join(selects)} FROM {q(RAW)} AS r) AS x"
     )
     _resolve_duplicates(ctx)
+    _refuse_events_after_open_end(ctx)
     if target.keys and mode_of(target).dedupes and ctx.execute_writes:
         backend.index_for_joins(SOURCE, target.keys)
     ctx.analyze(SOURCE)
+
+
+def _refuse_events_after_open_end(ctx: LoadContext) -> None:
+    """Fail the load when an event starts at or after the target's ``current_valid_to``.
+
+    Such a version would be current with an end before (or at) its start.
+    """
+    target = ctx.target
+    event_time = target.event_timestamp_column
+    if target.mode is not LoadMode.SCD2 or event_time is None or target.current_valid_to is None:
+        return
+    late = ctx.scalar(
+        f"SELECT COUNT(*) FROM {ctx.q(SOURCE)} "
+        f"WHERE {ctx.managed('valid_from')} >= {ctx.const('current_valid_to')}"
+    )
+    if late:
+        raise SourceError(
+            ctx.pipeline,
+            f"{late} source row(s) have {event_time!r} at or after current_valid_to "
+            f"{target.current_valid_to.isoformat()} of {target.label}; a current version would "
+            f"end before it starts. Pick a later current_valid_to",
+        )
 
 
 def _eager_hash(target: TargetSpec) -> bool:
@@ -245,7 +280,7 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
     keys = list(target.keys)
     newest_wins = target.mode is LoadMode.MERGE and target.event_timestamp_column is not None
     if target.mode is LoadMode.SCD2 and target.event_timestamp_column:
-        slot = [*keys, "valid_from"]
+        slot = [*keys, target.column_name("valid_from")]
     else:
         slot = keys
     # An SCD2 event without an event time has no place on the timeline: refused like a key.
@@ -274,7 +309,7 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
     if _eager_hash(target):
         names.append("row_hash")
     if target.mode is LoadMode.SCD2:
-        names.append("valid_from")
+        names.append(target.column_name("valid_from"))
     ctx.run(
         f"CREATE TEMP TABLE {src} AS SELECT {ctx.cols(names)} FROM (SELECT p.*, ROW_NUMBER() "
         f"OVER (PARTITION BY {ctx.cols(slot)} ORDER BY {order}) AS _ematix_rn FROM {pre} AS p) "
@@ -286,5 +321,6 @@ def _resolve_duplicates(ctx: LoadContext) -> None:
 def managed_columns(target: TargetSpec) -> tuple[TableColumn, ...]:
     """Columns ematix adds to ``target`` (:data:`ematix_engine.modes.MODES`), as table columns."""
     return tuple(
-        TableColumn(c.name, c.type, nullable=c.nullable) for c in mode_of(target).managed_columns
+        TableColumn(c.name, c.type, nullable=c.nullable)
+        for c in mode_of(target).managed_columns_of(target)
     )

@@ -34,8 +34,8 @@ def changes_sql(
     """
     q, keys = ctx.q, ctx.target.keys
     first = q(keys[0])
-    deleted = f" OR t.{q('is_deleted')}" if tombstones else ""
-    alive = f" AND NOT t.{q('is_deleted')}" if tombstones else ""
+    deleted = f" OR t.{ctx.managed('is_deleted')}" if tombstones else ""
+    alive = f" AND NOT t.{ctx.managed('is_deleted')}" if tombstones else ""
     if ctx.target.retire_within or ctx.slice is not None:
         alive += f" AND {ctx.retirable('t', source)}"
     key_list = ", ".join(f"COALESCE(s.{q(k)}, t.{q(k)}) AS {q(k)}" for k in keys)

@@ -2,7 +2,11 @@
 
 Target columns added: ``valid_from``, ``valid_to`` (NULL while current), ``is_current``,
 ``row_hash`` (see ``schema.hashing``) and ``is_deleted`` (tombstones of ``deletes="new_record"``).
-A version's key is the business key plus ``valid_from``.
+A version's key is the business key plus ``valid_from``. The validity columns may carry other
+names (``validity_columns=``, :meth:`LoadContext.managed`), and a current version may hold a
+``current_valid_to`` sentinel instead of NULL: every statement writes an open end through
+:meth:`LoadContext.open_end` and reads one back through :meth:`LoadContext.stored_end`, so the
+plans themselves reason with NULL.
 
 Two plans share the TTL step:
 
@@ -77,13 +81,14 @@ def insert_tombstones(ctx: LoadContext, closed_keys: str) -> int:
     """
     q, names = ctx.q, ctx.data_columns
     return ctx.run(
-        f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {q('row_hash')}, {q('valid_from')}, "
-        f"{q('valid_to')}, {q('is_current')}, {q('is_deleted')}, {q('_loaded_at')}, "
+        f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {q('row_hash')}, {ctx.managed('valid_from')}, "
+        f"{ctx.managed('valid_to')}, {ctx.managed('is_current')}, {ctx.managed('is_deleted')}, {q('_loaded_at')}, "
         f"{q('_batch_id')}) "
-        f"SELECT {ctx.cols(names, 't')}, t.{q('row_hash')}, {ctx.const('batch_ts')}, NULL, TRUE, "
+        f"SELECT {ctx.cols(names, 't')}, t.{q('row_hash')}, {ctx.const('batch_ts')}, "
+        f"{ctx.open_end()}, TRUE, "
         f"TRUE, {ctx.const('loaded_at')}, {ctx.const('batch_id')} "
         f"FROM {ctx.table} AS t JOIN {closed_keys} AS c ON {ctx.match('t', 'c')} "
-        f"WHERE c.{q(KIND)} = {ABSENT} AND t.{q('valid_to')} = {ctx.const('batch_ts')}"
+        f"WHERE c.{q(KIND)} = {ABSENT} AND t.{ctx.managed('valid_to')} = {ctx.const('batch_ts')}"
     )
 
 
@@ -91,32 +96,33 @@ def close_current_sql(ctx: LoadContext, closed_keys: str) -> str:
     """``UPDATE`` closing the current version of every changed or absent key."""
     q = ctx.q
     return (
-        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = {ctx.const('batch_ts')}, "
-        f"{q('is_current')} = FALSE FROM {closed_keys} AS c "
-        f"WHERE t.{q('is_current')} AND c.{q(KIND)} <> {NEW_KEY} AND {ctx.match('t', 'c')}"
+        f"UPDATE {ctx.table} AS t SET {ctx.managed('valid_to')} = {ctx.const('batch_ts')}, "
+        f"{ctx.managed('is_current')} = FALSE FROM {closed_keys} AS c "
+        f"WHERE t.{ctx.managed('is_current')} AND c.{q(KIND)} <> {NEW_KEY} AND {ctx.match('t', 'c')}"
     )
 
 
 _NO_END = "NULL"
 
 
-def _insert_versions(ctx: LoadContext, select_from: str, valid_to: str, where: str) -> int:
-    """Insert new versions from ``select_from`` (aliased ``s``).
+def _insert_versions(ctx: LoadContext, select_from: str, end: str, where: str) -> int:
+    """Insert new versions from ``select_from`` (aliased ``s``) that end at ``end``.
 
-    The hash comes from ``s.row_hash`` when the source carries it (event time), otherwise it
-    is computed here, for the inserted rows only.
+    ``end`` is NULL for a version that stays current (it then stores the target's
+    ``current_valid_to``). The hash comes from ``s.row_hash`` when the source carries it
+    (event time), otherwise it is computed here, for the inserted rows only.
     """
     names = ctx.data_columns
     q = ctx.q
     carried = ctx.target.event_timestamp_column is not None
     row_hash = f"s.{q('row_hash')}" if carried else ctx.row_hash_sql("s")
-    if valid_to == _NO_END:
-        valid_to = f"CAST(NULL AS {ctx.backend.column_type_sql(_ts_type())})"
+    valid_to = ctx.open_end(end)
+    current = "TRUE" if end == _NO_END else f"{end} IS NULL"
     return ctx.run(
-        f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {q('valid_from')}, {q('valid_to')}, "
-        f"{q('is_current')}, {q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, "
+        f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {ctx.managed('valid_from')}, {ctx.managed('valid_to')}, "
+        f"{ctx.managed('is_current')}, {q('row_hash')}, {ctx.managed('is_deleted')}, {q('_loaded_at')}, "
         f"{q('_batch_id')}) "
-        f"SELECT {ctx.cols(names, 's')}, s.{q('valid_from')}, {valid_to}, {valid_to} IS NULL, "
+        f"SELECT {ctx.cols(names, 's')}, s.{ctx.managed('valid_from')}, {valid_to}, {current}, "
         f"{row_hash}, FALSE, {ctx.const('loaded_at')}, {ctx.const('batch_id')} "
         f"FROM {select_from} WHERE {where}"
     )
@@ -125,7 +131,7 @@ def _insert_versions(ctx: LoadContext, select_from: str, valid_to: str, where: s
 def _snapshot(ctx: LoadContext, counts: Counts, total: int) -> None:
     """Close changed and absent keys in one ``UPDATE``; insert new versions for the rest."""
     q, src, chg = ctx.q, ctx.q(SOURCE), ctx.q(CHANGES)
-    current = f"(SELECT * FROM {ctx.table} WHERE {q('is_current')})"
+    current = f"(SELECT * FROM {ctx.table} WHERE {ctx.managed('is_current')})"
     if ctx.backend.JOINS_BY_NESTED_LOOPS:  # join an indexed copy, not a subquery (quadratic)
         ctx.run(f"CREATE TEMP TABLE {q(_CURRENT)} AS SELECT * FROM {current} AS c")
         if ctx.execute_writes:
@@ -151,7 +157,7 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     q, src, tl = ctx.q, ctx.q(SOURCE), ctx.q(_TIMELINE)
     keys = ctx.target.keys
     part = ctx.cols(keys)
-    vf, h = q("valid_from"), q("row_hash")
+    vf, vt, h = ctx.managed("valid_from"), ctx.managed("valid_to"), q("row_hash")
     op = ctx.backend.NULL_SAFE_DISTINCT
     # Versions are compared by their values (NULL-safe), never by row_hash: a hash is only a
     # fingerprint, and one computed under other compare columns or an older encoding must not
@@ -185,8 +191,9 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
     ctx.run(
         f"CREATE TEMP TABLE {tl} AS "
         f"WITH {aff} AS (SELECT DISTINCT {ctx.cols(keys)} FROM {src}), "
-        f"{hist} AS (SELECT {ctx.cols(keys, 't')}, t.{vf}, t.{q('valid_to')} AS _ematix_old_valid_to, "
-        f"t.{h} AS _ematix_old_hash, t.{q('is_deleted')} AS is_deleted{old} "
+        f"{hist} AS (SELECT {ctx.cols(keys, 't')}, t.{vf}, "
+        f"{ctx.stored_end(f't.{vt}')} AS _ematix_old_valid_to, "
+        f"t.{h} AS _ematix_old_hash, t.{ctx.managed('is_deleted')} AS _ematix_deleted{old} "
         f"FROM {ctx.table} AS t JOIN {aff} AS a ON {ctx.match('t', 'a')}), "
         f"{corr} AS (SELECT hh.*, s.{h} AS _ematix_new_hash, "
         f"CASE WHEN s.{first} IS NULL THEN 0 ELSE 1 END AS _ematix_matched{new} "
@@ -194,7 +201,7 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
         f"{allv} AS ("
         f"SELECT {ctx.cols(keys)}, {vf}, _ematix_old_valid_to, "
         f"CASE WHEN _ematix_matched = 1 THEN _ematix_new_hash ELSE _ematix_old_hash END AS {h}, "
-        f"is_deleted, 0 AS _ematix_is_new, "
+        f"_ematix_deleted, 0 AS _ematix_is_new, "
         f"CASE WHEN _ematix_matched = 1 AND {differ('_ematix_o', '_ematix_n')} THEN 1 ELSE 0 END "
         f"AS _ematix_corrected{effective} "
         f"FROM {corr} "
@@ -204,7 +211,7 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
         f"AND hh.{vf} = s.{vf})), "
         f"{marked} AS (SELECT x.*, "
         f"LAG({vf}) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_vf, "
-        f"LAG(is_deleted) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_deleted, "
+        f"LAG(_ematix_deleted) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_deleted, "
         f"LAG(_ematix_is_new) OVER (PARTITION BY {part} ORDER BY {vf}) AS _ematix_prev_new{before} "
         f"FROM {allv} AS x), "
         # A version equal to the one before it is redundant: a new event never becomes one,
@@ -212,7 +219,7 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
         # into that event, so history matches what loading every event at once would give.
         f"{kept} AS (SELECT m.*, CASE WHEN _ematix_prev_vf IS NOT NULL "
         f"AND NOT {differ('_ematix_p', '_ematix_v')} "
-        f"AND NOT _ematix_prev_deleted AND (_ematix_is_new = 1 OR (_ematix_prev_new = 1 AND NOT is_deleted)) "
+        f"AND NOT _ematix_prev_deleted AND (_ematix_is_new = 1 OR (_ematix_prev_new = 1 AND NOT _ematix_deleted)) "
         f"THEN 1 ELSE 0 END AS _ematix_dropped FROM {marked} AS m), "
         # A key whose history has no current version was closed (deleted or expired) at its
         # latest valid_to; a late event before that time must not re-open it.
@@ -238,8 +245,8 @@ def _event_time(ctx: LoadContext, counts: Counts) -> None:
         f"AND c._ematix_old_valid_to IS NULL AND c._ematix_new_valid_to IS NOT NULL"
     )
     relinked = ctx.run(
-        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = c._ematix_new_valid_to, "
-        f"{q('is_current')} = (c._ematix_new_valid_to IS NULL) {moved}"
+        f"UPDATE {ctx.table} AS t SET {vt} = {ctx.open_end('c._ematix_new_valid_to')}, "
+        f"{ctx.managed('is_current')} = (c._ematix_new_valid_to IS NULL) {moved}"
     )
     counts.updated += max(relinked - counts.closed, 0) + max(merged, 0)
     updates = ctx.data_columns
@@ -269,14 +276,14 @@ def _reopen(ctx: LoadContext, counts: Counts) -> None:
     """
     q, src, back = ctx.q, ctx.q(SOURCE), ctx.q(_BACK)
     keys = ctx.target.keys
-    vf, vt = q("valid_from"), q("valid_to")
+    vf, vt = ctx.managed("valid_from"), ctx.managed("valid_to")
     ctx.run(
         f"CREATE TEMP TABLE {back} AS SELECT s.*, e._ematix_end, e._ematix_tomb FROM {src} AS s "
         f"JOIN (SELECT {ctx.cols(keys)}, MAX({vf}) AS _ematix_last FROM {src} "
         f"GROUP BY {ctx.cols(keys)}) AS l ON {ctx.match('s', 'l')} AND s.{vf} = l._ematix_last "
-        f"JOIN (SELECT {ctx.cols(keys)}, MAX({vt}) AS _ematix_end, "
-        f"MAX(CASE WHEN {q('is_current')} AND {q('is_deleted')} THEN {vf} END) AS _ematix_tomb, "
-        f"SUM(CASE WHEN {q('is_current')} AND NOT {q('is_deleted')} THEN 1 ELSE 0 END) "
+        f"JOIN (SELECT {ctx.cols(keys)}, MAX({ctx.stored_end(vt)}) AS _ematix_end, "
+        f"MAX(CASE WHEN {ctx.managed('is_current')} AND {ctx.managed('is_deleted')} THEN {vf} END) AS _ematix_tomb, "
+        f"SUM(CASE WHEN {ctx.managed('is_current')} AND NOT {ctx.managed('is_deleted')} THEN 1 ELSE 0 END) "
         f"AS _ematix_live FROM {ctx.table} GROUP BY {ctx.cols(keys)}) AS e "
         f"ON {ctx.match('s', 'e')} WHERE e._ematix_live = 0"
     )
@@ -285,15 +292,15 @@ def _reopen(ctx: LoadContext, counts: Counts) -> None:
     assignments = ", ".join(f"{q(c)} = b.{q(c)}" for c in names)
     counts.updated += ctx.run(
         f"UPDATE {ctx.table} AS t SET {assignments}, {q('row_hash')} = b.{q('row_hash')}, "
-        f"{q('is_deleted')} = FALSE, {q('_loaded_at')} = {ctx.const('loaded_at')}, "
+        f"{ctx.managed('is_deleted')} = FALSE, {q('_loaded_at')} = {ctx.const('loaded_at')}, "
         f"{q('_batch_id')} = {ctx.const('batch_id')} FROM {back} AS b "
-        f"WHERE b._ematix_tomb IS NOT NULL AND t.{q('is_current')} AND {ctx.match('t', 'b')}"
+        f"WHERE b._ematix_tomb IS NOT NULL AND t.{ctx.managed('is_current')} AND {ctx.match('t', 'b')}"
     )
     at = f"CASE WHEN b.{vf} > b._ematix_end THEN b.{vf} ELSE b._ematix_end END"
     counts.inserted += ctx.run(
-        f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {vf}, {vt}, {q('is_current')}, "
-        f"{q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, {q('_batch_id')}) "
-        f"SELECT {ctx.cols(names, 'b')}, {at}, NULL, TRUE, b.{q('row_hash')}, FALSE, "
+        f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {vf}, {vt}, {ctx.managed('is_current')}, "
+        f"{q('row_hash')}, {ctx.managed('is_deleted')}, {q('_loaded_at')}, {q('_batch_id')}) "
+        f"SELECT {ctx.cols(names, 'b')}, {at}, {ctx.open_end()}, TRUE, b.{q('row_hash')}, FALSE, "
         f"{ctx.const('loaded_at')}, {ctx.const('batch_id')} FROM {back} AS b "
         f"WHERE b._ematix_tomb IS NULL AND b._ematix_end IS NOT NULL"
     )
@@ -310,11 +317,11 @@ def _deletes(ctx: LoadContext, counts: Counts) -> None:
     """
     q, src, gone = ctx.q, ctx.q(SOURCE), ctx.q(_GONE)
     keys = ctx.target.keys
-    vf, now = q("valid_from"), ctx.const("batch_ts")
+    vf, now = ctx.managed("valid_from"), ctx.const("batch_ts")
     ctx.run(
         f"CREATE TEMP TABLE {gone} AS SELECT {ctx.cols(keys, 't')}, "
         f"CASE WHEN t.{vf} > {now} THEN 1 ELSE 0 END AS _ematix_future "
-        f"FROM {ctx.table} AS t WHERE t.{q('is_current')} AND NOT t.{q('is_deleted')} AND NOT "
+        f"FROM {ctx.table} AS t WHERE t.{ctx.managed('is_current')} AND NOT t.{ctx.managed('is_deleted')} AND NOT "
         f"EXISTS (SELECT 1 FROM {src} AS s WHERE {ctx.match('s', 't')}) "
         f"AND {ctx.retirable('t', src)}"
     )
@@ -323,26 +330,26 @@ def _deletes(ctx: LoadContext, counts: Counts) -> None:
     if ctx.target.deletes is Deletes.NEW_RECORD:
         names = ctx.data_columns
         ctx.run(
-            f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {vf}, {q('valid_to')}, "
-            f"{q('is_current')}, {q('row_hash')}, {q('is_deleted')}, {q('_loaded_at')}, "
+            f"INSERT INTO {ctx.table} ({ctx.cols(names)}, {vf}, {ctx.managed('valid_to')}, "
+            f"{ctx.managed('is_current')}, {q('row_hash')}, {ctx.managed('is_deleted')}, {q('_loaded_at')}, "
             f"{q('_batch_id')}) "
-            f"SELECT {ctx.cols(names, 't')}, {now}, NULL, TRUE, t.{q('row_hash')}, "
+            f"SELECT {ctx.cols(names, 't')}, {now}, {ctx.open_end()}, TRUE, t.{q('row_hash')}, "
             f"TRUE, {ctx.const('loaded_at')}, {ctx.const('batch_id')} "
             f"FROM {ctx.table} AS t JOIN {gone} AS g ON {ctx.match('t', 'g')} "
-            f"WHERE t.{q('is_current')} AND g._ematix_future = 0"
+            f"WHERE t.{ctx.managed('is_current')} AND g._ematix_future = 0"
         )
         # a version that has not started yet is itself the tombstone
         ctx.run(
-            f"UPDATE {ctx.table} AS t SET {q('is_deleted')} = TRUE, "
+            f"UPDATE {ctx.table} AS t SET {ctx.managed('is_deleted')} = TRUE, "
             f"{q('_loaded_at')} = {ctx.const('loaded_at')}, {q('_batch_id')} = {ctx.const('batch_id')} "
-            f"FROM {gone} AS g WHERE t.{q('is_current')} AND {ctx.match('t', 'g')} "
+            f"FROM {gone} AS g WHERE t.{ctx.managed('is_current')} AND {ctx.match('t', 'g')} "
             f"AND g._ematix_future = 1"
         )
     closes = "AND g._ematix_future = 0" if ctx.target.deletes is Deletes.NEW_RECORD else ""
     counts.closed += ctx.run(
-        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = CASE WHEN t.{vf} > {now} THEN t.{vf} "
-        f"ELSE {now} END, {q('is_current')} = FALSE FROM {gone} AS g WHERE t.{q('is_current')} "
-        f"AND NOT t.{q('is_deleted')} AND {ctx.match('t', 'g')} {closes}"
+        f"UPDATE {ctx.table} AS t SET {ctx.managed('valid_to')} = CASE WHEN t.{vf} > {now} THEN t.{vf} "
+        f"ELSE {now} END, {ctx.managed('is_current')} = FALSE FROM {gone} AS g WHERE t.{ctx.managed('is_current')} "
+        f"AND NOT t.{ctx.managed('is_deleted')} AND {ctx.match('t', 'g')} {closes}"
     )
     counts.deleted += deleted
     if ctx.target.deletes is Deletes.NEW_RECORD:
@@ -353,16 +360,10 @@ def _deletes(ctx: LoadContext, counts: Counts) -> None:
 
 def _expire(ctx: LoadContext) -> int:
     """Close current versions older than the TTL whose key the batch did not contain."""
-    q, src = ctx.q, ctx.q(SOURCE)
+    src = ctx.q(SOURCE)
     return ctx.run(
-        f"UPDATE {ctx.table} AS t SET {q('valid_to')} = {ctx.const('batch_ts')}, "
-        f"{q('is_current')} = FALSE WHERE t.{q('is_current')} "
-        f"AND t.{q('valid_from')} < {ctx.const('ttl_cutoff')} AND NOT EXISTS "
+        f"UPDATE {ctx.table} AS t SET {ctx.managed('valid_to')} = {ctx.const('batch_ts')}, "
+        f"{ctx.managed('is_current')} = FALSE WHERE t.{ctx.managed('is_current')} "
+        f"AND t.{ctx.managed('valid_from')} < {ctx.const('ttl_cutoff')} AND NOT EXISTS "
         f"(SELECT 1 FROM {src} AS s WHERE {ctx.match('s', 't')})"
     )
-
-
-def _ts_type():
-    from ematix_engine.schema.types import TimestampTZ
-
-    return TimestampTZ
