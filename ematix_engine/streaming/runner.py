@@ -7,15 +7,21 @@ One iteration:
    the dead-letter topic one by one with the reason; without a DLQ the batch fails and no
    offset moves;
 3. **union** the sources' rows (fan-in) and run the **transform** (``transform_sql``);
-4. **write** every target (fan-out). Exactly-once pipelines commit each source's positions
+4. **causal constraints** (``constraints=``): the transformed rows become events for the
+   run's one processor; its violations are alerted, produced to the DLQ (and flushed) and
+   counted — before any target is written, so before any position is committed, in both
+   delivery modes;
+5. **write** every target (fan-out). Exactly-once pipelines commit each source's positions
    inside each target's write, and skip rows a target already holds (after a crash between
    two targets' commits);
-5. **flush** the DLQ, then **commit** each source's positions. Nothing moves before every write
+6. **flush** the DLQ, then **commit** each source's positions. Nothing moves before every write
    and every DLQ produce is durable: a crash re-delivers the batch (at-least-once) or finds the
    positions in the targets (exactly-once).
 
 The loop stops when asked (:meth:`StreamRunner.stop`, a signal), or — with
-``exit_when_idle`` — once every source is drained.
+``exit_when_idle`` — once every source is drained, which is the end of the stream for the
+causal processor: its open ``must_match`` triggers become violations, delivered before the run
+returns.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,6 +42,9 @@ from ematix_engine.streaming.metrics import StreamingMetrics
 from ematix_engine.streaming.result import StreamProgress, StreamResult
 from ematix_engine.streaming.sources.base import BadMessage, Polled, StreamSource
 from ematix_engine.streaming.targets import SourceOffsets, StreamTarget, open_target
+
+if TYPE_CHECKING:
+    from ematix_engine.streaming.violations import CausalStage, ViolationSink
 
 __all__ = ["StreamRunner", "open_source", "run_stream"]
 
@@ -187,9 +196,10 @@ class StreamRunner:
         spec = self.spec
         started = time.perf_counter()
         self.result = result = StreamResult(pipeline=spec.name)
+        self._causal = None
         targets: list[StreamTarget] = []
         sources: list[StreamSource] = []
-        transform = dlq = None
+        transform = dlq = causal = None
         try:
             targets = [open_target(t, spec.name) for t in spec.targets]
             exactly_once = spec.delivery == "exactly_once"
@@ -210,18 +220,25 @@ class StreamRunner:
                 source.open(self._seeker(source, targets, written) if exactly_once else None)
             if spec.transform_sql is not None:
                 transform = _Transform(spec)
+            if spec.causal is not None:
+                from ematix_engine.streaming.violations import CausalStage, ViolationSink
+
+                self._causal = causal = CausalStage(spec)
+                self._sink = ViolationSink(spec, self.metrics, causal.kinds)
             while not self._stop.is_set():
                 if self._iterate(sources, targets, written, transform, dlq, result):
                     continue
                 if exit_when_idle and self._drained:
                     self.stopped_by = self.stopped_by or "idle"
+                    if causal is not None:  # the end of the stream
+                        self._sink.deliver(causal.finish(), dlq, result)
                     break
                 self._stop.wait(spec.idle_pause_ms / 1000)
         except BaseException:
             self.metrics.errors.inc()
             raise
         finally:
-            for closeable in [*sources, *targets, transform, dlq]:
+            for closeable in [causal, *sources, *targets, transform, dlq]:
                 if closeable is not None:
                     try:
                         closeable.close()
@@ -273,7 +290,9 @@ class StreamRunner:
         batch = _Batch(polls)
         batch_id = f"{spec.name}-{uuid.uuid4().hex[:12]}"
         dlq_rows = self._dead_letters(batch.bad, dlq)
-        rows_out = self._write(batch, batch_id, targets, written, transform, dlq, result)
+        shared: list[pa.Table | None] = []
+        violations = self._constrain(batch, shared, transform, dlq, result)
+        rows_out = self._write(batch, batch_id, targets, written, transform, dlq, result, shared)
         if dlq is not None:
             dlq.flush()
         positions = batch.positions
@@ -300,9 +319,40 @@ class StreamRunner:
                     dlq_rows=dlq_rows,
                     offsets=positions,
                     totals=result,
+                    violations=tuple(violations),
                 )
             )
         return True
+
+    def _constrain(
+        self,
+        batch: _Batch,
+        shared: list[pa.Table | None],
+        transform: _Transform | None,
+        dlq: Any,
+        result: StreamResult,
+    ) -> list[Any]:
+        """Feed the batch's transformed rows to the causal processor; deliver its violations.
+
+        The transformed rows go into ``shared`` so the targets write the same table. Runs
+        before any target is written (so before any position is committed, in both delivery
+        modes); a batch the transform policy dropped feeds nothing.
+        """
+        causal = self._causal
+        if causal is None or batch.table is None or batch.table.num_rows == 0:
+            return []
+        rows = self._transform(transform, batch.table, batch, dlq, result)
+        shared.append(rows)
+        if rows is None or rows.num_rows == 0:
+            return []
+        events = causal.events(rows)
+        violations = causal.feed(events)
+        self.metrics.causal_events.inc(len(events))
+        if causal.rejected:
+            self.metrics.causal_rejected.inc(causal.rejected)
+            causal.rejected = 0
+        self._sink.deliver(violations, dlq, result)
+        return violations
 
     def _dead_letters(self, bad: list[BadMessage], dlq: Any) -> int:
         """Send undecodable messages to the DLQ, or fail the batch without one."""
@@ -330,13 +380,18 @@ class StreamRunner:
         transform: _Transform | None,
         dlq: Any,
         result: StreamResult,
+        shared: list[pa.Table | None],
     ) -> int:
-        """Transform and write the batch into every target; rows written in all."""
+        """Transform and write the batch into every target; rows written in all.
+
+        ``shared`` holds the transformed batch when the causal stage made it already.
+        """
         if batch.table is None or batch.table.num_rows == 0:
+            return 0
+        if shared and shared[0] is None:  # the transform policy dropped the batch
             return 0
         exactly_once = self.spec.delivery == "exactly_once"
         positions = batch.positions if exactly_once else None
-        shared: list[pa.Table | None] = []
         total = 0
         for i, target in enumerate(targets):
             remaining = batch.not_in(written[i]) if exactly_once else None
@@ -402,6 +457,8 @@ class StreamRunner:
     _drained = False
     _hinted = False
     _sources: list[StreamSource] = []
+    _causal: CausalStage | None = None
+    _sink: ViolationSink
 
 
 def _originals(source: StreamSource, polled: Polled, error: str) -> list[BadMessage]:
