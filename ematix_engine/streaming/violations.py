@@ -190,6 +190,9 @@ class CausalStage:
     async def _stop(self) -> int:
         left = self.open_triggers()
         await self.processor.stop()
+        # An idle run() only looks at the stop flag when events arrive; closing the source
+        # ends it, and the flag keeps the end-of-stream checks from running.
+        self._source.close()
         await asyncio.wrap_future(self._run)
         return left
 
