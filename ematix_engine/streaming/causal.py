@@ -42,6 +42,7 @@ from typing import Any
 from ematix_engine.causal import CausalSpec, MustMatch, Never, Pattern, must_match, never
 from ematix_engine.causal.errors import CausalConfigError
 from ematix_engine.errors import ConfigError, closest_match
+from ematix_engine.streaming.config import check_known_keys
 
 __all__ = [
     "CONSTRAINT_KINDS",
@@ -218,15 +219,7 @@ def _pattern(where: str, key: str, value: Any) -> str | Pattern:
 
 
 def _keys(where: str, section: str, given: Any, known: Sequence[str]) -> None:
-    if not isinstance(given, Mapping):
-        raise ConfigError(f"{where}: {section} must be a table")
-    for key in given:
-        if key not in known:
-            hint = closest_match(str(key), known)
-            raise ConfigError(
-                f"{where}: {section} unknown key {key!r}"
-                + (f"; did you mean {hint!r}?" if hint else f"; known: {', '.join(known)}")
-            )
+    check_known_keys(f"{where}: {section}", given, known, "a table")
 
 
 def _bare(error: Exception) -> str:

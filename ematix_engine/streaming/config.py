@@ -320,16 +320,28 @@ class Target:
         return f"{self.connection_name}:{where}" if where else self.connection_name
 
 
-def _check_keys(label: str, option: str, given: Mapping[str, Any], known: Sequence[str]) -> None:
+def check_known_keys(
+    context: str, given: Any, known: Sequence[str], container: str = "a mapping"
+) -> None:
+    """Raise naming ``context`` when ``given`` is no mapping or has a key not in ``known``.
+
+    Raises:
+        ConfigError: ``<context> must be a mapping`` or ``<context> has unknown key 'k'; did
+            you mean …?``.
+    """
     if not isinstance(given, Mapping):
-        raise ConfigError(f"Target {label}: {option} must be a mapping")
+        raise ConfigError(f"{context} must be {container}")
     for key in given:
         if key not in known:
             hint = closest_match(str(key), known)
             raise ConfigError(
-                f"Target {label}: {option} has unknown key {key!r}"
+                f"{context} has unknown key {key!r}"
                 + (f"; did you mean {hint!r}?" if hint else f"; known: {', '.join(known)}")
             )
+
+
+def _check_keys(label: str, option: str, given: Mapping[str, Any], known: Sequence[str]) -> None:
+    check_known_keys(f"Target {label}: {option}", given, known)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -126,11 +126,11 @@ def test_toml_builds_the_same_constraints() -> None:
         ({"constraints": [{"pattern": "A"}]}, "[[constraints]] #1 kind None"),
         (
             {"constraints": [{"kind": "never", "patern": "A"}]},
-            "[[constraints]] #1 unknown key 'patern'; did you mean 'pattern'?",
+            "[[constraints]] #1 has unknown key 'patern'; did you mean 'pattern'?",
         ),
         (
             {"constraints": [{"kind": "never", "pattern": "A", "within": 3}]},
-            "[[constraints]] #1 unknown key 'within'",
+            "[[constraints]] #1 has unknown key 'within'",
         ),
         (
             {"constraints": [{"kind": "must_match", "trigger": "A"}]},
@@ -150,7 +150,7 @@ def test_toml_builds_the_same_constraints() -> None:
         ),
         (
             {"constraints": [{"kind": "never", "pattern": {"nam": "A"}}]},
-            "[[constraints]] #1 pattern unknown key 'nam'; did you mean 'name'?",
+            "[[constraints]] #1 pattern has unknown key 'nam'; did you mean 'name'?",
         ),
         (
             {"constraints": [{"kind": "never", "name": "x", "pattern": "A"}] * 2},
@@ -163,7 +163,7 @@ def test_toml_builds_the_same_constraints() -> None:
         ),
         (
             {"causal": {"id_column": "id", "caused_by_column": "c", "name_column": "e", "x": 1}},
-            "[causal] unknown key 'x'",
+            "[causal] has unknown key 'x'",
         ),
         (
             {

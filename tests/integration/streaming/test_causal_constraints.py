@@ -37,6 +37,12 @@ CONSTRAINTS = [
     ),
 ]
 TRANSFORM = "SELECT id, kind AS event, cause, amount FROM source WHERE NOT test"
+GUARDED = {
+    "target_table": ("main", "orders"),
+    "transform_sql": TRANSFORM,
+    "causal": CAUSAL,
+    "constraints": CONSTRAINTS,
+}
 
 
 def _row(id: str, kind: str, cause: str | None = None, test: bool = False) -> dict:
@@ -84,10 +90,7 @@ def test_memory_into_duckdb_with_never_and_must_match(tmp_path: Path, pipeline_n
             name=pipeline_name,
             source=MemorySource("orders", ROWS, batch_size=3),
             target=_duck(tmp_path),
-            target_table=("main", "orders"),
-            transform_sql=TRANSFORM,
-            causal=CAUSAL,
-            constraints=CONSTRAINTS,
+            **GUARDED,
             alerters=[StdoutAlerter(out), slack.url()],
         )
         metrics = StreamingMetrics(pipeline_name)
@@ -136,10 +139,7 @@ def test_a_stop_is_not_the_end_of_the_stream(tmp_path: Path, pipeline_name: str)
         name=pipeline_name,
         source=source,
         target=_duck(tmp_path),
-        target_table=("main", "orders"),
-        transform_sql=TRANSFORM,
-        causal=CAUSAL,
-        constraints=CONSTRAINTS,
+        **GUARDED,
     )
     runner = StreamRunner(spec)
     runner.on_progress = lambda progress: runner.stop()  # after the first batch
@@ -245,10 +245,7 @@ def test_kafka_violations_go_to_the_dead_letter_topic(
         source=kafka(kafka_bootstrap, pipeline_name),
         source_query=kafka_topic,
         target=_duck(tmp_path),
-        target_table=("main", "orders"),
-        transform_sql=TRANSFORM,
-        causal=CAUSAL,
-        constraints=CONSTRAINTS,
+        **GUARDED,
         dead_letter_topic=dlq,
         batch_size=3,
         max_batch_ms=300,
