@@ -174,18 +174,20 @@ class CausalStage:
         """Stop the processor (open triggers stay open: this is not the end of the stream)."""
         if self._loop.is_closed():
             return
-        if not self._run.done():
-            left = self._call(self._stop())
-            if left:
-                log.info(
-                    "%s: stopped with %d must_match trigger(s) still open (not the end of the "
-                    "stream, so not violations)",
-                    self.pipeline,
-                    left,
-                )
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        try:
+            if not self._run.done():
+                left = self._call(self._stop())
+                if left:
+                    log.info(
+                        "%s: stopped with %d must_match trigger(s) still open (not the end of "
+                        "the stream, so not violations)",
+                        self.pipeline,
+                        left,
+                    )
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
 
     async def _stop(self) -> int:
         left = self.open_triggers()

@@ -289,3 +289,21 @@ def test_kafka_violations_go_to_the_dead_letter_topic(
     assert headers["ematix.constraint"] == b"no-double-charge"
     assert headers["ematix.violation"] == b"never"
     assert headers["ematix.error"].startswith(b"causal constraint violated: no-double-charge")
+
+
+def test_a_duplicate_event_id_is_counted_and_the_run_goes_on(
+    tmp_path: Path, pipeline_name: str
+) -> None:
+    rows = [*ROWS[:3], _row("o1", "Order.placed")]  # o1 again, in the second batch
+    metrics = StreamingMetrics(pipeline_name)
+    spec = streaming_spec(
+        name=pipeline_name,
+        source=MemorySource("orders", rows, batch_size=3),
+        target=_duck(tmp_path),
+        **GUARDED,
+    )
+    result = StreamRunner(spec, metrics=metrics).run(exit_when_idle=True)
+
+    assert (result.rows_out, result.violations) == (4, [])  # the duplicate opened no trigger
+    assert metrics.value("causal_rejected") == 1
+    assert metrics.value("causal_events") == 4
