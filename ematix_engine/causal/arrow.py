@@ -1,16 +1,20 @@
-"""Arrow rows to events: the bridge a streaming pipeline will use to feed the processor.
+"""Arrow rows to events: the bridge streaming pipelines use to feed the processor.
 
-:func:`events_from_batch` turns each row of a :class:`pyarrow.RecordBatch` into an
-:class:`~ematix_engine.causal.events.Event`, as :class:`CausalSpec` says which columns hold the
-id, the causes and the name. Columns are read once each (``to_pylist`` per column, timestamps
-converted by one vectorised cast), never as one dict per row of the whole batch; only the
-``data`` dict of each event is built per row, from the data columns alone.
+:func:`events_from_batch` turns each row of a :class:`pyarrow.RecordBatch` (or a
+:class:`pyarrow.Table`) into an :class:`~ematix_engine.causal.events.Event`, as
+:class:`CausalSpec` says which columns hold the id, the causes and the name. Columns are read
+once each (``to_pylist`` per column, timestamps converted by one vectorised cast), never as one
+dict per row of the whole batch; only the ``data`` dict of each event is built per row, from the
+data columns alone.
+
+A streaming pipeline with ``causal=CausalSpec(...)`` also reads the processor's settings from
+the spec: ``window_size`` and the ``links`` rules (see ``docs/streaming.md``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ematix_engine.causal.errors import CausalConfigError
@@ -19,7 +23,25 @@ from ematix_engine.causal.events import Event
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["CausalSpec", "events_from_batch"]
+__all__ = ["DEFAULT_WINDOW", "CausalLink", "CausalSpec", "events_from_batch"]
+
+DEFAULT_WINDOW = 100_000
+"""Events a streaming pipeline's processor holds by default (``CausalSpec.window_size``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CausalLink:
+    """A link rule for a pipeline's processor (see :meth:`StreamProcessor.link`).
+
+    Args:
+        effect: Pattern of the effects (e.g. ``"Alerter.alert"``).
+        cause: Pattern of the causes (e.g. ``"Sensor.*"``).
+        on: The data field whose equal values link an effect to its retained causes.
+    """
+
+    effect: Any
+    cause: Any
+    on: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +55,10 @@ class CausalSpec:
         data_columns: The columns copied into ``data``; ``None`` = every column not named above.
         timestamp_column: Event time (a timestamp, or numbers in seconds); ``None`` = now.
         source: The ``source`` given to every event.
+        window_size: Streaming pipelines: most events the pipeline's processor holds
+            (``None``: keep every event, memory grows with the stream).
+        links: Streaming pipelines: link rules, as :class:`CausalLink` records,
+            ``(effect, cause, on)`` triples or mappings with those keys.
 
     Examples:
         >>> spec = CausalSpec(id_column="id", caused_by_column="causes", name_column="kind")
@@ -44,17 +70,69 @@ class CausalSpec:
     data_columns: tuple[str, ...] | None = None
     timestamp_column: str | None = None
     source: str | None = None
+    window_size: int | None = DEFAULT_WINDOW
+    links: tuple[CausalLink, ...] = field(default=(), hash=False)
 
     def __post_init__(self) -> None:
         for label in ("id_column", "caused_by_column", "name_column"):
             value = getattr(self, label)
             if not isinstance(value, str) or not value:
                 raise CausalConfigError(f"CausalSpec: {label} must be a column name, got {value!r}")
+        if self.timestamp_column is not None and (
+            not isinstance(self.timestamp_column, str) or not self.timestamp_column
+        ):
+            raise CausalConfigError(
+                f"CausalSpec: timestamp_column must be a column name, got {self.timestamp_column!r}"
+            )
         if self.data_columns is not None:
+            if isinstance(self.data_columns, str):
+                raise CausalConfigError(
+                    f"CausalSpec: data_columns is a list of column names, got {self.data_columns!r}"
+                )
             object.__setattr__(self, "data_columns", tuple(self.data_columns))
+        size = self.window_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise CausalConfigError(f"CausalSpec: window_size must be None or >= 1, got {size!r}")
+        object.__setattr__(self, "links", tuple(_link(link) for link in self.links))
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """The columns the spec names, by the option naming them (``data_columns[i]`` too)."""
+        named = {
+            "id_column": self.id_column,
+            "caused_by_column": self.caused_by_column,
+            "name_column": self.name_column,
+        }
+        if self.timestamp_column is not None:
+            named["timestamp_column"] = self.timestamp_column
+        for i, column in enumerate(self.data_columns or ()):
+            named[f"data_columns[{i}]"] = column
+        return named
 
 
-def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
+def _link(value: Any) -> CausalLink:
+    if isinstance(value, CausalLink):
+        link = value
+    elif isinstance(value, Mapping):
+        unknown = set(value) - {"effect", "cause", "on"}
+        if unknown or len(value) != 3:
+            raise CausalConfigError(
+                f"CausalSpec: a link takes effect, cause and on, got keys {sorted(value)}"
+            )
+        link = CausalLink(value["effect"], value["cause"], value["on"])
+    elif isinstance(value, tuple | list) and len(value) == 3:
+        link = CausalLink(*value)
+    else:
+        raise CausalConfigError(
+            f"CausalSpec: a link is CausalLink(effect, cause, on) or an (effect, cause, on) "
+            f"triple, got {value!r}"
+        )
+    if not isinstance(link.on, str) or not link.on:
+        raise CausalConfigError(f"CausalSpec: a link's on= must name a data field, got {link.on!r}")
+    return link
+
+
+def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array | pa.ChunkedArray:
     index = batch.schema.get_field_index(name)
     if index < 0:
         raise CausalConfigError(
@@ -63,7 +141,7 @@ def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
     return batch.column(index)
 
 
-def _seconds(column: pa.Array) -> list[float | None]:
+def _seconds(column: pa.Array | pa.ChunkedArray) -> list[float | None]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -73,11 +151,14 @@ def _seconds(column: pa.Array) -> list[float | None]:
     return pc.cast(column, pa.float64()).to_pylist()
 
 
-def events_from_batch(batch: pa.RecordBatch, spec: CausalSpec) -> list[Event]:
+def events_from_batch(batch: pa.RecordBatch | pa.Table, spec: CausalSpec) -> list[Event]:
     """Turn every row of ``batch`` into an :class:`Event`.
 
+    A cause given as a single value (a string or a number) is one cause; a list gives several;
+    null gives none. Ids and causes that are numbers become their text, as event ids are strings.
+
     Args:
-        batch: The rows.
+        batch: The rows (a record batch or a table).
         spec: Which columns hold the id, the causes, the name, the data and the time.
 
     Returns:
@@ -112,7 +193,7 @@ def events_from_batch(batch: pa.RecordBatch, spec: CausalSpec) -> list[Event]:
             )
         if cause is None:
             cause = ()
-        elif isinstance(cause, str):
+        elif not isinstance(cause, list | tuple):
             cause = (cause,)
         events.append(
             Event(name, dict(zip(data_names, values, strict=True)), cause, eid, source, stamp)

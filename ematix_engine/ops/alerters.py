@@ -61,6 +61,7 @@ _LABEL = {
     AlertKind.FAILED: "FAILED",
     AlertKind.GAVE_UP: "GAVE UP",
     AlertKind.RECOVERED: "RECOVERED",
+    AlertKind.VIOLATION: "VIOLATION",
 }
 
 

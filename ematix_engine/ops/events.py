@@ -20,6 +20,8 @@ class AlertKind(StrEnum):
     """The last allowed attempt failed; nothing more will run until the next schedule."""
     RECOVERED = "recovered"
     """A run succeeded after at least one failed attempt."""
+    VIOLATION = "violation"
+    """A streaming pipeline's rows violated a causal constraint (the text is in ``error``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,10 +29,11 @@ class AlertEvent:
     """One thing worth telling a human about.
 
     Attributes:
-        kind: failed, gave_up or recovered.
+        kind: failed, gave_up, recovered or violation.
         pipeline: Pipeline name.
-        attempt: Attempt number of the run the event is about.
-        error: Error text of a failed run (``None`` for recovered).
+        attempt: Attempt number of the run the event is about (0 for a violation).
+        error: Error text of a failed run (``None`` for recovered); for a violation, what was
+            violated (first line: the constraint and the count; then one line per violation).
         run_id: Id of the run in the run log, if known.
         at: When it happened (aware, normalised to UTC).
         failed_attempts: For ``recovered``: how many failed attempts preceded the success.
@@ -55,6 +58,9 @@ class AlertEvent:
     @property
     def summary(self) -> str:
         """One plain-text line, e.g. ``pipeline 'orders' failed on attempt 2: timeout``."""
+        first_line = self.error.strip().splitlines()[0] if self.error and self.error.strip() else ""
+        if self.kind is AlertKind.VIOLATION:
+            return f"pipeline {self.pipeline!r}: {first_line or 'causal constraint violated'}"
         if self.kind is AlertKind.RECOVERED:
             plural = "s" if self.failed_attempts != 1 else ""
             return (
@@ -64,7 +70,6 @@ class AlertEvent:
         verb = "gave up after attempt" if self.kind is AlertKind.GAVE_UP else "failed on attempt"
         text = f"pipeline {self.pipeline!r} {verb} {self.attempt}"
         if self.error:
-            first_line = self.error.strip().splitlines()[0] if self.error.strip() else ""
             text += f": {first_line}"
         return text
 

@@ -27,6 +27,7 @@ _EMOJI = {
     AlertKind.FAILED: ":warning:",
     AlertKind.GAVE_UP: ":rotating_light:",
     AlertKind.RECOVERED: ":white_check_mark:",
+    AlertKind.VIOLATION: ":no_entry:",
 }
 
 
@@ -192,6 +193,8 @@ class SlackAlerter:
                 f"*{pipeline}* recovered: attempt {event.attempt} succeeded after "
                 f"{event.failed_attempts} failed attempt{'s' if event.failed_attempts != 1 else ''}"
             )
+        elif event.kind is AlertKind.VIOLATION:
+            headline = f"*{pipeline}* violated a causal constraint"
         elif event.kind is AlertKind.GAVE_UP:
             headline = f"*{pipeline}* gave up after attempt {event.attempt}"
         else:

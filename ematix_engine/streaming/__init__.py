@@ -7,7 +7,9 @@
 * :mod:`.runner`: the run loop (poll, transform, write, DLQ, commit) and :class:`StreamResult`;
 * :mod:`.api`: ``run_streaming_pipeline`` and ``@ematix.streaming_pipeline``;
 * :mod:`.toml`: ``pipeline.toml`` into the same spec; :mod:`.supervisor`: restarts, signals;
-* :mod:`.metrics`: the ``ematix_streaming_*`` Prometheus metrics.
+* :mod:`.metrics`: the ``ematix_streaming_*`` Prometheus metrics;
+* :mod:`.causal`: ``causal=`` / ``constraints=`` (and their TOML forms) checked;
+  :mod:`.violations`: the run's causal processor and where its violations go.
 
 The user guide page is ``docs/streaming.md``.
 """

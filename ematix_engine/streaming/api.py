@@ -7,7 +7,9 @@ Both take the same keywords (the reference guide's) and build a
 * one target (``target=`` a connection, a connection name or an ``@ematix.table`` class, with
   ``target_table=`` and ``target_primary_key=``) or several (``targets=[Target(...)]``);
 * the transform (``transform_sql``, ``lookups``, ``udfs``, ``aggregate_udfs``,
-  ``transform_on_error``), the DLQ, batching and ``delivery``.
+  ``transform_on_error``), the DLQ, batching and ``delivery``;
+* causal constraints on the written rows (``causal=CausalSpec(...)``,
+  ``constraints=[must_match(...), never(...)]``) and the ``alerters`` their violations go to.
 
 ``run_streaming_pipeline`` runs it now, in this thread, until SIGTERM/SIGINT (the batch in
 flight is finished and committed) or, with ``exit_when_idle=True``, until every source is
@@ -65,6 +67,9 @@ def streaming_spec(
     delivery: str = "at_least_once",
     event_time_column: str | None = None,
     metadata_columns: Sequence[str] = (),
+    causal: Any = None,
+    constraints: Sequence[Any] = (),
+    alerters: Sequence[Any] = (),
     description: str = "",
     module: str = "",
 ) -> StreamingPipelineSpec:
@@ -117,6 +122,9 @@ def streaming_spec(
         max_batch_ms=max_batch_ms,
         idle_pause_ms=idle_pause_ms,
         delivery=delivery,
+        causal=causal,
+        constraints=constraints,
+        alerters=alerters,
         description=description,
         module=module,
     )
@@ -230,10 +238,12 @@ def run_streaming_pipeline(
         on_progress: called with a :class:`StreamProgress` after every committed batch.
         metrics_port: serve Prometheus ``/metrics`` on this port.
         **keywords: the pipeline, as :func:`streaming_spec` takes it (``name``, ``source``,
-            ``source_query``, ``target``, ``target_table``, ``transform_sql``, ``delivery``, …).
+            ``source_query``, ``target``, ``target_table``, ``transform_sql``, ``delivery``,
+            ``causal``, ``constraints``, ``alerters``, …).
 
     Returns:
-        The run's totals: rows in and out, batches, DLQ rows, committed offsets, duration.
+        The run's totals: rows in and out, batches, DLQ rows, committed offsets, duration,
+        causal violations.
 
     Raises:
         ConfigError: a keyword is missing, unknown or invalid (before anything is opened).

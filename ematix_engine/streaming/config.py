@@ -9,8 +9,9 @@ connection is opened, with a message naming the pipeline and the key.
   and what to read from it (a topic, a watched prefix);
 * :class:`Target`: a connection and what to write there (a table, or a file prefix) with its
   load mode and per-format options;
-* :class:`StreamingPipelineSpec`: the sources, the targets, the optional SQL transform and the
-  run-loop settings (batch size, batch time, idle pause, delivery guarantee, DLQ).
+* :class:`StreamingPipelineSpec`: the sources, the targets, the optional SQL transform, the
+  run-loop settings (batch size, batch time, idle pause, delivery guarantee, DLQ), and the
+  causal constraints with the alerters their violations go to.
 """
 
 from __future__ import annotations
@@ -319,16 +320,28 @@ class Target:
         return f"{self.connection_name}:{where}" if where else self.connection_name
 
 
-def _check_keys(label: str, option: str, given: Mapping[str, Any], known: Sequence[str]) -> None:
+def check_known_keys(
+    context: str, given: Any, known: Sequence[str], container: str = "a mapping"
+) -> None:
+    """Raise naming ``context`` when ``given`` is no mapping or has a key not in ``known``.
+
+    Raises:
+        ConfigError: ``<context> must be a mapping`` or ``<context> has unknown key 'k'; did
+            you mean …?``.
+    """
     if not isinstance(given, Mapping):
-        raise ConfigError(f"Target {label}: {option} must be a mapping")
+        raise ConfigError(f"{context} must be {container}")
     for key in given:
         if key not in known:
             hint = closest_match(str(key), known)
             raise ConfigError(
-                f"Target {label}: {option} has unknown key {key!r}"
+                f"{context} has unknown key {key!r}"
                 + (f"; did you mean {hint!r}?" if hint else f"; known: {', '.join(known)}")
             )
+
+
+def _check_keys(label: str, option: str, given: Mapping[str, Any], known: Sequence[str]) -> None:
+    check_known_keys(f"Target {label}: {option}", given, known)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -351,6 +364,11 @@ class StreamingPipelineSpec:
         idle_pause_ms: pause after an iteration that found nothing.
         delivery: ``at_least_once`` (default) or ``exactly_once`` (offsets committed inside
             each target's write; database and Delta targets only).
+        causal: which columns of the written rows make causal events
+            (:class:`ematix_engine.causal.CausalSpec`); needed by ``constraints``.
+        constraints: ``must_match(...)`` / ``never(...)`` checked on every batch's rows.
+        alerters: where violations are alerted: alerter objects (``StdoutAlerter()``,
+            ``SlackAlerter(...)``) or alerter URLs (``stdout://``, ``slack://…``).
         description: free text (docstring of a decorated function).
         module: the module that declared it.
     """
@@ -368,6 +386,9 @@ class StreamingPipelineSpec:
     max_batch_ms: int = 1_000
     idle_pause_ms: int = 500
     delivery: str = "at_least_once"
+    causal: Any = field(default=None, hash=False)
+    constraints: tuple[Any, ...] = field(default=(), hash=False)
+    alerters: tuple[Any, ...] = field(default=(), hash=False)
     description: str = ""
     module: str = ""
 
@@ -397,6 +418,7 @@ class StreamingPipelineSpec:
             raise ConfigError(f"{where}: transform_sql is empty")
         if (self.lookups or self.udfs or self.aggregate_udfs) and self.transform_sql is None:
             raise ConfigError(f"{where}: lookups and UDFs need transform_sql")
+        self._check_causal(where)
         source_dlq = any(getattr(s.connection, "dead_letter_topic", None) for s in self.sources)
         if self.transform_on_error == "dlq" and self.dead_letter_topic is None and not source_dlq:
             raise ConfigError(
@@ -410,6 +432,39 @@ class StreamingPipelineSpec:
                     f"{where}: dead_letter_topic needs Kafka sources (the DLQ reuses the "
                     f"source's Kafka cluster)"
                 )
+
+    def _check_causal(self, where: str) -> None:
+        if self.causal is not None or self.constraints:
+            from ematix_engine.streaming.causal import check_causal
+
+            causal, constraints = check_causal(where, self.causal, self.constraints)
+            object.__setattr__(self, "causal", causal)
+            object.__setattr__(self, "constraints", constraints)
+        if isinstance(self.alerters, str) or not isinstance(self.alerters, Sequence):
+            raise ConfigError(f"{where}: alerters must be a list of alerters or alerter URLs")
+        if self.alerters:
+            from ematix_engine.ops.alerters import open_alerter
+
+            alerters = []
+            for i, alerter in enumerate(self.alerters):
+                if isinstance(alerter, str):
+                    try:
+                        alerter = open_alerter(alerter)
+                    except ConfigError as error:
+                        raise ConfigError(f"{where}: alerters[{i}]: {error}") from None
+                elif not callable(getattr(alerter, "send", None)):
+                    raise ConfigError(
+                        f"{where}: alerters[{i}] is {type(alerter).__name__}, not an alerter "
+                        f"(an object with send(event)) or an alerter URL"
+                    )
+                alerters.append(alerter)
+            object.__setattr__(self, "alerters", tuple(alerters))
+        object.__setattr__(self, "alerters", tuple(self.alerters))
+        object.__setattr__(self, "constraints", tuple(self.constraints))
+        if self.alerters and not self.constraints:
+            raise ConfigError(
+                f"{where}: alerters receive causal constraint violations; give constraints"
+            )
 
     def _check_choice(self, attribute: str, choices: Sequence[str]) -> None:
         value = getattr(self, attribute)

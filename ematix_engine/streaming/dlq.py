@@ -6,6 +6,9 @@ headers naming why and where it came from:
 ``ematix.error``, ``ematix.pipeline``, ``ematix.source``, ``ematix.topic``,
 ``ematix.partition``, ``ematix.offset``.
 
+Causal constraint violations go to the same topic, one JSON record each, through
+:meth:`DeadLetterQueue.produce_record` (see :mod:`ematix_engine.streaming.violations`).
+
 :meth:`DeadLetterQueue.flush` waits until the broker acknowledged every message; the runner
 commits source offsets only after it returns, so a dead letter is never lost.
 """
@@ -73,14 +76,16 @@ class DeadLetterQueue:
                 ("ematix.partition", str(message.partition).encode()),
                 ("ematix.offset", str(message.offset).encode()),
             ]
+        self.produce_record(value=message.value, key=message.key, headers=headers)
+
+    def produce_record(
+        self, *, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Queue one record as given (call :meth:`flush` before committing offsets)."""
         while True:
             try:
                 self._producer.produce(
-                    self.topic,
-                    value=message.value,
-                    key=message.key,
-                    headers=headers,
-                    on_delivery=self._delivered,
+                    self.topic, value=value, key=key, headers=headers, on_delivery=self._delivered
                 )
                 break
             except BufferError:  # local queue full: let deliveries drain

@@ -12,6 +12,9 @@ Metric                                             Type      Meaning
 ``ematix_streaming_dlq_writes_total{pipeline}``     counter   messages sent to the DLQ
 ``ematix_streaming_dropped_batches_total{pipeline}`` counter  batches dropped by policy
 ``ematix_streaming_consumer_lag{pipeline,source,partition}``  gauge  unread messages
+``ematix_streaming_causal_events_total{pipeline}``  counter   rows fed to the causal processor
+``ematix_streaming_causal_violations_total{pipeline,constraint}``  counter  violations
+``ematix_streaming_causal_rejected_total{pipeline}``  counter  events the processor rejected
 =================================================  ========  ===========================
 
 Each pipeline gets its own :class:`prometheus_client.CollectorRegistry`, served on
@@ -54,6 +57,16 @@ class StreamingMetrics:
         self.errors = counter("errors", "Errors surfaced by the pipeline.")
         self.dlq_writes = counter("dlq_writes", "Messages produced to the dead-letter topic.")
         self.dropped_batches = counter("dropped_batches", "Batches dropped by transform policy.")
+        self.causal_events = counter("causal_events", "Rows fed to the causal processor.")
+        self.causal_rejected = counter(
+            "causal_rejected", "Events the causal processor rejected (duplicate id, cycle)."
+        )
+        self._violations = Counter(
+            "ematix_streaming_causal_violations",
+            "Causal constraint violations, per constraint.",
+            ["pipeline", "constraint"],
+            registry=r,
+        )
         self._lag = Gauge(
             "ematix_streaming_consumer_lag",
             "Messages not yet read, per source partition.",
@@ -71,10 +84,19 @@ class StreamingMetrics:
         for partition, value in lag.items():
             self._lag.labels(self.pipeline, source, partition).set(value)
 
-    def value(self, name: str) -> float:
-        """The current value of ``ematix_streaming_<name>_total`` (tests, logs)."""
+    def violation(self, constraint: str, count: int = 1) -> None:
+        """Count violations of ``constraint``."""
+        self._violations.labels(self.pipeline, constraint).inc(count)
+
+    def value(self, name: str, **labels: str) -> float:
+        """The current value of ``ematix_streaming_<name>_total`` (tests, logs).
+
+        Args:
+            name: e.g. ``rows_written`` or ``causal_violations``.
+            **labels: labels besides ``pipeline`` (``constraint=...``).
+        """
         sample = self.registry.get_sample_value(
-            f"ematix_streaming_{name}_total", {"pipeline": self.pipeline}
+            f"ematix_streaming_{name}_total", {"pipeline": self.pipeline, **labels}
         )
         return sample or 0.0
 

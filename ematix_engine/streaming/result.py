@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["StreamProgress", "StreamResult"]
 
@@ -22,6 +23,9 @@ class StreamResult:
         offsets: committed positions: source label → partition key → next offset.
         duration_s: wall-clock seconds.
         stopped: why the run ended: ``idle`` (exit_when_idle), ``signal`` or ``stopped``.
+        violation_count: causal constraint violations (``constraints=``).
+        violations: the violations (:class:`ematix_engine.causal.Violation`), oldest first;
+            a long run keeps the newest 10,000.
     """
 
     pipeline: str
@@ -34,6 +38,8 @@ class StreamResult:
     offsets: dict[str, dict[str, int]] = field(default_factory=dict)
     duration_s: float = 0.0
     stopped: str = ""
+    violation_count: int = 0
+    violations: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +54,7 @@ class StreamProgress:
         dlq_rows: messages of this batch sent to the DLQ.
         offsets: positions committed by this batch, by source label.
         totals: the run's totals so far.
+        violations: causal constraint violations this batch caused.
     """
 
     pipeline: str
@@ -57,3 +64,4 @@ class StreamProgress:
     dlq_rows: int
     offsets: dict[str, dict[str, int]]
     totals: StreamResult
+    violations: tuple[Any, ...] = ()

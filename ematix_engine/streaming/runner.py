@@ -7,10 +7,14 @@ One iteration:
    the dead-letter topic one by one with the reason; without a DLQ the batch fails and no
    offset moves;
 3. **union** the sources' rows (fan-in) and run the **transform** (``transform_sql``);
-4. **write** every target (fan-out). Exactly-once pipelines commit each source's positions
+4. **causal constraints** (``constraints=``): the transformed rows become events for the
+   run's one processor; its violations are alerted, produced to the DLQ (and flushed) and
+   counted — before any target is written, so before any position is committed, in both
+   delivery modes;
+5. **write** every target (fan-out). Exactly-once pipelines commit each source's positions
    inside each target's write, and skip rows a target already holds (after a crash between
    two targets' commits);
-5. **flush** the DLQ, then **commit** each source's positions. Nothing moves before every write
+6. **flush** the DLQ, then **commit** each source's positions. Nothing moves before every write
    and every DLQ produce is durable: a crash re-delivers the batch (at-least-once) or finds the
    positions in the targets (exactly-once).
 
@@ -24,7 +28,9 @@ by the consumer that wrote them and a new owner seeks to current offsets), and b
 loop returns.
 
 The loop stops when asked (:meth:`StreamRunner.stop`, a signal), or — with
-``exit_when_idle`` — once every source is drained.
+``exit_when_idle`` — once every source is drained, which is the end of the stream for the
+causal processor: its open ``must_match`` triggers become violations, delivered before the run
+returns.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,6 +53,9 @@ from ematix_engine.streaming.metrics import StreamingMetrics
 from ematix_engine.streaming.result import StreamProgress, StreamResult
 from ematix_engine.streaming.sources.base import BadMessage, Polled, StreamSource
 from ematix_engine.streaming.targets import SourceOffsets, StreamTarget, open_target
+
+if TYPE_CHECKING:
+    from ematix_engine.streaming.violations import CausalStage, ViolationSink
 
 __all__ = ["StreamRunner", "open_source", "run_stream"]
 
@@ -172,7 +181,7 @@ class _InFlight:
     batch: _Batch
     batch_id: str
     dlq_rows: int
-    written: Future[int]
+    written: Future[tuple[int, list[Any]]]
 
 
 class StreamRunner:
@@ -214,9 +223,10 @@ class StreamRunner:
         spec = self.spec
         started = time.perf_counter()
         self.result = result = StreamResult(pipeline=spec.name)
+        self._causal = None
         targets: list[StreamTarget] = []
         sources: list[StreamSource] = []
-        transform = dlq = None
+        transform = dlq = causal = None
         self._in_flight = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"ematix-write-{spec.name}")
         try:
@@ -242,11 +252,19 @@ class StreamRunner:
                 source.open(self._seeker(source, targets, written) if exactly_once else None)
             if spec.transform_sql is not None:
                 transform = _Transform(spec)
+            if spec.causal is not None:
+                from ematix_engine.streaming.violations import CausalStage, ViolationSink
+
+                self._causal = causal = CausalStage(spec)
+                self._sink = ViolationSink(spec, self.metrics, causal.kinds)
             while not self._stop.is_set():
                 if self._iterate(sources, targets, written, transform, dlq, result):
                     continue
                 if exit_when_idle and self._drained:
                     self.stopped_by = self.stopped_by or "idle"
+                    if causal is not None:  # the end of the stream
+                        self._finish_in_flight()
+                        self._sink.deliver(causal.finish(), dlq, result)
                     break
                 self._stop.wait(spec.idle_pause_ms / 1000)
             self._finish_in_flight()
@@ -255,7 +273,7 @@ class StreamRunner:
             raise
         finally:
             self._abandon_in_flight()
-            for closeable in [*sources, *targets, transform, dlq]:
+            for closeable in [causal, *sources, *targets, transform, dlq]:
                 if closeable is not None:
                     try:
                         closeable.close()
@@ -312,7 +330,7 @@ class StreamRunner:
         dlq_rows = self._dead_letters(batch.bad, dlq)
         self._finish_in_flight()
         written_rows = self._writer.submit(
-            self._write, batch, batch_id, targets, written, transform, dlq, result
+            self._process, batch, batch_id, targets, written, transform, dlq, result
         )
         self._in_flight = _InFlight(batch, batch_id, dlq_rows, written_rows)
         if not self._hints_settled(targets):
@@ -321,6 +339,22 @@ class StreamRunner:
             self._finish_in_flight()
             self._hint_payloads(targets)
         return True
+
+    def _process(
+        self,
+        batch: _Batch,
+        batch_id: str,
+        targets: list[StreamTarget],
+        written: list[SourceOffsets],
+        transform: _Transform | None,
+        dlq: Any,
+        result: StreamResult,
+    ) -> tuple[int, list[Any]]:
+        """On the writer thread: constraints, then every target; rows written, violations."""
+        shared: list[pa.Table | None] = []
+        violations = self._constrain(batch, shared, transform, dlq, result)
+        rows_out = self._write(batch, batch_id, targets, written, transform, dlq, result, shared)
+        return rows_out, violations
 
     def _hints_settled(self, targets: list[StreamTarget]) -> bool:
         """Whether decoding no longer waits for a write to learn the target's column types."""
@@ -339,7 +373,7 @@ class StreamRunner:
         in_flight, self._in_flight = self._in_flight, None
         if in_flight is None:
             return
-        rows_out = in_flight.written.result()
+        rows_out, violations = in_flight.written.result()
         dlq, result = self._finishing
         spec, metrics = self.spec, self.metrics
         batch, batch_id, dlq_rows = in_flight.batch, in_flight.batch_id, in_flight.dlq_rows
@@ -369,6 +403,7 @@ class StreamRunner:
                     dlq_rows=dlq_rows,
                     offsets=positions,
                     totals=result,
+                    violations=tuple(violations),
                 )
             )
 
@@ -381,6 +416,36 @@ class StreamRunner:
             except Exception:  # the error that ended the loop is the one reported
                 log.debug("%s: the batch in flight failed too", self.spec.name, exc_info=True)
         self._writer.shutdown(wait=True)
+
+    def _constrain(
+        self,
+        batch: _Batch,
+        shared: list[pa.Table | None],
+        transform: _Transform | None,
+        dlq: Any,
+        result: StreamResult,
+    ) -> list[Any]:
+        """Feed the batch's transformed rows to the causal processor; deliver its violations.
+
+        The transformed rows go into ``shared`` so the targets write the same table. Runs
+        before any target is written (so before any position is committed, in both delivery
+        modes); a batch the transform policy dropped feeds nothing.
+        """
+        causal = self._causal
+        if causal is None or batch.table is None or batch.table.num_rows == 0:
+            return []
+        rows = self._transform(transform, batch.table, batch, dlq, result)
+        shared.append(rows)
+        if rows is None or rows.num_rows == 0:
+            return []
+        events = causal.events(rows)
+        violations = causal.feed(events)
+        self.metrics.causal_events.inc(len(events))
+        if causal.rejected:
+            self.metrics.causal_rejected.inc(causal.rejected)
+            causal.rejected = 0
+        self._sink.deliver(violations, dlq, result)
+        return violations
 
     def _dead_letters(self, bad: list[BadMessage], dlq: Any) -> int:
         """Send undecodable messages to the DLQ, or fail the batch without one."""
@@ -408,13 +473,18 @@ class StreamRunner:
         transform: _Transform | None,
         dlq: Any,
         result: StreamResult,
+        shared: list[pa.Table | None],
     ) -> int:
-        """Transform and write the batch into every target; rows written in all."""
+        """Transform and write the batch into every target; rows written in all.
+
+        ``shared`` holds the transformed batch when the causal stage made it already.
+        """
         if batch.table is None or batch.table.num_rows == 0:
+            return 0
+        if shared and shared[0] is None:  # the transform policy dropped the batch
             return 0
         exactly_once = self.spec.delivery == "exactly_once"
         positions = batch.positions if exactly_once else None
-        shared: list[pa.Table | None] = []
         total = 0
         for i, target in enumerate(targets):
             remaining = batch.not_in(written[i]) if exactly_once else None
@@ -481,6 +551,8 @@ class StreamRunner:
     _sources: list[StreamSource] = []
     _in_flight: _InFlight | None = None
     _finishing: tuple[Any, StreamResult] = (None, StreamResult(pipeline=""))
+    _causal: CausalStage | None = None
+    _sink: ViolationSink
 
 
 def _originals(source: StreamSource, polled: Polled, error: str) -> list[BadMessage]:

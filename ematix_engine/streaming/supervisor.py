@@ -137,6 +137,8 @@ def _add(total: StreamResult, result: StreamResult) -> None:
     total.iterations += result.iterations
     total.dlq_rows += result.dlq_rows
     total.dropped_batches += result.dropped_batches
+    total.violation_count += result.violation_count
+    total.violations.extend(result.violations)
     total.duration_s += result.duration_s
     for source, offsets in result.offsets.items():
         total.offsets.setdefault(source, {}).update(offsets)

@@ -6,6 +6,7 @@ The guide's keys::
     source_query = "events"             # topic / watched prefix of [source]
     batch_size = 10000                  # also max_batch_ms, idle_pause_ms, delivery,
                                         # dead_letter_topic, transform_on_error
+    alerters = ["stdout://"]            # where causal violations are alerted
 
     [source]                            # or [[sources]] with query = "…" each
     kind = "kafka"                      # any connection kind and its fields, or
@@ -29,6 +30,15 @@ The guide's keys::
     sql = "SELECT … FROM source"
     on_error = "fail"
 
+    [causal]                            # rows → causal events (see streaming/causal.py)
+    id_column = "event_id"
+    caused_by_column = "caused_by"
+    name_column = "event"
+
+    [[constraints]]
+    kind = "never"                      # or must_match with trigger, response, within
+    pattern = ["A", "B"]
+
 Every mistake fails at load with a message naming the file and the key.
 """
 
@@ -40,6 +50,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ematix_engine.errors import ConfigError, closest_match
+from ematix_engine.streaming.causal import causal_from_mapping, constraint_from_mapping
 from ematix_engine.streaming.config import Source, StreamingPipelineSpec, Target
 
 __all__ = ["load_config", "spec_from_mapping"]
@@ -58,6 +69,9 @@ _TOP = (
     "target",
     "targets",
     "transform",
+    "alerters",
+    "causal",
+    "constraints",
 )
 _SOURCE_OPTIONS = ("query", "event_time_column", "metadata_columns", "settle_ms", "read_options")
 _TARGET_OPTIONS = (
@@ -136,6 +150,14 @@ def spec_from_mapping(
         if k in data
     }
     on_error = transform.get("on_error", data.get("transform_on_error", "fail"))
+    causal = None if "causal" not in data else causal_from_mapping(where, data["causal"])
+    constraints = [
+        constraint_from_mapping(where, f"[[constraints]] #{i + 1}", c)
+        for i, c in enumerate(_list(where, "constraints", data.get("constraints", [])))
+    ]
+    alerters = data.get("alerters", [])
+    if not isinstance(alerters, list):
+        raise ConfigError(f"{where}: alerters must be an array of alerter URLs")
     try:
         return StreamingPipelineSpec(
             name=name,
@@ -143,6 +165,9 @@ def spec_from_mapping(
             targets=tuple(targets),
             transform_sql=transform.get("sql"),
             transform_on_error=on_error,
+            causal=causal,
+            constraints=tuple(constraints),
+            alerters=tuple(alerters),
             **options,
         )
     except ConfigError as error:
