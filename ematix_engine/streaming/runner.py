@@ -317,7 +317,14 @@ class StreamRunner:
         share = max(1, spec.max_batch_ms // len(sources))
         if not all(getattr(s, "READS_AHEAD", False) for s in sources):
             self._finish_in_flight()  # such a source reads on from what was committed
+            if self._stop.is_set():  # asked to stop once that batch was done
+                return False
         polls = [(s, s.poll(spec.batch_size, share)) for s in sources]
+        if self._stop.is_set():
+            # Asked to stop while polling: this poll is not written (nor committed, so it
+            # is read again on the next start); the batch in flight is finished.
+            self._finish_in_flight()
+            return False
         self._drained = all(p.drained for _, p in polls)
         for source in sources:
             metrics.set_lag(source.label, source.lag())
