@@ -427,6 +427,8 @@ class StreamProcessor:
         active = list(buffers)
         while True:
             wake.clear()
+            if self._stopping:  # stop() while every source was idle
+                return
             progressed = False
             for name, source in active:
                 items = source._items

@@ -290,6 +290,23 @@ def test_stop_ends_the_run_and_a_later_run_continues() -> None:
     assert [(v.kind, v.events[0].id) for v in processor.violations] == [("end_of_stream", "t2")]
 
 
+def test_stop_while_every_source_is_idle_ends_the_run() -> None:
+    processor = StreamProcessor()
+    source = InMemoryEventSource("s")  # open, and nothing in it
+    processor.add_source("s", source)
+
+    async def main() -> None:
+        run = asyncio.create_task(processor.run())
+        source.push(Event("A", id="a1"))
+        while processor.stats["events"] < 1:
+            await asyncio.sleep(0.01)
+        await processor.stop()
+        await asyncio.wait_for(run, timeout=30)  # a hang guard, not a speed check
+
+    asyncio.run(main())
+    assert processor.stats["events"] == 1
+
+
 def test_configuration_errors() -> None:
     processor = StreamProcessor()
     with pytest.raises(CausalConfigError, match="pair"):
