@@ -279,8 +279,7 @@ def _ematix(args: argparse.Namespace, target: Any, table: Any, **options: Any) -
             config=dict(TANSU),
         ),
         source_query=args.topic,
-        target=target,
-        target_table=table,
+        **({"target": target, "target_table": table} if target is not None else {}),
         batch_size=args.batch_size,
         exit_when_idle=True,
         **options,
@@ -309,7 +308,7 @@ def ematix_duckdb(args: argparse.Namespace) -> dict[str, Any]:
     from ematix_engine import DuckDBConnection
 
     path = Path(args.workdir) / f"{uuid.uuid4().hex}.duckdb"
-    figures = _ematix(args, DuckDBConnection(name="bench_duck", path=str(path)), "events")
+    figures = _ematix(args, DuckDBConnection(name="bench_duck", path=str(path)), ("main", "events"))
     with duckdb.connect(str(path), read_only=True) as con:
         figures["rows"] = con.execute("SELECT count(*) FROM events").fetchone()[0]
     return figures
@@ -319,15 +318,13 @@ def ematix_parquet(args: argparse.Namespace) -> dict[str, Any]:
     import pyarrow.dataset as ds
 
     from ematix_engine import ObjectStoreLocalConnection
+    from ematix_engine.streaming import Target
 
     root = Path(args.workdir) / f"parquet-{uuid.uuid4().hex}"
     root.mkdir()
-    figures = _ematix(
-        args,
-        ObjectStoreLocalConnection(name="bench_files", root=str(root), format="parquet"),
-        "events",
-    )
-    figures["rows"] = ds.dataset(str(root), format="parquet").count_rows()
+    files = ObjectStoreLocalConnection(name="bench_files", path=str(root), format="parquet")
+    figures = _ematix(args, None, None, targets=[Target(connection=files, prefix="events")])
+    figures["rows"] = ds.dataset(str(root / "events"), format="parquet").count_rows()
     return figures
 
 
