@@ -21,7 +21,7 @@ import heapq
 from typing import TYPE_CHECKING
 
 from ematix_engine.causal.constraints import Violation
-from ematix_engine.causal.graph import EMPTY, Node
+from ematix_engine.causal.graph import EMPTY, Cons, Node
 
 if TYPE_CHECKING:
     from ematix_engine.causal.events import Event
@@ -65,22 +65,23 @@ class ConstraintChecks:
                 heapq.heappush(must.heap, (node.event.timestamp + must.seconds, node.seq, node))
 
     def _respond(self, plan: Plan, sets: tuple[frozenset, ...]) -> tuple[frozenset, ...]:
-        updated = None
+        released = self.retained.released
         for must, tracker in plan.responses:
             pending = sets[tracker]
-            if pending:
-                open_ = must.open
-                for trigger in pending:
-                    if trigger in open_:
-                        del open_[trigger]
-                        must.matched += 1
-                        trigger.pins -= 1
-                        if not trigger.pins and trigger.held:
-                            self.retained.released.append(trigger)
-                if updated is None:
-                    updated = list(sets)
-                updated[tracker] = EMPTY
-        return sets if updated is None else tuple(updated)
+            if not pending:
+                continue
+            open_ = must.open
+            if type(pending) is Cons and pending.rest is EMPTY:  # one trigger: no iterator
+                pending = (pending.node,)
+            for trigger in pending:
+                if trigger in open_:
+                    del open_[trigger]
+                    must.matched += 1
+                    trigger.pins -= 1
+                    if not trigger.pins and trigger.held:
+                        released.append(trigger)
+            sets = sets[:tracker] + (EMPTY,) + sets[tracker + 1 :]
+        return sets
 
     def _unpin(self, node: Node) -> None:
         node.pins -= 1
