@@ -21,7 +21,7 @@ import heapq
 from typing import TYPE_CHECKING
 
 from ematix_engine.causal.constraints import Violation
-from ematix_engine.causal.graph import EMPTY, Cons, Node
+from ematix_engine.causal.graph import EMPTY, Node
 
 if TYPE_CHECKING:
     from ematix_engine.causal.events import Event
@@ -71,8 +71,8 @@ class ConstraintChecks:
             if not pending:
                 continue
             open_ = must.open
-            if type(pending) is Cons and pending.rest is EMPTY:  # one trigger: no iterator
-                pending = (pending.node,)
+            if type(pending) is Node:  # one trigger: no iterator
+                pending = (pending,)
             for trigger in pending:
                 if trigger in open_:
                     del open_[trigger]
@@ -80,7 +80,7 @@ class ConstraintChecks:
                     trigger.pins -= 1
                     if not trigger.pins and trigger.held:
                         released.append(trigger)
-            sets = sets[:tracker] + (EMPTY,) + sets[tracker + 1 :]
+            sets = (*sets[:tracker], EMPTY, *sets[tracker + 1 :])
         return sets
 
     def _unpin(self, node: Node) -> None:

@@ -253,9 +253,8 @@ class CausalEngine(ConstraintChecks, Parking):
                     for tracker, cb in plan.watch2:
                         found = sets[tracker]
                         if found:
-                            if type(found) is Cons and found.rest is EMPTY:  # one A: no sort
-                                a = found.node
-                                alive = [a] if a.alive else None
+                            if type(found) is Node:  # one A: no sort
+                                alive = [found] if found.alive else None
                             else:
                                 alive = self._alive_sorted(found)
                             if alive:
@@ -387,8 +386,10 @@ class CausalEngine(ConstraintChecks, Parking):
                     else [m for m in before if m in must.open]
                 )
                 out[i] = Cons(cause, frozenset(kept))
-            else:
+            elif before:
                 out[i] = Cons(cause, before)
+            else:
+                out[i] = cause  # a summary of one member is the node itself
         result = cause.out = tuple(out)
         return result
 
