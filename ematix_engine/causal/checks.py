@@ -66,6 +66,7 @@ class ConstraintChecks:
 
     def _respond(self, plan: Plan, sets: tuple[frozenset, ...]) -> tuple[frozenset, ...]:
         released = self.retained.released
+        updated = None
         for must, tracker in plan.responses:
             pending = sets[tracker]
             if not pending:
@@ -80,8 +81,10 @@ class ConstraintChecks:
                     trigger.pins -= 1
                     if not trigger.pins and trigger.held:
                         released.append(trigger)
-            sets = (*sets[:tracker], EMPTY, *sets[tracker + 1 :])
-        return sets
+            if updated is None:
+                updated = list(sets)
+            updated[tracker] = EMPTY
+        return sets if updated is None else tuple(updated)
 
     def _unpin(self, node: Node) -> None:
         node.pins -= 1
