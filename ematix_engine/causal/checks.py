@@ -53,12 +53,9 @@ class ConstraintChecks:
         return alive
 
     # ----------------------------------------------------------------- must_match
-    def _open(self, plan: Plan, node: Node) -> None:
-        for must in plan.triggers:
-            must.open[node] = None
-            node.pins += 1
-            if must.dq is None and must.heap is None:
-                continue
+    def _deadlines(self, plan: Plan, node: Node) -> None:
+        """File a trigger just opened (the engine did that inline) under its deadlines."""
+        for must in plan.timed_triggers:
             if must.dq is not None:
                 must.dq.append((node.seq + int(must.seconds), node))
             elif must.heap is not None:

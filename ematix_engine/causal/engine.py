@@ -239,14 +239,17 @@ class CausalEngine(ConstraintChecks, Parking):
             node.sets = sets
             node.out = None if plan.contrib else sets
             node.alive = True
-            node.pins = 0
+            node.pins = plan.pins  # one per must_match it opens (below)
             node.held = False
             nodes[eid] = node
             order.append(node)
             pairs = None
             if not plan.plain:
                 if plan.triggers:
-                    self._open(plan, node)
+                    for open_ in plan.opens:
+                        open_[node] = None
+                    if plan.timed_triggers:
+                        self._deadlines(plan, node)
                 if plan.link_causes:
                     self._index(plan, node)
                 if plan.watch2:

@@ -123,9 +123,12 @@ class Plan:
         "neverc",
         "nevers",
         "on_evict",
+        "opens",
+        "pins",
         "plain",
         "responses",
         "shared",
+        "timed_triggers",
         "triggers",
         "watch1",
         "watch2",
@@ -219,6 +222,11 @@ class Plans:
         plan = Plan()
         plan.hits = hits
         plan.triggers = tuple(m for m in self.musts if hits[m.t_slot])
+        plan.opens = tuple(m.open for m in plan.triggers)  # a trigger opens in each, pinned
+        plan.pins = len(plan.triggers)
+        plan.timed_triggers = tuple(
+            m for m in plan.triggers if m.dq is not None or m.heap is not None
+        )
         plan.responses = tuple((m, m.tracker) for m in self.musts if hits[m.r_slot])
         plan.anc_trackers = tuple(
             i for i, (kind, arg) in enumerate(self.trackers) if kind == ANC and hits[arg]
