@@ -9,7 +9,7 @@ value a ``for`` loop variable keeps after the loop, which mypyc does not preserv
 sources in the repository are not touched.
 
 Needs ``mypy`` (tested with 1.15.0; mypyc 2.4.1 built modules that abort on Python 3.11) and a
-C compiler. Then run the benchmark on the copy::
+C compiler; the compiled modules import ``mypy_extensions`` (installed with mypy) at run time. Then run the benchmark on the copy::
 
     python -m benchmarks.causal_mypyc /tmp/ematix-mypyc
     cd /tmp/ematix-mypyc && PYTHONPATH=$PWD python -m benchmarks.causal --skip-pyrapide
@@ -20,6 +20,7 @@ The causal tests pass on the copy except the two that read docstrings off compil
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -111,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     prepare(args.dst)
     mypyc = Path(sys.executable).with_name("mypyc")
     modules = [f"ematix_engine/causal/{m}" for m in MODULES]
-    return subprocess.run([str(mypyc), *modules], cwd=args.dst).returncode
+    # mypy must see the copy only (a PYTHONPATH pointing at a checkout would pull that in)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([str(mypyc), *modules], cwd=args.dst, env=env).returncode
 
 
 if __name__ == "__main__":
