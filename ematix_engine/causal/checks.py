@@ -53,33 +53,34 @@ class ConstraintChecks:
         return alive
 
     # ----------------------------------------------------------------- must_match
-    def _open(self, plan: Plan, node: Node) -> None:
-        for must in plan.triggers:
-            must.open[node] = None
-            node.pins += 1
-            if must.dq is None and must.heap is None:
-                continue
+    def _deadlines(self, plan: Plan, node: Node) -> None:
+        """File a trigger just opened (the engine did that inline) under its deadlines."""
+        for must in plan.timed_triggers:
             if must.dq is not None:
                 must.dq.append((node.seq + int(must.seconds), node))
             elif must.heap is not None:
                 heapq.heappush(must.heap, (node.event.timestamp + must.seconds, node.seq, node))
 
     def _respond(self, plan: Plan, sets: tuple[frozenset, ...]) -> tuple[frozenset, ...]:
+        released = self.retained.released
         updated = None
         for must, tracker in plan.responses:
             pending = sets[tracker]
-            if pending:
-                open_ = must.open
-                for trigger in pending:
-                    if trigger in open_:
-                        del open_[trigger]
-                        must.matched += 1
-                        trigger.pins -= 1
-                        if not trigger.pins and trigger.held:
-                            self.retained.released.append(trigger)
-                if updated is None:
-                    updated = list(sets)
-                updated[tracker] = EMPTY
+            if not pending:
+                continue
+            open_ = must.open
+            if type(pending) is Node:  # one trigger: no iterator
+                pending = (pending,)
+            for trigger in pending:
+                if trigger in open_:
+                    del open_[trigger]
+                    must.matched += 1
+                    trigger.pins -= 1
+                    if not trigger.pins and trigger.held:
+                        released.append(trigger)
+            if updated is None:
+                updated = list(sets)
+            updated[tracker] = EMPTY
         return sets if updated is None else tuple(updated)
 
     def _unpin(self, node: Node) -> None:

@@ -178,6 +178,7 @@ class CausalEngine(ConstraintChecks, Parking):
         failed = self._failed
         awaitable = self._awaitable
         popleft = items.popleft
+        new_node = object.__new__
         taken = 0
         for taken in range(1, count + 1):  # noqa: B007 - taken is the result
             event = popleft()
@@ -230,22 +231,33 @@ class CausalEngine(ConstraintChecks, Parking):
                 sets = empty_sets
             if plan.responses:
                 sets = self._respond(plan, sets)
-            node = Node(event, seq, plan, sets, None if plan.contrib else sets)
+            # Node(...) inlined: the Python-level __init__ call costs more than the stores
+            node = new_node(Node)
+            node.event = event
+            node.seq = seq
+            node.plan = plan
+            node.sets = sets
+            node.out = None if plan.contrib else sets
+            node.alive = True
+            node.pins = plan.pins  # one per must_match it opens (below)
+            node.held = False
             nodes[eid] = node
             order.append(node)
             pairs = None
             if not plan.plain:
                 if plan.triggers:
-                    self._open(plan, node)
+                    for open_ in plan.opens:
+                        open_[node] = None
+                    if plan.timed_triggers:
+                        self._deadlines(plan, node)
                 if plan.link_causes:
                     self._index(plan, node)
                 if plan.watch2:
                     for tracker, cb in plan.watch2:
                         found = sets[tracker]
                         if found:
-                            if type(found) is Cons and found.rest is EMPTY:  # one A: no sort
-                                a = found.node
-                                alive = [a] if a.alive else None
+                            if type(found) is Node:  # one A: no sort
+                                alive = [found] if found.alive else None
                             else:
                                 alive = self._alive_sorted(found)
                             if alive:
@@ -263,7 +275,8 @@ class CausalEngine(ConstraintChecks, Parking):
                 else:  # the common case, inline: the oldest event leaves
                     order.popleft()
                     victim.alive = False
-                    victim.sets = victim.out = None  # break reference chains through summaries
+                    if victim.plan.shared:  # break reference chains through summaries
+                        victim.sets = victim.out = None
                     vid = victim.event.id
                     del nodes[vid]
                     gone = retained.gone
@@ -362,32 +375,24 @@ class CausalEngine(ConstraintChecks, Parking):
         a chain of cells deeper than twice the window is compacted into a frozenset of its
         retained members, which bounds both the walk and the memory held by old cells.
         """
-        plan = cause.plan
         out = list(cause.sets)
         limit = self.limit
         deep = 2 * limit + 64 if limit is not None else None
-        made: dict[int, Summary] = {}
-        for i in plan.anc_trackers:
+        for i, must in cause.plan.extend:
+            if must is not None and cause not in must.open:
+                continue  # a trigger already answered (or failed) adds nothing
             before = out[i]
-            new = made.get(id(before))
-            if new is None:
-                if deep is not None and type(before) is Cons and before.depth > deep:
-                    new = Cons(cause, frozenset([m for m in before if m.alive]))
-                else:
-                    new = made[id(before)] = Cons(cause, before)
-            out[i] = new
-        for must in plan.triggers:
-            open_ = must.open
-            if cause in open_:
-                i = must.tracker
-                before = out[i]
-                if type(before) is Cons and deep is not None and before.depth > deep:
-                    new = Cons(cause, frozenset([m for m in before if m in open_]))
-                else:
-                    new = made.get(id(before))
-                    if new is None:
-                        new = made[id(before)] = Cons(cause, before)
-                out[i] = new
+            if deep is not None and type(before) is Cons and before.depth > deep:
+                kept = (
+                    [m for m in before if m.alive]
+                    if must is None
+                    else [m for m in before if m in must.open]
+                )
+                out[i] = Cons(cause, frozenset(kept))
+            elif before:
+                out[i] = Cons(cause, before)
+            else:
+                out[i] = cause  # a summary of one member is the node itself
         result = cause.out = tuple(out)
         return result
 

@@ -14,6 +14,8 @@ it inherited from its direct cause, so the pair stays matchable without keeping 
 without rebuilding anything on eviction. Summaries are shared: an event with one cause that
 adds nothing reuses its cause's tuple of summaries, and a cause that matches adds itself as one
 :class:`Cons` cell in front of its own summary, so a long chain costs O(1) per event either way.
+A summary of exactly one member is that :class:`Node` itself (a node iterates as itself), so
+the first matching event of a chain allocates nothing.
 
 Pinned nodes (open ``must_match`` triggers) are skipped when their turn to leave comes and wait
 in a side deque; they leave as soon as they are unpinned. Held nodes may fill at most half of the
@@ -47,21 +49,17 @@ class Cons:
 
     __slots__ = ("depth", "node", "rest")
 
-    def __init__(self, node: Node, rest: Cons | frozenset[Node]) -> None:
+    def __init__(self, node: Node, rest: Summary) -> None:
         self.node = node
         self.rest = rest
         self.depth = rest.depth + 1 if type(rest) is Cons else 1
 
     def __iter__(self) -> Iterator[Node]:
-        cell: Cons | frozenset[Node] = self
+        cell: Summary = self
         while type(cell) is Cons:
             yield cell.node
             cell = cell.rest
         yield from cell
-
-
-Summary = frozenset | Cons
-"""A node's summary for one tracker: a frozenset of nodes or a :class:`Cons` chain."""
 
 
 class Node:
@@ -86,9 +84,17 @@ class Node:
         self.pins = 0
         self.held = False
 
+    def __iter__(self) -> Iterator[Node]:
+        """A node is also the summary whose one member it is."""
+        yield self
+
     def __repr__(self) -> str:
         state = "" if self.alive else ", evicted"
         return f"Node({self.event.name}#{self.event.id}, seq={self.seq}{state})"
+
+
+Summary = frozenset | Cons | Node
+"""A node's summary for one tracker: a frozenset of nodes, a :class:`Cons` chain, or one node."""
 
 
 class Retained:

@@ -113,6 +113,7 @@ class Plan:
     __slots__ = (
         "anc_trackers",
         "contrib",
+        "extend",
         "hits",
         "link_causes",
         "link_effects",
@@ -122,8 +123,12 @@ class Plan:
         "neverc",
         "nevers",
         "on_evict",
+        "opens",
+        "pins",
         "plain",
         "responses",
+        "shared",
+        "timed_triggers",
         "triggers",
         "watch1",
         "watch2",
@@ -217,11 +222,21 @@ class Plans:
         plan = Plan()
         plan.hits = hits
         plan.triggers = tuple(m for m in self.musts if hits[m.t_slot])
+        plan.opens = tuple(m.open for m in plan.triggers)  # a trigger opens in each, pinned
+        plan.pins = len(plan.triggers)
+        plan.timed_triggers = tuple(
+            m for m in plan.triggers if m.dq is not None or m.heap is not None
+        )
         plan.responses = tuple((m, m.tracker) for m in self.musts if hits[m.r_slot])
         plan.anc_trackers = tuple(
             i for i, (kind, arg) in enumerate(self.trackers) if kind == ANC and hits[arg]
         )
         plan.contrib = bool(plan.triggers or plan.anc_trackers)
+        # what an event of this plan adds to the summaries it passes on: (tracker, None) puts
+        # it in an ANC tracker; (tracker, must) in a must_match's OPEN tracker while it is open
+        plan.extend = tuple((i, None) for i in plan.anc_trackers) + tuple(
+            (m.tracker, m) for m in plan.triggers
+        )
         plan.watch1 = tuple(cb for slot, cb in self._watch1 if hits[slot])
         plan.watch2 = tuple((tr, cb) for b, tr, cb in self._watch2 if hits[b])
         plan.never1 = tuple(name for slot, name in self._never1 if hits[slot])
@@ -235,6 +250,8 @@ class Plans:
         plan.nevers = bool(plan.never1 or plan.never1s or plan.never2 or plan.neverc)
         plan.link_effects = tuple(r for r in self.links if hits[r.effect_slot])
         plan.link_causes = tuple(r for r in self.links if hits[r.cause_slot])
+        # nodes other structures may still reference once evicted (summaries, within_cause lists)
+        plan.shared = plan.contrib or bool(plan.neverc)
         plan.on_evict = bool(plan.link_causes) or any(hits[sc.c_slot] for sc in self.scoped)
         plan.plain = not (
             plan.triggers or plan.link_causes or plan.watch1 or plan.watch2 or plan.nevers
