@@ -100,9 +100,10 @@ class SqlBackend(ABC):
     INVALID_TEXT: ClassVar[Mapping[str, str]] = {}
     #: Canonical-text SQL per hash family (``{c}`` the column, ``{scale}`` a decimal scale).
     HASH_TEXT: ClassVar[Mapping[str, str]] = COMMON_HASH_TEXT
-    #: One hashed part from its canonical text ``{text}`` (NULL → the NULL marker).
+    #: One hashed part from its canonical text ``{text}``: ``<UTF-8 byte length>:<text>``, and
+    #: ``N`` for NULL (or, where the digest is a registered function, the text itself).
     HASH_PART: ClassVar[str] = "{text}"
-    #: Text placed between two parts.
+    #: Text placed between two parts (concatenation; a function's argument separator).
     HASH_JOIN: ClassVar[str] = ", "
     #: The parts of a row with no compare column.
     HASH_EMPTY: ClassVar[str] = ""

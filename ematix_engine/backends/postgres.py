@@ -2,7 +2,7 @@
 
 Staging uses ``COPY … FROM STDIN (FORMAT csv)`` fed with the bytes ``pyarrow.csv`` writes for
 each record batch, so no Python loop touches rows. Loads run in one transaction with
-``extra_float_digits = 0`` and ``TimeZone = UTC`` so ``row_hash`` text matches other backends.
+``TimeZone = UTC`` so ``row_hash`` text matches other backends.
 """
 
 from __future__ import annotations
@@ -95,21 +95,23 @@ class PostgresBackend(SqlBackend):
         "bool": "NOT (lower(trim(CAST({value} AS TEXT))) IN "
         "('t', 'true', 'f', 'false', '1', '0', 'y', 'yes', 'n', 'no', 'on', 'off'))",
     }
-    #: Doubles render as ``%.15g`` only under ``extra_float_digits = 0`` (set per load).
+    #: Doubles hash by their IEEE-754 bits (``float8send``); -0.0 as 0.0, every NaN alike.
     HASH_TEXT: ClassVar[Mapping[str, str]] = {
         **COMMON_HASH_TEXT,
-        "float": "CASE WHEN {c} IS NULL THEN NULL WHEN {c} = 'NaN'::float8 THEN 'NaN' "
-        "WHEN {c} = 'Infinity'::float8 THEN 'Infinity' "
-        "WHEN {c} = '-Infinity'::float8 THEN '-Infinity' ELSE CAST({c} AS TEXT) END",
+        "float": "CASE WHEN {c} IS NULL THEN NULL WHEN {c} = 'NaN'::float8 THEN '7ff8000000000000' "
+        "WHEN {c} = 0 THEN '0000000000000000' ELSE encode(float8send({c}), 'hex') END",
         "date": "to_char({c}, 'YYYY-MM-DD')",
         "timestamp": "to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')",
         "timestamptz": "to_char(({c} AT TIME ZONE 'UTC'), 'YYYY-MM-DD HH24:MI:SS.US')",
         "bytes": "encode({c}, 'hex')",
     }
-    HASH_PART: ClassVar[str] = "COALESCE(convert_to({text}, 'UTF8'), '\\xff'::bytea)"
-    HASH_JOIN: ClassVar[str] = " || '\\x00'::bytea || "
-    HASH_EMPTY: ClassVar[str] = "''::bytea"
-    HASH_DIGEST: ClassVar[str] = "encode(sha256({joined}), 'hex')"
+    #: ``octet_length`` counts bytes in the server encoding: UTF-8 on a UTF8 database
+    #: (PostgreSQL's default), which cross-backend identical hashes of non-ASCII text need.
+    #: ``concat`` skips the NULL text after its ``N``.
+    HASH_PART: ClassVar[str] = "COALESCE(octet_length({text}) || ':', 'N'), {text}"
+    HASH_JOIN: ClassVar[str] = ", "
+    HASH_EMPTY: ClassVar[str] = "''"
+    HASH_DIGEST: ClassVar[str] = "encode(sha256(convert_to(concat({joined}), 'UTF8')), 'hex')"
     TYPE_MAP: ClassVar[Mapping[str, str]] = {
         "JSON": "JSONB",
         "VARBINARY": "BYTEA",
@@ -319,7 +321,6 @@ class PostgresBackend(SqlBackend):
 
     @override
     def prepare_load_session(self) -> None:
-        self.con.execute("SET extra_float_digits = 0")
         self.con.execute("SET TimeZone = 'UTC'")
         # A load joins temp tables of up to millions of rows: keep them in memory and let
         # sorts and hashes stay there too (temp_buffers only takes before the first temp table).
