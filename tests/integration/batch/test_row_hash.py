@@ -251,8 +251,8 @@ def test_old_format_hashes_create_no_versions(h: Harness, event_time: bool) -> N
             [
                 None
                 if texts[c] is None
-                else "%.15g" % texts[c]
-                if c == "d"  # noqa: UP031 - the old format
+                else f"{texts[c]:.15g}"  # the old format: C %.15g
+                if c == "d"
                 else canonical(texts[c])
                 for c in compare
             ]
