@@ -110,21 +110,27 @@ def test_row_hash_is_identical_everywhere(request: pytest.FixtureRequest, tmp_pa
         assert not mismatched, f"{kind}: rows {sorted(mismatched)} hash differently"
 
 
+def _double_pipeline(h: Harness, src: str, table: str, name: str):
+    """SCD2 of ``(id, d DOUBLE)`` rows of ``src`` into ``table``."""
+
+    @ematix.table(schema=h.schema, name=table)
+    class Doubles:
+        id: Annotated[BigInt, pk()]
+        d: Double | None
+
+    @ematix.pipeline(target=Doubles, mode="scd2", name=name, **h.pipeline_options)
+    def load(conn):
+        return f"SELECT id, d FROM {src}"
+
+    return load
+
+
 def test_special_floats_hash_as_documented(h: Harness) -> None:
     """NaN and the infinities hash by their bits (SQLite keeps NaN as NULL)."""
     nan_text = None if h.target_kind == "sqlite" else NAN_BITS
     rows = [(1, float("nan")), (2, float("inf")), (3, float("-inf"))]
     src = h.create_source("fsrc", {"id": "bigint", "d": "double"}, rows)
-
-    @ematix.table(schema=h.schema, name="floats")
-    class Floats:
-        id: Annotated[BigInt, pk()]
-        d: Double | None
-
-    @ematix.pipeline(target=Floats, mode="scd2", name="special_floats", **h.pipeline_options)
-    def load(conn):
-        return f"SELECT id, d FROM {src}"
-
+    load = _double_pipeline(h, src, "floats", "special_floats")
     load.run()
     hashes = dict(h.query(f"SELECT id, row_hash FROM {h.table('floats')} ORDER BY id"))
     assert hashes == {
@@ -175,16 +181,7 @@ def test_nul_is_no_column_boundary(h: Harness) -> None:
 def test_doubles_that_15_digits_merge_are_new_versions(h: Harness) -> None:
     """0.1 + 0.2 then 0.3, and two adjacent integral doubles above 2**53: new versions, new hashes."""
     src = h.create_source("dsrc", {"id": "bigint", "d": "double"}, [(1, 0.1 + 0.2), (2, 2.0**60)])
-
-    @ematix.table(schema=h.schema, name="dbl")
-    class Dbl:
-        id: Annotated[BigInt, pk()]
-        d: Double | None
-
-    @ematix.pipeline(target=Dbl, mode="scd2", name="close_doubles", **h.pipeline_options)
-    def load(conn):
-        return f"SELECT id, d FROM {src}"
-
+    load = _double_pipeline(h, src, "dbl", "close_doubles")
     load.run()
     h.set_rows("dsrc", [(1, 0.3), (2, 2.0**60 + 256)])
     result = load.run()
