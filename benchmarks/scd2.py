@@ -569,13 +569,13 @@ def child_floor(cfg: dict[str, Any]) -> dict[str, Any]:
         changed += "DISTINCT FROM b.name OR a.value IS DISTINCT FROM b.value OR a.category IS "
         changed += "DISTINCT FROM b.category) AS c"
         versions = _floor_buffer(workdir, _versions_sql(changed, t2, "c" * 32))
-    step = 1 << 20
+    chunk = 1 << 20
 
     def copy(con: Any, table: str, data: bytes) -> None:
         view = memoryview(data)
         with con.cursor() as cur, cur.copy(f"COPY {table} FROM STDIN") as out:
-            for offset in range(0, len(view), step):
-                out.write(view[offset : offset + step])
+            for offset in range(0, len(view), chunk):
+                out.write(view[offset : offset + chunk])
 
     with psycopg.connect(cfg["dsn"]) as con:
         # warm-up: the same statements on a scratch table, rolled back
@@ -588,22 +588,41 @@ def child_floor(cfg: dict[str, Any]) -> dict[str, Any]:
             con.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (id, valid_from)")
         con.commit()
         rss_before = _rss_mib()
-        started = time.perf_counter()
+        steps: dict[str, float] = {}
+        started = last = time.perf_counter()
+
+        def step(label: str) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            steps[label] = round(now - last, 4)
+            last = now
+
         if load == 1:
             copy(con, name, first)
+            step("COPY the final rows (every column)")
             con.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (id, valid_from)")
+            step("build the primary key")
         else:
             con.execute("CREATE TEMP TABLE floor_keys (id BIGINT) ON COMMIT DROP")
             copy(con, "floor_keys", keys)
             con.execute("ANALYZE floor_keys")
+            step("COPY the keys to close (temp table)")
             con.execute(
                 f"UPDATE {name} AS t SET valid_to = '{t2}', is_current = FALSE "
                 "FROM floor_keys AS k WHERE t.id = k.id AND t.is_current"
             )
+            step("UPDATE: close their current versions")
             copy(con, name, versions)
+            step("COPY the new versions")
         con.commit()
+        step("commit")
         seconds = time.perf_counter() - started
-        out = {"seconds": seconds, "rss_before_mib": rss_before, "rss_peak_mib": _rss_mib()}
+        out = {
+            "seconds": seconds,
+            "rss_before_mib": rss_before,
+            "rss_peak_mib": _rss_mib(),
+            "profile": steps,
+        }
         out["counts"] = _counts(con, f"FROM {name}", "NOT is_current", "is_current")
         out["buffer_mib"] = round(
             (len(first) if load == 1 else len(keys) + len(versions)) / 2**20, 1
@@ -871,7 +890,7 @@ def print_report(results, expected, summary, meta) -> None:
     print()
     print("Where ematix spends its time (seconds per plan step; backend calls timed in-process):")
     for phase in PHASES:
-        if phase["kind"] != "ematix" or phase["name"] not in results:
+        if phase["kind"] not in ("ematix", "floor") or phase["name"] not in results:
             continue
         for n in (1, 2):
             r = results[phase["name"]].get(n, {})
