@@ -315,12 +315,9 @@ def child_ematix(cfg: dict[str, Any]) -> dict[str, Any]:
         elif cfg["target"] == "sqlite":
             import sqlite3
 
-            lite = sqlite3.connect(str(target_path))
-            rows = lite.execute(f'SELECT is_current FROM "{table}"').fetchall()
-            lite.close()
-            con.execute("CREATE TABLE v (is_current BOOLEAN)")
-            con.executemany("INSERT INTO v VALUES (?)", rows)
-            q = "FROM v"
+            con.close()
+            con = sqlite3.connect(str(target_path))  # SQLite has count(*) FILTER too
+            q = f'FROM "{table}"'
         else:
             from deltalake import DeltaTable
 
