@@ -316,7 +316,7 @@ class SqlBackend(ABC):
         return sql
 
     def prepare_load_session(self) -> None:  # noqa: B027 - optional hook
-        """Session settings a load needs (e.g. float rendering for ``row_hash``)."""
+        """Session settings a load needs (e.g. PostgreSQL's UTC time zone for ``row_hash``)."""
 
     def cast_fails(self, sql: str) -> bool:
         """Whether query ``sql`` (casts of a staged column) fails on a value the cast refuses.
