@@ -98,11 +98,16 @@ class SqlBackend(ABC):
     #: ``{type}`` although this backend's cast would accept it (coercing it). Families whose
     #: cast fails loudly on bad text need no entry.
     INVALID_TEXT: ClassVar[Mapping[str, str]] = {}
+    #: Per hash family, a predicate like ``INVALID_TEXT`` for text the cast refuses, too slow
+    #: to run on every row (PostgreSQL's date and time casts, checked by a function per row):
+    #: it runs only after :meth:`cast_fails` saw the cast fail, to find the row.
+    LOCATE_INVALID_TEXT: ClassVar[Mapping[str, str]] = {}
     #: Canonical-text SQL per hash family (``{c}`` the column, ``{scale}`` a decimal scale).
     HASH_TEXT: ClassVar[Mapping[str, str]] = COMMON_HASH_TEXT
-    #: One hashed part from its canonical text ``{text}`` (NULL → the NULL marker).
+    #: One hashed part from its canonical text ``{text}``: ``<UTF-8 byte length>:<text>``, and
+    #: ``N`` for NULL (or, where the digest is a registered function, the text itself).
     HASH_PART: ClassVar[str] = "{text}"
-    #: Text placed between two parts.
+    #: Text placed between two parts (concatenation; a function's argument separator).
     HASH_JOIN: ClassVar[str] = ", "
     #: The parts of a row with no compare column.
     HASH_EMPTY: ClassVar[str] = ""
@@ -311,7 +316,15 @@ class SqlBackend(ABC):
         return sql
 
     def prepare_load_session(self) -> None:  # noqa: B027 - optional hook
-        """Session settings a load needs (e.g. float rendering for ``row_hash``)."""
+        """Session settings a load needs (e.g. PostgreSQL's UTC time zone for ``row_hash``)."""
+
+    def cast_fails(self, sql: str) -> bool:
+        """Whether query ``sql`` (casts of a staged column) fails on a value the cast refuses.
+
+        The open transaction stays usable either way. Only backends with
+        ``LOCATE_INVALID_TEXT`` entries are asked.
+        """
+        raise NotImplementedError(f"{self.DISPLAY_NAME} locates invalid text with INVALID_TEXT")
 
     def index_for_joins(self, table: str, columns: Sequence[str]) -> None:  # noqa: B027
         """Index a temp table the plan joins on ``columns``, where the planner needs it.

@@ -110,18 +110,21 @@ class DuckDBBackend(SqlBackend):
     )
     HASH_TEXT: ClassVar[Mapping[str, str]] = {
         **COMMON_HASH_TEXT,
-        # DuckDB orders NaN as one value equal to itself, so ``c <> c`` cannot find it.
-        "float": "CASE WHEN {c} IS NULL THEN NULL WHEN isnan({c}) THEN 'NaN' "
-        "WHEN isinf({c}) AND {c} > 0 THEN 'Infinity' WHEN isinf({c}) THEN '-Infinity' "
-        "ELSE printf('%.15g', {c}) END",
+        # IEEE-754 bits as 16 hex digits (a DOUBLE casts to its 64-bit BIT string); -0.0 hashes
+        # as 0.0 and every NaN alike, as they compare (DuckDB's NaN equals itself).
+        "float": "CASE WHEN {c} IS NULL THEN NULL WHEN isnan({c}) THEN '7ff8000000000000' "
+        "WHEN {c} = 0 THEN '0000000000000000' "
+        "ELSE printf('%016x', CAST(CAST({c} AS BIT) AS BIGINT)) END",
         "date": "strftime(CAST({c} AS DATE), '%Y-%m-%d')",
         "timestamp": "strftime({c}, '%Y-%m-%d %H:%M:%S.%f')",
         "timestamptz": "strftime(timezone('UTC', {c}), '%Y-%m-%d %H:%M:%S.%f')",
     }
-    HASH_PART: ClassVar[str] = "COALESCE(encode({text}), '\\xFF'::BLOB)"
-    HASH_JOIN: ClassVar[str] = " || '\\x00'::BLOB || "
-    HASH_EMPTY: ClassVar[str] = "''::BLOB"
-    HASH_DIGEST: ClassVar[str] = "sha256({joined})"
+    # strlen counts bytes; concat skips the NULL text after its 'N'. A VARCHAR may hold NUL,
+    # and sha256 hashes its UTF-8 bytes.
+    HASH_PART: ClassVar[str] = "COALESCE(CAST(strlen({text}) AS VARCHAR) || ':', 'N'), {text}"
+    HASH_JOIN: ClassVar[str] = ", "
+    HASH_EMPTY: ClassVar[str] = "''"
+    HASH_DIGEST: ClassVar[str] = "sha256(concat({joined}))"
     TYPE_MAP: ClassVar[Mapping[str, str]] = {"VARBINARY": "BLOB", "JSON": "JSON"}
 
     @classmethod

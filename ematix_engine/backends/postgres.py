@@ -2,7 +2,7 @@
 
 Staging uses ``COPY … FROM STDIN (FORMAT csv)`` fed with the bytes ``pyarrow.csv`` writes for
 each record batch, so no Python loop touches rows. Loads run in one transaction with
-``extra_float_digits = 0`` and ``TimeZone = UTC`` so ``row_hash`` text matches other backends.
+``TimeZone = UTC`` so ``row_hash`` text matches other backends.
 """
 
 from __future__ import annotations
@@ -74,6 +74,22 @@ def _plain_array(array: pa.Array, target: pa.DataType) -> pa.Array:
     return array if array.type == target else array.cast(target)
 
 
+# True when text is no date / timestamp / timestamptz PostgreSQL accepts (PostgreSQL 16's
+# pg_input_is_valid, for every version): a session-local function, gone with the session.
+_INVALID_TIME_FUNCTION = """
+CREATE OR REPLACE FUNCTION pg_temp.ematix_invalid_time(value text, family text)
+RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  IF family = 'date' THEN PERFORM CAST(value AS date);
+  ELSIF family = 'timestamptz' THEN PERFORM CAST(value AS timestamptz);
+  ELSE PERFORM CAST(value AS timestamp);
+  END IF;
+  RETURN false;
+EXCEPTION WHEN data_exception THEN RETURN true;
+END $$
+"""
+
+
 class PostgresBackend(SqlBackend):
     """A PostgreSQL session."""
 
@@ -85,7 +101,7 @@ class PostgresBackend(SqlBackend):
     #: PostgreSQL has no bigint/double → boolean cast; staged 0/1 (SQLite, MySQL) go via text.
     CAST_TEMPLATES: ClassVar[Mapping[str, str]] = {"bool": "CAST(CAST({value} AS TEXT) AS {type})"}
     #: PostgreSQL's casts fail on bad text; these find the row first, so the error names its
-    #: key (dates and timestamps are left to the cast's own error). The value is cast to text
+    #: key (dates and timestamps: see ``LOCATE_INVALID_TEXT``). The value is cast to text
     #: first: an unconstrained ``numeric`` reaches Arrow as a string, but is no text in SQL.
     INVALID_TEXT: ClassVar[Mapping[str, str]] = {
         "int": "NOT (CAST({value} AS TEXT) ~ '^\\s*[+-]?[0-9]+\\s*$')",
@@ -95,21 +111,30 @@ class PostgresBackend(SqlBackend):
         "bool": "NOT (lower(trim(CAST({value} AS TEXT))) IN "
         "('t', 'true', 'f', 'false', '1', '0', 'y', 'yes', 'n', 'no', 'on', 'off'))",
     }
-    #: Doubles render as ``%.15g`` only under ``extra_float_digits = 0`` (set per load).
+    #: Bad date and time text fails the cast without naming the row: a probe casts the column
+    #: first (:meth:`cast_fails`), and only when it fails does this per-row function find
+    #: the row (an exception handler per row is ~15x slower than the cast).
+    LOCATE_INVALID_TEXT: ClassVar[Mapping[str, str]] = {
+        family: f"pg_temp.ematix_invalid_time(CAST({{value}} AS TEXT), '{family}')"
+        for family in ("date", "timestamp", "timestamptz")
+    }
+    #: Doubles hash by their IEEE-754 bits (``float8send``); -0.0 as 0.0, every NaN alike.
     HASH_TEXT: ClassVar[Mapping[str, str]] = {
         **COMMON_HASH_TEXT,
-        "float": "CASE WHEN {c} IS NULL THEN NULL WHEN {c} = 'NaN'::float8 THEN 'NaN' "
-        "WHEN {c} = 'Infinity'::float8 THEN 'Infinity' "
-        "WHEN {c} = '-Infinity'::float8 THEN '-Infinity' ELSE CAST({c} AS TEXT) END",
+        "float": "CASE WHEN {c} IS NULL THEN NULL WHEN {c} = 'NaN'::float8 THEN '7ff8000000000000' "
+        "WHEN {c} = 0 THEN '0000000000000000' ELSE encode(float8send({c}), 'hex') END",
         "date": "to_char({c}, 'YYYY-MM-DD')",
         "timestamp": "to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')",
         "timestamptz": "to_char(({c} AT TIME ZONE 'UTC'), 'YYYY-MM-DD HH24:MI:SS.US')",
         "bytes": "encode({c}, 'hex')",
     }
-    HASH_PART: ClassVar[str] = "COALESCE(convert_to({text}, 'UTF8'), '\\xff'::bytea)"
-    HASH_JOIN: ClassVar[str] = " || '\\x00'::bytea || "
-    HASH_EMPTY: ClassVar[str] = "''::bytea"
-    HASH_DIGEST: ClassVar[str] = "encode(sha256({joined}), 'hex')"
+    #: ``octet_length`` counts bytes in the server encoding: UTF-8 on a UTF8 database
+    #: (PostgreSQL's default), which cross-backend identical hashes of non-ASCII text need.
+    #: ``concat`` skips the NULL text after its ``N``.
+    HASH_PART: ClassVar[str] = "COALESCE(octet_length({text}) || ':', 'N'), {text}"
+    HASH_JOIN: ClassVar[str] = ", "
+    HASH_EMPTY: ClassVar[str] = "''"
+    HASH_DIGEST: ClassVar[str] = "encode(sha256(convert_to(concat({joined}), 'UTF8')), 'hex')"
     TYPE_MAP: ClassVar[Mapping[str, str]] = {
         "JSON": "JSONB",
         "VARBINARY": "BYTEA",
@@ -319,12 +344,23 @@ class PostgresBackend(SqlBackend):
 
     @override
     def prepare_load_session(self) -> None:
-        self.con.execute("SET extra_float_digits = 0")
         self.con.execute("SET TimeZone = 'UTC'")
         # A load joins temp tables of up to millions of rows: keep them in memory and let
         # sorts and hashes stay there too (temp_buffers only takes before the first temp table).
         self.con.execute("SET temp_buffers = '256MB'")
         self.con.execute("SET work_mem = '256MB'")
+
+    @override
+    def cast_fails(self, sql: str) -> bool:
+        self.con.execute("SAVEPOINT ematix_cast_probe")
+        try:
+            self.con.execute(sql)
+        except psycopg.errors.DataError:
+            self.con.execute("ROLLBACK TO SAVEPOINT ematix_cast_probe")
+            self.con.execute(_INVALID_TIME_FUNCTION)  # what LOCATE_INVALID_TEXT calls
+            return True
+        self.con.execute("RELEASE SAVEPOINT ematix_cast_probe")
+        return False
 
     @override
     def analyze(self, table: str) -> None:

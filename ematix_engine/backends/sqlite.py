@@ -55,9 +55,8 @@ class SQLiteBackend(SqlBackend):
         **COMMON_HASH_TEXT,
         # printf turns NULL into '' on SQLite; SQLite stores NaN as NULL.
         "decimal": "CASE WHEN {c} IS NULL THEN NULL ELSE printf('%.{scale}f', {c}) END",
-        "float": "CASE WHEN {c} IS NULL THEN NULL WHEN {c} <> {c} THEN 'NaN' "
-        "WHEN {c} > 1.7976931348623157e308 THEN 'Infinity' "
-        "WHEN {c} < -1.7976931348623157e308 THEN '-Infinity' ELSE printf('%.15g', {c}) END",
+        # a REAL reaches ematix_row_hash as a float, which encodes its bits (NaN is NULL here)
+        "float": "CAST({c} AS REAL)",
     }
     #: SQLite's casts never fail (``'abc'`` becomes ``0``): a registered function says whether
     #: text is a value of the family.
@@ -65,7 +64,8 @@ class SQLiteBackend(SqlBackend):
         family: f"ematix_invalid('{family}', {{value}})"
         for family in ("int", "float", "decimal", "bool", "date", "timestamp", "timestamptz")
     }
-    #: No SHA-256 in SQLite: a registered, deterministic function hashes the canonical texts.
+    #: No SHA-256 in SQLite: a registered, deterministic function length-prefixes and hashes
+    #: the canonical texts.
     HASH_DIGEST: ClassVar[str] = "ematix_row_hash({joined})"
     SUPPORTS_FULL_JOIN: ClassVar[bool] = sqlite3.sqlite_version_info >= (3, 39)
     TYPE_MAP: ClassVar[Mapping[str, str]] = {

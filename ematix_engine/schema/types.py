@@ -216,7 +216,7 @@ class Boolean(ColumnType):
 
 
 class Double(ColumnType):
-    """64-bit float (``DOUBLE PRECISION``). Hashed with 15 significant digits."""
+    """64-bit float (``DOUBLE PRECISION``). Hashed by its IEEE-754 bits (see ``schema.hashing``)."""
 
     sql_name = "DOUBLE"
     hash_family = "float"

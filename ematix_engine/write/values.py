@@ -9,7 +9,10 @@ first row whose (normalized) value the cast would not keep exactly:
   an ``Integer`` / ``SmallInt`` column's range;
 * text that is not a value of the column's type where the backend's cast would not fail but
   coerce (SQLite turns ``'abc'`` into ``0`` and keeps an unreadable timestamp as text) — the
-  predicates are data on the backend class (``INVALID_TEXT``).
+  predicates are data on the backend class (``INVALID_TEXT``);
+* text the cast would refuse without naming the row (PostgreSQL's date and time casts): the
+  column is cast once in a probe, and only when that fails does a slower per-row predicate
+  (``LOCATE_INVALID_TEXT``) find the row, so good batches pay one cast, not a function per row.
 
 A hit fails the load with a :class:`~ematix_engine.errors.BadValueError` naming the pipeline,
 the target, the column and the row's key, and what is wrong (the value itself is not copied
@@ -56,6 +59,7 @@ def reject_bad_values(
         if value is None:
             continue
         checks += _checks(ctx, column.name, column.type, value, raw_types[column.name])
+        checks += _located(ctx, column.name, column.type, value, raw_types[column.name])
     if not checks:
         return
     keys = [k for k in ctx.target.keys if k in values]
@@ -69,6 +73,27 @@ def reject_bad_values(
         column, _, reason = checks[int(rows[0][-1])]
         key = dict(zip(keys, rows[0][: len(keys)], strict=True))
         raise BadValueError(ctx.pipeline, ctx.target.label, column, key, reason)
+
+
+def _located(
+    ctx: LoadContext, name: str, column_type: type, value: str, raw: pa.DataType
+) -> list[tuple[str, str, str]]:
+    """The ``LOCATE_INVALID_TEXT`` check of a text column, when a probe of its cast fails."""
+    backend = ctx.backend
+    locate = backend.LOCATE_INVALID_TEXT.get(column_type.hash_family)
+    if locate is None or not (pa.types.is_string(raw) or pa.types.is_large_string(raw)):
+        return []
+    cast = backend.cast_sql(value, column_type)
+    if not backend.cast_fails(f"SELECT COUNT({cast}) FROM {ctx.q(RAW)} AS r"):
+        return []
+    type_sql = backend.column_type_sql(column_type)
+    return [
+        (
+            name,
+            f"({value} IS NOT NULL AND {locate.format(value=value, type=type_sql)})",
+            f"not a valid {column_type.type_name()} value",
+        )
+    ]
 
 
 def _checks(

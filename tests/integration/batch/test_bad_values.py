@@ -14,7 +14,7 @@ import pytest
 from ematix_engine.api import ematix
 from ematix_engine.api.table import pk
 from ematix_engine.errors import BadValueError
-from ematix_engine.types import BigInt, Double, Integer, String, Text, Timestamp
+from ematix_engine.types import BigInt, Date, Double, Integer, String, Text, Timestamp, TimestampTZ
 from tests.integration.batch.harness import Harness
 
 
@@ -71,24 +71,50 @@ def test_an_integer_out_of_range_is_refused(h: Harness) -> None:
 
 @pytest.mark.parametrize(
     ("declared", "bad"),
-    [(BigInt, "abc"), (Double, "1.5x"), (Timestamp, "not a time")],
-    ids=["bigint", "double", "timestamp"],
+    [
+        (BigInt, "abc"),
+        (Double, "1.5x"),
+        (Timestamp, "not a time"),
+        (Timestamp, "2024-13-45"),
+        (TimestampTZ, "2024-13-45 10:00:00+00"),
+        (Date, "2024-02-30"),
+    ],
+    ids=["bigint", "double", "timestamp", "timestamp_month_13", "timestamptz", "date"],
 )
 def test_text_that_is_no_value_of_the_type_is_refused(h: Harness, declared: type, bad: str) -> None:
-    src = h.create_source("src", {"id": "bigint", "v": "text"}, [(1, None), (4, bad)])
+    """PostgreSQL's date and time casts fail without the key: a probe finds the row first."""
+    good = {Date: "2024-02-29", Timestamp: "2024-02-29 10:00:00"}.get(declared)
+    good = "2024-02-29 10:00:00+00" if declared is TimestampTZ else good
+    src = h.create_source(
+        "src", {"id": "bigint", "v": "text"}, [(1, None), (2, good), (4, bad), (5, good)]
+    )
 
     @ematix.table(schema=h.schema, name="vals")
     class Vals:
         id: Annotated[BigInt, pk()]
         v: declared | None  # type: ignore[valid-type]
 
-    load = _load(h, f"SELECT id, v FROM {src}", Vals)
-    if declared is Timestamp and h.target_kind == "postgres" and not h.cross_database:
-        # PostgreSQL's own cast refuses it (without the key): the load still fails, unchanged.
-        with pytest.raises(Exception, match="timestamp"):
-            load.run()
-        return
-    _refused(h, load, "v", "4", "not a valid")
+    _refused(h, _load(h, f"SELECT id, v FROM {src}", Vals), "v", "4", "not a valid")
+
+
+@pytest.mark.parametrize("mode", ["merge", "scd2", "append"])
+def test_good_time_text_loads_and_a_later_bad_one_is_refused(h: Harness, mode: str) -> None:
+    """Time text that casts loads; the same pipeline then refuses a bad row into the table."""
+    rows = [(1, "2024-01-31 23:59:59.5"), (2, None)]
+    src = h.create_source("src", {"id": "bigint", "v": "text"}, rows)
+
+    @ematix.table(schema=h.schema, name="vals")
+    class Vals:
+        id: Annotated[BigInt, pk()]
+        v: Timestamp | None
+
+    load = _load(h, f"SELECT id, v FROM {src}", Vals, mode=mode)
+    assert load.run().rows_inserted == 2
+    h.set_rows("src", [(1, "2024-01-31 23:59:59.5"), (3, "2024-13-45")])
+    with pytest.raises(BadValueError) as caught:
+        load.run()
+    assert (caught.value.column, caught.value.key) == ("v", {"id": "3"})
+    assert h.count("vals") == 2
 
 
 def test_good_values_still_load(h: Harness) -> None:
