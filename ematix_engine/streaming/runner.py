@@ -260,7 +260,7 @@ class StreamRunner:
             while not self._stop.is_set():
                 if self._iterate(sources, targets, written, transform, dlq, result):
                     continue
-                if exit_when_idle and self._drained:
+                if exit_when_idle and self._drained and not self._stop.is_set():
                     self.stopped_by = self.stopped_by or "idle"
                     if causal is not None:  # the end of the stream
                         self._finish_in_flight()

@@ -150,6 +150,19 @@ def test_a_stop_is_not_the_end_of_the_stream(tmp_path: Path, pipeline_name: str)
     assert source.committed == 4
 
 
+def test_a_stop_after_the_last_batch_is_not_the_end_of_the_stream_either(
+    tmp_path: Path, pipeline_name: str
+) -> None:
+    source = MemorySource("orders", [_row("o9", "Order.placed")], batch_size=4)
+    spec = streaming_spec(name=pipeline_name, source=source, target=_duck(tmp_path), **GUARDED)
+    runner = StreamRunner(spec)
+    runner.on_progress = lambda progress: runner.stop()  # the source is drained by now
+    result = runner.run(exit_when_idle=True)
+
+    # Asked to stop: o9's open trigger is not judged, even though nothing more was left.
+    assert (result.rows_in, result.stopped, result.violations) == (1, "stopped", [])
+
+
 def test_an_unknown_column_fails_at_the_first_batch_before_any_write(
     tmp_path: Path, pipeline_name: str
 ) -> None:
