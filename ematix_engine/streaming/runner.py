@@ -125,9 +125,7 @@ def _concat(arrays: list[pa.Array | pa.ChunkedArray]) -> pa.Array | None:
     if len(plain) == 1:
         return plain[0]
     # Sources may hand out dictionary-encoded keys, each with its own dictionary.
-    plain = [
-        a.cast(a.type.value_type) if pa.types.is_dictionary(a.type) else a for a in plain
-    ]
+    plain = [a.cast(a.type.value_type) if pa.types.is_dictionary(a.type) else a for a in plain]
     return pa.concat_arrays(plain)
 
 
@@ -172,6 +170,17 @@ class _Batch:
         if mask is None or not pc.any(mask).as_py():
             return None
         return self.table.filter(pc.invert(mask))
+
+
+@dataclass(slots=True)
+class _Parts:
+    """What one run writes with: targets and the positions they hold, transform, DLQ, totals."""
+
+    targets: list[StreamTarget]
+    written: list[SourceOffsets]
+    transform: _Transform | None
+    dlq: Any
+    result: StreamResult
 
 
 @dataclass(slots=True)
@@ -245,7 +254,6 @@ class StreamRunner:
             self._sources = sources
             self._hint_payloads(targets)
             dlq = _open_dlq(spec)
-            self._finishing = (dlq, result)
             for source in sources:
                 if hasattr(source, "before_rebalance"):
                     source.before_rebalance = self._finish_in_flight
@@ -257,6 +265,7 @@ class StreamRunner:
 
                 self._causal = causal = CausalStage(spec)
                 self._sink = ViolationSink(spec, self.metrics, causal.kinds)
+            self._parts = _Parts(targets, written, transform, dlq, result)
             while not self._stop.is_set():
                 if self._iterate(sources, targets, written, transform, dlq, result):
                     continue
@@ -336,9 +345,7 @@ class StreamRunner:
         batch_id = f"{spec.name}-{uuid.uuid4().hex[:12]}"
         dlq_rows = self._dead_letters(batch.bad, dlq)
         self._finish_in_flight()
-        written_rows = self._writer.submit(
-            self._process, batch, batch_id, targets, written, transform, dlq, result
-        )
+        written_rows = self._writer.submit(self._process, batch, batch_id)
         self._in_flight = _InFlight(batch, batch_id, dlq_rows, written_rows)
         if not self._hints_settled(targets):
             # The first write creates the table whose column types the next poll must
@@ -347,20 +354,14 @@ class StreamRunner:
             self._hint_payloads(targets)
         return True
 
-    def _process(
-        self,
-        batch: _Batch,
-        batch_id: str,
-        targets: list[StreamTarget],
-        written: list[SourceOffsets],
-        transform: _Transform | None,
-        dlq: Any,
-        result: StreamResult,
-    ) -> tuple[int, list[Any]]:
+    def _process(self, batch: _Batch, batch_id: str) -> tuple[int, list[Any]]:
         """On the writer thread: constraints, then every target; rows written, violations."""
+        p = self._parts
         shared: list[pa.Table | None] = []
-        violations = self._constrain(batch, shared, transform, dlq, result)
-        rows_out = self._write(batch, batch_id, targets, written, transform, dlq, result, shared)
+        violations = self._constrain(batch, shared, p.transform, p.dlq, p.result)
+        rows_out = self._write(
+            batch, batch_id, p.targets, p.written, p.transform, p.dlq, p.result, shared
+        )
         return rows_out, violations
 
     def _hints_settled(self, targets: list[StreamTarget]) -> bool:
@@ -381,7 +382,7 @@ class StreamRunner:
         if in_flight is None:
             return
         rows_out, violations = in_flight.written.result()
-        dlq, result = self._finishing
+        dlq, result = self._parts.dlq, self._parts.result
         spec, metrics = self.spec, self.metrics
         batch, batch_id, dlq_rows = in_flight.batch, in_flight.batch_id, in_flight.dlq_rows
         if dlq is not None:
@@ -557,7 +558,7 @@ class StreamRunner:
     _hinted = False
     _sources: list[StreamSource] = []
     _in_flight: _InFlight | None = None
-    _finishing: tuple[Any, StreamResult] = (None, StreamResult(pipeline=""))
+    _parts: _Parts
     _causal: CausalStage | None = None
     _sink: ViolationSink
 

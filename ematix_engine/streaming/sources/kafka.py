@@ -71,9 +71,7 @@ class KafkaSource:
         self.pipeline = spec.name
         self.topics = [t.strip() for t in source.query.split(",") if t.strip()]
         self.event_time_column = source.event_time_column
-        self._keeps_originals = (
-            spec.transform_sql is not None and spec.transform_on_error == "dlq"
-        )
+        self._keeps_originals = spec.transform_sql is not None and spec.transform_on_error == "dlq"
         self.metadata_columns = source.metadata_columns
         resolved = connection.resolved()
         if resolved.payload_format not in ("json", "raw_bytes"):
