@@ -1,7 +1,8 @@
 """PostgreSQL (psycopg 3): target and source.
 
-Staging uses ``COPY … FROM STDIN (FORMAT csv)`` fed with the bytes ``pyarrow.csv`` writes for
-each record batch, so no Python loop touches rows. Loads run in one transaction with
+Staging uses ``COPY … FROM STDIN`` fed a whole record batch at a time, so no Python loop
+touches rows: in binary form where every column's type maps exactly
+(:mod:`~ematix_engine.backends.pg_binary`), else as the CSV ``pyarrow.csv`` writes. Loads run in one transaction with
 ``TimeZone = UTC`` so ``row_hash`` text matches other backends.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -22,9 +24,12 @@ import pyarrow.csv as pa_csv
 from typing_extensions import override
 
 from ematix_engine.backends.base import COMMON_HASH_TEXT, SqlBackend
+from ematix_engine.backends.pg_binary import binary_plan
 from ematix_engine.schema.types import ColumnType
 
 __all__ = ["PostgresBackend"]
+
+log = logging.getLogger(__name__)
 
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, batch_size=65_536)
 #: How long a read at an exported snapshot waits for a lock before giving up.
@@ -97,6 +102,7 @@ class PostgresBackend(SqlBackend):
     DISPLAY_NAME = "PostgreSQL"
     dialect = "postgres"
     PREPARES_IN_PROCESS = True
+    STAYS_OPEN_BETWEEN_WRITES = True
     ADDS_PRIMARY_KEY_AFTER_FIRST_LOAD = True
     #: PostgreSQL has no bigint/double → boolean cast; staged 0/1 (SQLite, MySQL) go via text.
     CAST_TEMPLATES: ClassVar[Mapping[str, str]] = {"bool": "CAST(CAST({value} AS TEXT) AS {type})"}
@@ -269,27 +275,53 @@ class PostgresBackend(SqlBackend):
         *,
         freeze: bool = False,
     ) -> int:
-        """``COPY`` every batch of ``reader`` into ``table_sql`` as CSV produced by Arrow.
+        """``COPY`` every batch of ``reader`` into ``table_sql``: binary where types allow, else CSV.
 
-        A worker thread pulls the next batch (the reader may still be computing it, e.g. a
-        DuckDB query hashing rows) and writes its CSV while this thread sends the previous one,
-        so client work overlaps with the server ingesting. At most two encoded batches wait.
-        ``freeze`` (only for a table created in this transaction) writes the rows frozen, so
-        the first scans after the load need not rewrite every page to set hint bits.
+        Binary ``COPY`` (:mod:`ematix_engine.backends.pg_binary`) is used when every column's
+        Arrow type converts exactly to the target column's type; otherwise Arrow writes CSV
+        that PostgreSQL parses. A worker thread pulls the next batch (the reader may still be
+        computing it, e.g. a DuckDB query hashing rows) and encodes it while this thread sends
+        the previous one, so client work overlaps with the server ingesting. At most two
+        encoded batches wait. ``freeze`` (only for a table created in this transaction) writes
+        the rows frozen, so the first scans after the load need not rewrite every page to set
+        hint bits.
         """
-        names = columns or reader.schema.names
+        names = list(columns or reader.schema.names)
         column_list = ", ".join(self.quote(n) for n in names)
-        options = "FORMAT csv, FREEZE" if freeze else "FORMAT csv"
+        plan = binary_plan(reader.schema, self._column_type_oids(table_sql, names))
+        options = "FORMAT binary" if plan is not None else "FORMAT csv"
+        log.debug("COPY %s (%s) as %s", table_sql, reader.schema, options)
+        if freeze:
+            options += ", FREEZE"
+        encode: Callable[[pa.RecordBatch], Any] = plan.encode if plan is not None else _csv_bytes
+        header = plan.header() if plan is not None else b""  # before any batch is encoded
         total = 0
         with (
             self.con.cursor() as cursor,
             cursor.copy(f"COPY {table_sql} ({column_list}) FROM STDIN ({options})") as copy,
-            _CsvEncoder(reader) as encoded,
+            _BatchEncoder(reader, encode) as encoded,
         ):
+            if header:
+                copy.write(header)
             for rows, chunk in encoded:
                 copy.write(chunk)
                 total += rows
+            if plan is not None:
+                copy.write(plan.trailer())
         return total
+
+    def _column_type_oids(self, table_sql: str, names: Sequence[str]) -> list[int]:
+        """The type OIDs of ``names`` in ``table_sql`` (empty when one is not found)."""
+        found = dict(
+            self.query(
+                "SELECT attname, atttypid::int FROM pg_attribute "
+                "WHERE attrelid = CAST(%s AS regclass) AND attnum > 0 AND NOT attisdropped",
+                (table_sql,),
+            )
+        )
+        if not all(n in found for n in names):
+            return []
+        return [int(found[n]) for n in names]
 
     @property
     @override
@@ -393,18 +425,24 @@ class PostgresBackend(SqlBackend):
         self.con.close()
 
 
-class _CsvEncoder:
-    """Iterate ``(rows, csv_bytes)`` for a reader's batches, encoded on a worker thread."""
+class _BatchEncoder:
+    """Iterate ``(rows, encoded)`` for a reader's batches, encoded on a worker thread."""
 
     _DONE = object()
 
-    def __init__(self, reader: pa.RecordBatchReader, depth: int = 2) -> None:
+    def __init__(
+        self,
+        reader: pa.RecordBatchReader,
+        encode: Callable[[pa.RecordBatch], Any],
+        depth: int = 2,
+    ) -> None:
         self._reader = reader
+        self._encode = encode
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, name="ematix-csv", daemon=True)
 
-    def __enter__(self) -> _CsvEncoder:
+    def __enter__(self) -> _BatchEncoder:
         self._thread.start()
         return self
 
@@ -429,9 +467,7 @@ class _CsvEncoder:
             for batch in self._reader:
                 if batch.num_rows == 0:
                     continue
-                sink = io.BytesIO()
-                pa_csv.write_csv(_csv_ready(batch), sink, _CSV_OPTIONS)
-                if not self._put((batch.num_rows, sink.getbuffer())):
+                if not self._put((batch.num_rows, self._encode(batch))):
                     return
         except BaseException as error:  # re-raised on the consuming thread
             self._put(error)
@@ -446,6 +482,13 @@ class _CsvEncoder:
             if isinstance(item, BaseException):
                 raise item
             yield item
+
+
+def _csv_bytes(batch: pa.RecordBatch) -> memoryview:
+    """One batch as CSV that PostgreSQL's ``COPY … (FORMAT csv)`` reads back exactly."""
+    sink = io.BytesIO()
+    pa_csv.write_csv(_csv_ready(batch), sink, _CSV_OPTIONS)
+    return sink.getbuffer()
 
 
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
