@@ -172,6 +172,18 @@ class _Batch:
         return self.table.filter(pc.invert(mask))
 
 
+def _warm(targets: list[StreamTarget], pipeline: str) -> None:
+    """Let each target load what its first write needs (on the writer thread, at start)."""
+    for target in targets:
+        warm = getattr(target, "warm", None)
+        if warm is None:
+            continue
+        try:
+            warm()
+        except Exception as error:  # the first write reports it, redacted
+            log.debug("%s: warming %s failed (%s)", pipeline, target.label, type(error).__name__)
+
+
 @dataclass(slots=True)
 class _Parts:
     """What one run writes with: targets and the positions they hold, transform, DLQ, totals."""
@@ -250,6 +262,7 @@ class StreamRunner:
                             f"{target.label} cannot"
                         )
             written: list[SourceOffsets] = [{} for _ in targets]
+            self._writer.submit(_warm, targets, spec.name)  # while the sources join
             sources = [open_source(s, spec) for s in spec.sources]
             self._sources = sources
             self._hint_payloads(targets)

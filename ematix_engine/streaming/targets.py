@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pyarrow as pa
+import sqlglot
 
 from ematix_engine.errors import (
     ConfigError,
@@ -37,7 +38,7 @@ from ematix_engine.streaming.config import Target
 from ematix_engine.streaming.nested import nested_to_json
 
 if TYPE_CHECKING:
-    from ematix_engine.write import WritePlan
+    from ematix_engine.write import WritePlan, WriteResult
 
 __all__ = ["StreamTarget", "TableTarget", "open_target", "parse_offsets"]
 
@@ -149,6 +150,7 @@ class TableTarget:
         self.label = f"{connection.name}:{self.schema}.{self.name}"
         self._spec: TargetSpec | None = None
         self._write_plan: WritePlan | None = None
+        self._store: Any = None  # a session kept open between writes, where that is safe
 
     @property
     def scope(self) -> str:
@@ -295,20 +297,53 @@ class TableTarget:
             return 0
         spec = self.spec_for(rows)
         rows = nested_to_json(rows, spec.table)
-        result = self._retrying(
-            lambda: apply_rows(
-                self.connection,
-                spec,
-                ArrowRows.of(rows),
-                writer=self.pipeline,
-                batch_id=batch_id,
-                checkpoint=checkpoint,
-                plan=self._plan(spec),
-                count_rows=False,
-            )
-        )
-        counts = result.counts
+
+        def attempt() -> WriteResult:
+            store = self._session()
+            try:
+                return apply_rows(
+                    self.connection,
+                    spec,
+                    ArrowRows.of(rows),
+                    writer=self.pipeline,
+                    batch_id=batch_id,
+                    checkpoint=checkpoint,
+                    plan=self._plan(spec),
+                    count_rows=False,
+                    store=store,
+                )
+            except BaseException:
+                self.close()  # the session may be broken: the next attempt opens another
+                raise
+
+        counts = self._retrying(attempt).counts
         return counts.inserted + counts.updated
 
+    def warm(self) -> None:
+        """Load what the first write needs (modules, the session) before the first batch.
+
+        Called on the writer thread while the source is still joining its group, so the
+        first batch does not wait for it. Failing here costs nothing: the write reports it.
+        """
+        from ematix_engine.backends import backend_class
+        from ematix_engine.write import apply_rows  # noqa: F401  (imports the write core)
+
+        pa.array([0])  # pyarrow looks for pandas on its first conversion
+        sqlglot.Dialect.get_or_raise(backend_class(self.connection).dialect)
+        self._session()
+
+    def _session(self) -> Any:
+        """The open session to write through, or None when each write opens its own."""
+        from ematix_engine.backends import backend_class, open_backend
+
+        if self._store is None and getattr(
+            backend_class(self.connection), "STAYS_OPEN_BETWEEN_WRITES", False
+        ):
+            self._store = open_backend(self.connection)
+        return self._store
+
     def close(self) -> None:
-        """Nothing held between writes."""
+        """Close the session kept between writes, if any."""
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()

@@ -65,6 +65,7 @@ from ematix_engine.modes import mode_of
 from ematix_engine.schema.ddl import ensure_table
 from ematix_engine.specs import LoadMode
 from ematix_engine.write.context import BATCH, RAW, SOURCE, Counts, LoadContext
+from ematix_engine.write.direct import direct_append
 from ematix_engine.write.in_process import (
     CompareUnavailable,
     batch_constant_columns,
@@ -137,10 +138,14 @@ class ArrowRows:
         open: given the checkpoint value the write starts from (or None), a context manager
             yielding the reader; it is entered inside the write's transaction.
         connection: where the rows come from (named in errors, credentials redacted).
+        schema: the batches' schema when known before they are read (rows already in hand);
+            an append whose types already match the target's then goes straight in
+            (:mod:`ematix_engine.write.direct`).
     """
 
     open: Callable[[str | None], AbstractContextManager[pa.RecordBatchReader]]
     connection: Any = None
+    schema: pa.Schema | None = None
 
     @classmethod
     def of(cls, data: pa.Table | pa.RecordBatchReader | pa.RecordBatch) -> ArrowRows:
@@ -154,7 +159,7 @@ class ArrowRows:
         def opened(_: str | None) -> Iterator[pa.RecordBatchReader]:
             yield data
 
-        return cls(opened)
+        return cls(opened, schema=data.schema)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +216,7 @@ def apply_rows(
     valid_at: datetime | None = None,
     rebuild: bool = False,
     count_rows: bool = True,
+    store: Any = None,
 ) -> WriteResult:
     """Write ``rows`` into ``target`` in its mode, atomically with ``checkpoint``.
 
@@ -238,6 +244,9 @@ def apply_rows(
             loading and the reset checkpoint commit together (see :func:`_rebuild`).
         count_rows: count the target's rows after the write (``row_count``); a stream's
             micro-batches skip it, since counting scans the whole table every time.
+        store: an open session on ``target_connection`` to write through and leave open (a
+            stream's; see ``STAYS_OPEN_BETWEEN_WRITES``). By default a session is opened for
+            this write and closed after it. After a failed write, close the given one.
 
     Returns:
         What the write did.
@@ -253,7 +262,9 @@ def apply_rows(
             raise TypeError("apply_rows: rows given as a callable need plan=")
         rows_in = rows.connection if isinstance(rows, QueryRows) else None
         plan = plan_write(target, target_connection, rows_in=rows_in)
-    store = open_backend(target_connection)
+    owned = store is None
+    if store is None:
+        store = open_backend(target_connection)
     try:
         with store.write_session(
             target.table.schema,
@@ -282,7 +293,8 @@ def apply_rows(
                 ),
             )
     finally:
-        store.close()
+        if owned:
+            store.close()
     progress.phase(ROLLED_BACK if dry_run else COMMITTED)
     counts = result.counts
     log.info(
@@ -326,6 +338,10 @@ def _write(
     if not isinstance(rows, ArrowRows | QueryRows):
         rows, checkpoint = rows()
     loaded_at = datetime.now(UTC)
+    if isinstance(rows, ArrowRows):
+        direct = _append_directly(write, plan, rows, checkpoint, job, loaded_at)
+        if direct is not None:
+            return direct
     batch_ts = job.valid_at.astimezone(UTC) if job.valid_at is not None else loaded_at
     in_process = plan.path is WritePath.IN_PROCESS
     prep: SqlBackend = DuckDBBackend.scratch() if in_process else backend
@@ -432,9 +448,7 @@ def _write(
         except EmatixError:
             raise
         except Exception as error:
-            raise load_error(
-                job.writer, target.label, error, redact_error(error, backend.connection)
-            ) from error
+            raise _as_load_error(job, backend, error) from error
         committed = _next_checkpoint(prep, checkpoint, start if job.rebuild else stored)
         if checkpoint is not None and committed is not None and committed != stored:
             write.put_checkpoint(checkpoint.name, checkpoint.scope, committed)
@@ -456,6 +470,79 @@ def _write(
     return WriteResult(
         plan=plan, store=plan.store, counts=counts, checkpoint=committed, row_count=row_count
     )
+
+
+def _append_directly(
+    write: WriteSession,
+    plan: WritePlan,
+    rows: ArrowRows,
+    checkpoint: Checkpoint | None,
+    job: _Job,
+    loaded_at: datetime,
+) -> WriteResult | None:
+    """Append Arrow batches that need no preparing straight into the target, else ``None``.
+
+    Only for targets prepared in-process (their ``COPY`` takes Arrow), an existing table, no
+    slice, rebuild or ``valid_at``, a checkpoint given by value, and batches whose types
+    :func:`~ematix_engine.write.direct.direct_append` accepts. Nothing has been read or
+    written when it returns ``None``.
+    """
+    backend, target = write.sql, job.target
+    if (
+        plan.path is not WritePath.IN_PROCESS
+        or rows.schema is None
+        or job.slice is not None
+        or job.rebuild
+        or job.valid_at is not None
+        or (checkpoint is not None and checkpoint.column is not None)
+    ):
+        return None
+    schema_arg = target.table.schema if backend.SUPPORTS_SCHEMAS else None
+    if backend.table_columns(schema_arg, target.table.name) is None:
+        return None  # a first load creates the table on the prepared path
+    direct = direct_append(job.writer, target, rows.schema)
+    if direct is None:
+        return None
+    stored = _stored_checkpoint(write, checkpoint, rebuild=False)
+    start = stored if stored is not None else (checkpoint.initial if checkpoint else None)
+    table_sql = backend.table_sql(target.table.schema, target.table.name)
+    try:
+        ensure_table(
+            backend,
+            target.table.schema,
+            target.table.name,
+            [*direct.columns, *managed_columns(target)],
+        )
+        job.progress.phase(WRITING)
+        with rows.open(start) as reader:
+            counted = job.progress.counting(reader) if job.progress.active else reader
+            inserted = backend.copy_arrow(
+                table_sql,
+                direct.reader(counted, loaded_at=loaded_at, batch_id=job.batch_id),
+                columns=direct.names,
+            )
+    except EmatixError:
+        raise
+    except Exception as error:
+        raise _as_load_error(job, backend, error) from error
+    committed = _next_checkpoint(backend, checkpoint, stored)
+    if checkpoint is not None and committed is not None and committed != stored:
+        write.put_checkpoint(checkpoint.name, checkpoint.scope, committed)
+    row_count = (
+        int(backend.query(f"SELECT COUNT(*) FROM {table_sql}")[0][0]) if job.count_rows else None
+    )
+    return WriteResult(
+        plan=plan,
+        store=plan.store,
+        counts=Counts(inserted=inserted),
+        checkpoint=committed,
+        row_count=row_count,
+    )
+
+
+def _as_load_error(job: _Job, backend: SqlBackend, error: Exception) -> Exception:
+    """The redacted error a write raises for a driver's ``error``, naming writer and target."""
+    return load_error(job.writer, job.target.label, error, redact_error(error, backend.connection))
 
 
 def _refuse_rows_without_managed_columns(

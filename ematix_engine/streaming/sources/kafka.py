@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from confluent_kafka import Message
 
 from ematix_engine.errors import ConfigError, SourceError, UnsupportedError
 from ematix_engine.streaming.sources.base import EVENT_TS, BadMessage, Polled, SeekProvider
@@ -39,6 +42,7 @@ __all__ = ["KafkaSource"]
 log = logging.getLogger("ematix.streaming.kafka")
 
 _TS = pa.timestamp("us", tz="UTC")
+_second = operator.itemgetter(1)
 #: Longest single wait inside a poll (seconds).
 _WAIT_S = 0.05
 #: Settings the runtime owns: offsets move only when the runner commits.
@@ -202,7 +206,7 @@ class KafkaSource:
         if not pending:
             self._settle(pending)
             return Polled(drained=self._caught_up())
-        partitions = [m.partition() for m in pending]
+        partitions = list(map(Message.partition, pending))
         self._settle(pending, partitions)
         return self._decode(pending, partitions)
 
@@ -212,7 +216,11 @@ class KafkaSource:
         Events (a partition's end, an error) are placed among the messages: a partition is at
         its end only when no message of it follows its end event.
         """
-        events = [i for i, m in enumerate(messages) if m.error() is not None]
+        errors = list(map(Message.error, messages))  # map over the C method: no per-call lookup
+        if not any(map(operator.is_not, errors, itertools.repeat(None))):
+            self._keep(messages)
+            return
+        events = [i for i, e in enumerate(errors) if e is not None]
         start = 0
         for i in events:
             self._keep(messages[start:i])
@@ -275,8 +283,8 @@ class KafkaSource:
     def _decode(self, messages: list[Any], partitions: list[int]) -> Polled:
         drained = False  # messages came: the next poll tells whether more wait
         count = len(messages)
-        offsets = [m.offset() for m in messages]
-        values = [m.value() for m in messages]
+        offsets = list(map(Message.offset, messages))
+        values = list(map(Message.value, messages))
         if self._one_topic is not None:
             topic_column = pa.repeat(pa.scalar(self._one_topic), count)
             last = dict(zip(partitions, offsets, strict=True))  # the last one wins
@@ -287,7 +295,7 @@ class KafkaSource:
             pairs = dict(zip(zip(topics, partitions, strict=True), offsets, strict=True))
             positions = {_key(t, p): o + 1 for (t, p), o in pairs.items()}
         if self.event_time_column is None:
-            timestamps = pa.array([m.timestamp()[1] for m in messages], pa.int64())
+            timestamps = pa.array(list(map(_second, map(Message.timestamp, messages))), pa.int64())
         else:  # read from the payload instead
             timestamps = pa.nulls(count, pa.int64())
         bad: list[BadMessage] = []

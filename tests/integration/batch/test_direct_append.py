@@ -1,0 +1,176 @@
+"""Appends of Arrow batches that already have the target's types go straight into PostgreSQL.
+
+:mod:`ematix_engine.write.direct` skips the in-process DuckDB preparation only when it cannot
+change or refuse a value. These tests check that such a write stores exactly what the prepared
+path stores (data, ``_loaded_at``, ``_batch_id``, checkpoint), that it is really taken, and that
+every batch it must not take (a ``String[n]`` bound, a normalizer, other types, a first load)
+still goes through the prepared path with its checks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from ematix_engine.backends import open_backend
+from ematix_engine.backends.duckdb import DuckDBBackend
+from ematix_engine.connections import PostgresConnection
+from ematix_engine.errors import BadValueError
+from ematix_engine.schema.normalize import lower
+from ematix_engine.specs import ColumnSpec, LoadMode, TableSpec, TargetSpec
+from ematix_engine.types import BigInt, Double, String, Text, TimestampTZ
+from ematix_engine.write import ArrowRows, Checkpoint, apply_rows
+from ematix_engine.write.direct import direct_append
+from tests.fixtures.postgres import PgSchema
+
+
+def _target(schema: str, *columns: ColumnSpec) -> TargetSpec:
+    declared = columns or (
+        ColumnSpec(name="id", type=BigInt),
+        ColumnSpec(name="name", type=Text, nullable=True),
+        ColumnSpec(name="amount", type=Double, nullable=True),
+        ColumnSpec(name="at", type=TimestampTZ, nullable=True),
+    )
+    return TargetSpec(table=TableSpec(schema=schema, name="events", columns=declared))
+
+
+def _batch(ids: range, **extra: pa.Array) -> pa.Table:
+    n = len(ids)
+    return pa.table(
+        {
+            "id": pa.array(list(ids), pa.int64()),
+            "name": pa.array([f"n{i}" for i in ids]),
+            "amount": pa.array([i * 0.1 for i in ids], pa.float64()),
+            "at": pa.array([datetime(2026, 1, 1, tzinfo=UTC)] * n, pa.timestamp("us", tz="UTC")),
+            **extra,
+        }
+    )
+
+
+@pytest.fixture
+def pg(pg_schema: PgSchema) -> PostgresConnection:
+    return PostgresConnection(name="wh", url=pg_schema.dsn)
+
+
+@pytest.fixture
+def preparations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the in-process preparing sessions writes open (a spy; nothing is replaced)."""
+    opened: list[int] = []
+    real = DuckDBBackend.scratch
+
+    def counted() -> DuckDBBackend:
+        opened.append(1)
+        return real()
+
+    monkeypatch.setattr(DuckDBBackend, "scratch", staticmethod(counted))
+    return opened
+
+
+def _write(pg: PostgresConnection, target: TargetSpec, table: pa.Table, **options):
+    return apply_rows(
+        pg,
+        target,
+        ArrowRows.of(table),
+        writer="direct_test",
+        batch_id=options.pop("batch_id", uuid.uuid4().hex),
+        **options,
+    )
+
+
+def _rows(pg: PostgresConnection, schema: PgSchema, columns: str) -> list[tuple]:
+    store = open_backend(pg)
+    try:
+        with store.query_session() as sql:
+            table = sql.table_sql(schema.name, "events")
+            return [tuple(r) for r in sql.query(f"SELECT {columns} FROM {table} ORDER BY 1")]
+    finally:
+        store.close()
+
+
+def test_matching_batches_go_straight_in_with_the_same_values(
+    pg: PostgresConnection, pg_schema: PgSchema, preparations: list[int]
+) -> None:
+    target = _target(pg_schema.name)
+    _write(pg, target, _batch(range(0, 3)), batch_id="first")  # creates the table: prepared
+    assert len(preparations) == 1
+    before = datetime.now(UTC)
+    checkpoint = Checkpoint(name="direct_test", scope="s.events", value='{"p": 5}')
+    result = _write(pg, target, _batch(range(3, 6)), batch_id="second", checkpoint=checkpoint)
+
+    assert len(preparations) == 1, "the second write took the prepared path"
+    assert result.counts.inserted == 3 and result.checkpoint == '{"p": 5}'
+    rows = _rows(pg, pg_schema, 'id, name, amount, at, "_batch_id", "_loaded_at"')
+    assert [r[:3] for r in rows] == [(i, f"n{i}", i * 0.1) for i in range(6)]
+    assert {r[3] for r in rows} == {datetime(2026, 1, 1, tzinfo=UTC)}
+    assert [r[4] for r in rows] == ["first"] * 3 + ["second"] * 3
+    loaded = {r[5] for r in rows[3:]}
+    assert len(loaded) == 1 and before <= loaded.pop() <= datetime.now(UTC)
+    store = open_backend(pg)
+    try:
+        assert store.read_checkpoint("direct_test", "s.events") == '{"p": 5}'
+    finally:
+        store.close()
+
+
+def test_new_fields_renamed_and_missing_columns(
+    pg: PostgresConnection, pg_schema: PgSchema, preparations: list[int]
+) -> None:
+    """A new field becomes a column, a name matched case-insensitively, a missing one NULL."""
+    target = _target(pg_schema.name)
+    _write(pg, target, _batch(range(0, 2)))
+    later = pa.table(
+        {
+            "ID": pa.array([7], pa.int64()),
+            "extra": pa.array(["x"]),
+            "name": pa.array(["seven"]).dictionary_encode(),
+        }
+    )
+    assert direct_append("direct_test", target, later.schema) is not None
+    _write(pg, target, later)
+
+    assert len(preparations) == 1
+    assert _rows(pg, pg_schema, 'id, name, amount, "extra"')[-1] == (7, "seven", None, "x")
+
+
+def test_a_bounded_string_is_still_checked(
+    pg: PostgresConnection, pg_schema: PgSchema, preparations: list[int]
+) -> None:
+    target = _target(
+        pg_schema.name, ColumnSpec(name="id", type=BigInt), ColumnSpec(name="code", type=String[4])
+    )
+    _write(pg, target, pa.table({"id": pa.array([1], pa.int64()), "code": ["ok"]}))
+    too_long = pa.table({"id": pa.array([2, 3], pa.int64()), "code": ["fine", "too long"]})
+    assert direct_append("direct_test", target, too_long.schema) is None
+
+    with pytest.raises(BadValueError) as caught:
+        _write(pg, target, too_long)
+    assert caught.value.column == "code" and "String[4]" in str(caught.value)
+    assert _rows(pg, pg_schema, "id, code") == [(1, "ok")]
+
+
+def test_normalizers_and_other_types_take_the_prepared_path(
+    pg: PostgresConnection, pg_schema: PgSchema, preparations: list[int]
+) -> None:
+    target = _target(
+        pg_schema.name,
+        ColumnSpec(name="id", type=BigInt),
+        ColumnSpec(name="name", type=Text, normalizers=(lower(),)),
+    )
+    _write(pg, target, pa.table({"id": pa.array([1], pa.int64()), "name": ["ABC"]}))
+    _write(pg, target, pa.table({"id": pa.array([2], pa.int32()), "name": ["DeF"]}))
+
+    assert len(preparations) == 2
+    assert _rows(pg, pg_schema, "id, name") == [(1, "abc"), (2, "def")]
+    typed = pa.schema([pa.field("id", pa.int32()), pa.field("name", pa.string())])
+    assert direct_append("direct_test", _target(pg_schema.name), typed) is None
+
+
+def test_only_appends_go_direct(pg_schema: PgSchema) -> None:
+    schema = _batch(range(1)).schema
+    for mode in (LoadMode.MERGE, LoadMode.SCD2, LoadMode.REPLACE):
+        declared = _target(pg_schema.name).table
+        spec = TargetSpec(table=declared, mode=mode, keys=("id",))
+        assert direct_append("direct_test", spec, schema) is None
