@@ -56,8 +56,11 @@ def decode_json(payloads: Sequence[bytes | None], expected: pa.Schema | None = N
     Returns:
         The rows and the bad payloads; ``good`` is None when every payload decoded.
     """
-    if None not in payloads:
+    try:
         joined = _NEWLINE.join(payloads)  # type: ignore[arg-type]
+    except TypeError:  # a None (tombstone) among them: decoded one by one below
+        joined = None
+    if joined is not None:
         if joined.count(_NEWLINE) != len(payloads) - 1:  # newlines inside (pretty-printed) JSON
             joined = _NEWLINE.join(p.replace(b"\n", b" ").replace(b"\r", b" ") for p in payloads)  # type: ignore[union-attr]
         try:
