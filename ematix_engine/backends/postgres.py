@@ -1,7 +1,8 @@
 """PostgreSQL (psycopg 3): target and source.
 
-Staging uses ``COPY … FROM STDIN (FORMAT csv)`` fed with the bytes ``pyarrow.csv`` writes for
-each record batch, so no Python loop touches rows. Loads run in one transaction with
+Staging uses ``COPY … FROM STDIN`` fed with binary rows encoded from each Arrow record batch
+(:mod:`ematix_engine.backends.pg_binary`), or the CSV ``pyarrow.csv`` writes where a column has
+no exact binary form, so no Python loop touches rows. Loads run in one transaction with
 ``TimeZone = UTC`` so ``row_hash`` text matches other backends.
 """
 
@@ -22,6 +23,7 @@ import pyarrow.csv as pa_csv
 from typing_extensions import override
 
 from ematix_engine.backends.base import COMMON_HASH_TEXT, SqlBackend
+from ematix_engine.backends.pg_binary import HEADER, TRAILER, binary_encoder
 from ematix_engine.schema.types import ColumnType
 
 __all__ = ["PostgresBackend"]
@@ -269,27 +271,46 @@ class PostgresBackend(SqlBackend):
         *,
         freeze: bool = False,
     ) -> int:
-        """``COPY`` every batch of ``reader`` into ``table_sql`` as CSV produced by Arrow.
+        """``COPY`` every batch of ``reader`` into ``table_sql``, binary where exact, else CSV.
+
+        Binary rows (:mod:`ematix_engine.backends.pg_binary`) when every column has an exact
+        binary form for its target column's type; otherwise CSV written by Arrow (decimals,
+        JSON, …), read by PostgreSQL as it reads any text.
 
         A worker thread pulls the next batch (the reader may still be computing it, e.g. a
-        DuckDB query hashing rows) and writes its CSV while this thread sends the previous one,
+        DuckDB query hashing rows) and encodes it while this thread sends the previous one,
         so client work overlaps with the server ingesting. At most two encoded batches wait.
         ``freeze`` (only for a table created in this transaction) writes the rows frozen, so
         the first scans after the load need not rewrite every page to set hint bits.
         """
-        names = columns or reader.schema.names
+        names = list(columns or reader.schema.names)
         column_list = ", ".join(self.quote(n) for n in names)
-        options = "FORMAT csv, FREEZE" if freeze else "FORMAT csv"
+        binary = binary_encoder(reader.schema, self._column_oids(table_sql, names))
+        options = ("FORMAT binary" if binary else "FORMAT csv") + (", FREEZE" if freeze else "")
         total = 0
         with (
             self.con.cursor() as cursor,
             cursor.copy(f"COPY {table_sql} ({column_list}) FROM STDIN ({options})") as copy,
-            _CsvEncoder(reader) as encoded,
+            _Encoder(reader, binary or _csv_bytes) as encoded,
         ):
+            if binary:
+                copy.write(HEADER)
             for rows, chunk in encoded:
                 copy.write(chunk)
                 total += rows
+            if binary:
+                copy.write(TRAILER)
         return total
+
+    def _column_oids(self, table_sql: str, names: Sequence[str]) -> list[int]:
+        """The type OIDs of ``names`` in ``table_sql`` (0 for a name not found)."""
+        rows = self.query(
+            "SELECT attname, atttypid FROM pg_attribute "
+            "WHERE attrelid = CAST(%s AS regclass) AND attnum > 0 AND NOT attisdropped",
+            (table_sql,),
+        )
+        oids = {name: int(oid) for name, oid in rows}
+        return [oids.get(n, 0) for n in names]
 
     @property
     @override
@@ -393,18 +414,30 @@ class PostgresBackend(SqlBackend):
         self.con.close()
 
 
-class _CsvEncoder:
-    """Iterate ``(rows, csv_bytes)`` for a reader's batches, encoded on a worker thread."""
+def _csv_bytes(batch: pa.RecordBatch) -> memoryview:
+    sink = io.BytesIO()
+    pa_csv.write_csv(_csv_ready(batch), sink, _CSV_OPTIONS)
+    return sink.getbuffer()
+
+
+class _Encoder:
+    """Iterate ``(rows, bytes)`` for a reader's batches, encoded on a worker thread."""
 
     _DONE = object()
 
-    def __init__(self, reader: pa.RecordBatchReader, depth: int = 2) -> None:
+    def __init__(
+        self,
+        reader: pa.RecordBatchReader,
+        encode: Callable[[pa.RecordBatch], Any],
+        depth: int = 2,
+    ) -> None:
         self._reader = reader
+        self._encode = encode
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="ematix-csv", daemon=True)
+        self._thread = threading.Thread(target=self._work, name="ematix-copy", daemon=True)
 
-    def __enter__(self) -> _CsvEncoder:
+    def __enter__(self) -> _Encoder:
         self._thread.start()
         return self
 
@@ -429,9 +462,7 @@ class _CsvEncoder:
             for batch in self._reader:
                 if batch.num_rows == 0:
                     continue
-                sink = io.BytesIO()
-                pa_csv.write_csv(_csv_ready(batch), sink, _CSV_OPTIONS)
-                if not self._put((batch.num_rows, sink.getbuffer())):
+                if not self._put((batch.num_rows, self._encode(batch))):
                     return
         except BaseException as error:  # re-raised on the consuming thread
             self._put(error)
