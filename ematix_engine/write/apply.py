@@ -236,8 +236,9 @@ def apply_rows(
             widened as usual) and start from ``checkpoint.initial`` instead of the stored
             checkpoint, so the rows come from the source as on a first load; emptying,
             loading and the reset checkpoint commit together (see :func:`_rebuild`).
-        count_rows: count the target's rows after the write (``row_count``); a stream's
-            micro-batches skip it, since counting scans the whole table every time.
+        count_rows: report the target's rows after the write (``row_count``): the rows
+            inserted when the target was empty, else counted (a scan of the whole table,
+            which a stream's micro-batches skip).
 
     Returns:
         What the write did.
@@ -439,9 +440,7 @@ def _write(
         if checkpoint is not None and committed is not None and committed != stored:
             write.put_checkpoint(checkpoint.name, checkpoint.scope, committed)
         row_count = (
-            int(backend.query(f"SELECT COUNT(*) FROM {ctx.table}")[0][0])
-            if job.count_rows
-            else None
+            _rows_after(backend, ctx.table, counts, target_empty) if job.count_rows else None
         )
         if plan.same_database:  # the view reads _ematix_batch: drop it first
             prep.execute(f"DROP VIEW IF EXISTS {prep.quote(RAW)}")
@@ -456,6 +455,17 @@ def _write(
     return WriteResult(
         plan=plan, store=plan.store, counts=counts, checkpoint=committed, row_count=row_count
     )
+
+
+def _rows_after(backend: SqlBackend, table_sql: str, counts: Counts, target_empty: bool) -> int:
+    """Rows in the target after the write.
+
+    A write into an empty target (created, rebuilt or found empty) holds exactly the rows it
+    inserted, so only a write into a non-empty one counts the table (a full scan).
+    """
+    if target_empty:
+        return counts.inserted
+    return int(backend.query(f"SELECT COUNT(*) FROM {table_sql}")[0][0])
 
 
 def _refuse_rows_without_managed_columns(
