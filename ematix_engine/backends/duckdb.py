@@ -96,6 +96,10 @@ def _connect_for_writing(path: str, config: dict[str, Any]) -> duckdb.DuckDBPyCo
             delay = min(delay * 2, 0.5)
 
 
+#: A DOUBLE's IEEE-754 bits as a BIGINT (``{c}``: the column).
+_FLOAT_BITS = "CAST(CAST({c} AS BIT) AS BIGINT)"
+
+
 class DuckDBBackend(SqlBackend):
     """A DuckDB database file (or ``:memory:``)."""
 
@@ -111,10 +115,14 @@ class DuckDBBackend(SqlBackend):
     HASH_TEXT: ClassVar[Mapping[str, str]] = {
         **COMMON_HASH_TEXT,
         # IEEE-754 bits as 16 hex digits (a DOUBLE casts to its 64-bit BIT string); -0.0 hashes
-        # as 0.0 and every NaN alike, as they compare (DuckDB's NaN equals itself).
+        # as 0.0 and every NaN alike, as they compare (DuckDB's NaN equals itself). to_hex is
+        # about twice as fast as printf('%016x'); only bits below 2^60 (doubles under ~1e-231)
+        # need the leading zeros padded.
         "float": "CASE WHEN {c} IS NULL THEN NULL WHEN isnan({c}) THEN '7ff8000000000000' "
         "WHEN {c} = 0 THEN '0000000000000000' "
-        "ELSE printf('%016x', CAST(CAST({c} AS BIT) AS BIGINT)) END",
+        f"WHEN {_FLOAT_BITS} BETWEEN 0 AND {2**60 - 1} "
+        f"THEN lpad(lower(to_hex({_FLOAT_BITS})), 16, '0') "
+        f"ELSE lower(to_hex({_FLOAT_BITS})) END",
         "date": "strftime(CAST({c} AS DATE), '%Y-%m-%d')",
         "timestamp": "strftime({c}, '%Y-%m-%d %H:%M:%S.%f')",
         "timestamptz": "strftime(timezone('UTC', {c}), '%Y-%m-%d %H:%M:%S.%f')",

@@ -242,8 +242,9 @@ def apply_rows(
             widened as usual) and start from ``checkpoint.initial`` instead of the stored
             checkpoint, so the rows come from the source as on a first load; emptying,
             loading and the reset checkpoint commit together (see :func:`_rebuild`).
-        count_rows: count the target's rows after the write (``row_count``); a stream's
-            micro-batches skip it, since counting scans the whole table every time.
+        count_rows: report the target's rows after the write (``row_count``): the rows
+            inserted when the target was empty, else counted (a scan of the whole table,
+            which a stream's micro-batches skip).
         store: an open session on ``target_connection`` to write through and leave open (a
             stream's; see ``STAYS_OPEN_BETWEEN_WRITES``). By default a session is opened for
             this write and closed after it. After a failed write, close the given one.
@@ -453,9 +454,7 @@ def _write(
         if checkpoint is not None and committed is not None and committed != stored:
             write.put_checkpoint(checkpoint.name, checkpoint.scope, committed)
         row_count = (
-            int(backend.query(f"SELECT COUNT(*) FROM {ctx.table}")[0][0])
-            if job.count_rows
-            else None
+            _rows_after(backend, ctx.table, counts, target_empty) if job.count_rows else None
         )
         if plan.same_database:  # the view reads _ematix_batch: drop it first
             prep.execute(f"DROP VIEW IF EXISTS {prep.quote(RAW)}")
@@ -543,6 +542,17 @@ def _append_directly(
 def _as_load_error(job: _Job, backend: SqlBackend, error: Exception) -> Exception:
     """The redacted error a write raises for a driver's ``error``, naming writer and target."""
     return load_error(job.writer, job.target.label, error, redact_error(error, backend.connection))
+
+
+def _rows_after(backend: SqlBackend, table_sql: str, counts: Counts, target_empty: bool) -> int:
+    """Rows in the target after the write.
+
+    A write into an empty target (created, rebuilt or found empty) holds exactly the rows it
+    inserted, so only a write into a non-empty one counts the table (a full scan).
+    """
+    if target_empty:
+        return counts.inserted
+    return int(backend.query(f"SELECT COUNT(*) FROM {table_sql}")[0][0])
 
 
 def _refuse_rows_without_managed_columns(

@@ -170,3 +170,10 @@ def test_types_binary_cannot_carry_go_as_csv(pg_schema: PgSchema) -> None:
     assert binary_plan(table.schema, oids) is None
     rows = _copy(pg_schema, "id bigint, small integer, amount numeric(6,2)", table)
     assert [(r[0], r[1], str(r[2])) for r in rows] == [(1, 7, "1.50"), (2, None, "2.00")]
+
+
+def test_the_server_still_refuses_nul_in_text(pg_schema: PgSchema) -> None:
+    table = pa.table({"id": pa.array([1], pa.int64()), "note": ["a\x00b"]})
+    assert binary_plan(table.schema, [INT8, TEXT]) is not None
+    with pytest.raises(psycopg.Error, match="0x00"):
+        _copy(pg_schema, "id bigint, note text", table)
