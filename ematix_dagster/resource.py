@@ -163,17 +163,19 @@ class EmatixResource(dg.ConfigurableResource):
         progress = ProgressLog(context.log)
         started = time.perf_counter()
         run_id, attempt = "", context.retry_number + 1
-        full_refresh = self._full_refresh(context)
-        events = iter_run(
-            spec,
-            run_log=run_log,
-            targets=list(by_label),
-            attempt=None if run_log is not None else attempt,
-            run_metrics={"dagster_run_id": context.run.run_id},
-            full_refresh=full_refresh,
-            partition=partition_of(context, spec),
-        )
+        events = None
         try:
+            # Inside the try: a bad run tag is a ConfigError, which no retry can fix.
+            full_refresh = self._full_refresh(context)
+            events = iter_run(
+                spec,
+                run_log=run_log,
+                targets=list(by_label),
+                attempt=None if run_log is not None else attempt,
+                run_metrics={"dagster_run_id": context.run.run_id},
+                full_refresh=full_refresh,
+                partition=partition_of(context, spec),
+            )
             for event in events:
                 if isinstance(event, RunStarted):
                     run_id, attempt = event.run_id, event.attempt or attempt
@@ -197,7 +199,8 @@ class EmatixResource(dg.ConfigurableResource):
                 raise replacement from error
             raise
         finally:
-            events.close()
+            if events is not None:
+                events.close()
 
     def _full_refresh(self, context: dg.AssetExecutionContext) -> bool:
         """The resource's setting, or the run's ``ematix/full_refresh`` tag."""

@@ -101,6 +101,7 @@ def test_a_backfill_from_the_ui_is_one_run_over_the_range(tmp_path: Path) -> Non
         home=tmp_path / "dagster_home",
         log_path=tmp_path / "dagster_dev.log",
         env={"EMATIX_TEST_SHOP": str(shop), "PYTHONPATH": str(REPO_ROOT)},
+        daemon_interval_seconds=1,  # the backfill daemon would otherwise tick every 30 s
     )
     with server:
         params = {
@@ -117,7 +118,7 @@ def test_a_backfill_from_the_ui_is_one_run_over_the_range(tmp_path: Path) -> Non
             status = answer["partitionBackfillOrError"].get("status", "")
             if status in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED"):
                 break
-            time.sleep(1)
+            time.sleep(0.25)
         assert status in ("COMPLETED", "COMPLETED_SUCCESS"), server.error(f"backfill {status}")
 
         runs = server.graphql(BACKFILL_RUNS, {"id": backfill_id})["runsOrError"]["results"]

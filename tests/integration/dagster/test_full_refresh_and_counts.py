@@ -104,6 +104,8 @@ def test_a_bad_full_refresh_tag_fails_the_run_naming_the_tag(
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert RUN_TAG_FULL_REFRESH in str(failure.event_specific_data.error)
+    # A bad tag is a configuration error: the step is not retried (the pipeline allows 3 tries).
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
 
 
 def test_the_resource_documents_its_full_refresh_setting() -> None:
