@@ -95,10 +95,15 @@ def test_toml_cli_runs_until_sigterm_then_drains_and_commits(
         while _count(pg_schema.dsn, pg_schema.name) < 1000 and time.monotonic() < deadline:
             assert process.poll() is None, process.stderr.read().decode()
             time.sleep(0.2)
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-        assert f'ematix_streaming_rows_consumed_total{{pipeline="{pipeline_name}"}} 1000.0' in (
-            metrics
-        )
+        # A batch is counted once its write is confirmed and its offsets committed, which
+        # follows the rows' arrival in the table by up to one poll (writes are pipelined).
+        counted = f'ematix_streaming_rows_consumed_total{{pipeline="{pipeline_name}"}} 1000.0'
+        while True:
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+            if counted in metrics or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert counted in metrics
         assert "ematix_streaming_consumer_lag" in metrics
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
