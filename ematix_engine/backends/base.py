@@ -120,6 +120,9 @@ class SqlBackend(ABC):
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
+        #: Schemas (and ``""`` for the checkpoint table) this session made sure exist: a
+        #: session kept between writes checks them once.
+        self._ensured: set[str] = set()
 
     @classmethod
     @abstractmethod
@@ -409,9 +412,12 @@ class SqlBackend(ABC):
         # writes into different tables must not race on creating one schema or table (the
         # loser of such a race finds the object there on its second try).
         for attempt in (1, 2):
+            if schema in self._ensured:
+                break
             try:
                 self.create_schema(schema)
                 ensure_checkpoint_table(self)
+                self._ensured.add(schema)
                 break
             except Exception:
                 if attempt == 2:

@@ -157,9 +157,15 @@ class PostgresBackend(SqlBackend):
         super().__init__(connection)
         self.conninfo = dsn
         self.con = psycopg.connect(dsn, autocommit=True)
+        #: Catalog rows read in the open transaction, per quoted table: column name to
+        #: ``(type as format_type writes it, type OID)``. Any statement but a query, and the
+        #: transaction's end, forget them (DDL may have changed the table).
+        self._catalog: dict[str, dict[str, tuple[str, int]]] = {}
+        self._load_session_prepared = False
 
     @override
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> int:
+        self._catalog.clear()
         with self.con.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.rowcount
@@ -312,16 +318,29 @@ class PostgresBackend(SqlBackend):
 
     def _column_type_oids(self, table_sql: str, names: Sequence[str]) -> list[int]:
         """The type OIDs of ``names`` in ``table_sql`` (empty when one is not found)."""
-        found = dict(
-            self.query(
-                "SELECT attname, atttypid::int FROM pg_attribute "
-                "WHERE attrelid = CAST(%s AS regclass) AND attnum > 0 AND NOT attisdropped",
-                (table_sql,),
-            )
-        )
+        found = self._catalog.get(table_sql)
+        if found is None or not all(n in found for n in names):
+            found = self._read_catalog(table_sql)
         if not all(n in found for n in names):
             return []
-        return [int(found[n]) for n in names]
+        return [found[n][1] for n in names]
+
+    def _read_catalog(self, table_sql: str) -> dict[str, tuple[str, int]]:
+        """Read (and keep for the transaction) the columns of ``table_sql``; empty if none.
+
+        ``pg_attribute`` directly: ``information_schema.columns`` is a view over several
+        catalogs and took about five times as long, once or twice per write.
+        """
+        rows = self.query(
+            "SELECT attname, lower(format_type(atttypid, atttypmod)), atttypid::int "
+            "FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+            "AND NOT attisdropped ORDER BY attnum",
+            (table_sql,),
+        )
+        found = {name: (type_name, int(oid)) for name, type_name, oid in rows}
+        if found:
+            self._catalog[table_sql] = found
+        return found
 
     @property
     @override
@@ -333,6 +352,9 @@ class PostgresBackend(SqlBackend):
         """A transaction-scoped advisory lock on the target, waited for a bounded time."""
         from ematix_engine.backends.locks import TargetBusy, advisory_key, lock_timeout_s
 
+        # Not held by another write (the usual case): one round trip.
+        if self.query("SELECT pg_try_advisory_xact_lock(%s)", (advisory_key(schema, table),))[0][0]:
+            return
         self.execute("SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout_s():g}s",))
         try:
             self.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key(schema, table),))
@@ -363,24 +385,33 @@ class PostgresBackend(SqlBackend):
 
     @override
     def begin(self) -> None:
+        self._catalog.clear()
         self.con.execute("BEGIN")
 
     @override
     def commit(self) -> None:
+        self._catalog.clear()
         self.con.execute("COMMIT")
 
     @override
     def rollback(self) -> None:
+        self._catalog.clear()
         if self.con.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             self.con.execute("ROLLBACK")
 
     @override
     def prepare_load_session(self) -> None:
+        if self._load_session_prepared:  # a kept session's next write
+            return
         self.con.execute("SET TimeZone = 'UTC'")
         # A load joins temp tables of up to millions of rows: keep them in memory and let
         # sorts and hashes stay there too (temp_buffers only takes before the first temp table).
         self.con.execute("SET temp_buffers = '256MB'")
         self.con.execute("SET work_mem = '256MB'")
+        # Set outside a transaction, they last as long as the connection (inside one, a
+        # rollback would undo them).
+        idle = self.con.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        self._load_session_prepared = idle
 
     @override
     def cast_fails(self, sql: str) -> bool:
@@ -410,15 +441,11 @@ class PostgresBackend(SqlBackend):
 
     @override
     def table_columns(self, schema: str | None, name: str) -> dict[str, str] | None:
-        rows = self.query(
-            "SELECT column_name, lower(format_type(a.atttypid, a.atttypmod)) "
-            "FROM information_schema.columns c "
-            "JOIN pg_attribute a ON a.attrelid = format('%%I.%%I', c.table_schema, c.table_name)::regclass "
-            "AND a.attname = c.column_name "
-            "WHERE c.table_schema = %s AND c.table_name = %s ORDER BY c.ordinal_position",
-            (schema or "public", name),
-        )
-        return dict(rows) if rows else None
+        table_sql = self.table_sql(schema or "public", name)
+        found = self._catalog.get(table_sql)
+        if found is None:
+            found = self._read_catalog(table_sql)
+        return {column: type_name for column, (type_name, _) in found.items()} or None
 
     @override
     def close(self) -> None:

@@ -288,7 +288,8 @@ class StreamRunner:
                         self._finish_in_flight()
                         self._sink.deliver(causal.finish(), dlq, result)
                     break
-                self._stop.wait(spec.idle_pause_ms / 1000)
+                if self._drained or not all(getattr(s, "WAITS_IN_POLL", False) for s in sources):
+                    self._stop.wait(spec.idle_pause_ms / 1000)
             self._finish_in_flight()
         except BaseException:
             self.metrics.errors.inc()

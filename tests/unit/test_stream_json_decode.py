@@ -27,3 +27,14 @@ def test_pretty_printed_objects_and_expected_types() -> None:
     assert decoded.good is None
     assert decoded.table.schema.field("id").type == pa.int32()
     assert decoded.table.column("id").to_pylist() == [1, 2]
+
+
+def test_a_batch_spanning_many_parse_blocks_and_a_payload_larger_than_a_block() -> None:
+    """Batches are parsed a block at a time on every core; no payload is too long for that."""
+    small = [b'{"id": %d, "v": "x"}' % i for i in range(100_000)]  # several 1 MiB blocks
+    huge = b'{"id": -1, "v": "' + b"y" * (3 << 20) + b'"}'  # longer than a block
+    decoded = decode_json([*small[:50_000], huge, *small[50_000:]])
+    assert decoded.good is None and decoded.bad == []
+    assert decoded.table.num_rows == 100_001
+    assert decoded.table.column("id").to_pylist()[49_999:50_002] == [49_999, -1, 50_000]
+    assert len(decoded.table.column("v")[50_000].as_py()) == 3 << 20

@@ -27,6 +27,7 @@ import logging
 import operator
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -69,6 +70,10 @@ class KafkaSource:
     #: The consumer's position moves on as messages are handed out, so the runner may poll
     #: the next batch while the last one is still being written.
     READS_AHEAD = True
+    #: ``poll`` waits for messages itself (in librdkafka, up to ``max_ms``): the runner need
+    #: not pause between empty polls, and must not while the group is being joined, since
+    #: the assignment is only taken up inside a poll.
+    WAITS_IN_POLL = True
 
     def __init__(self, source: Any, connection: Any, spec: Any) -> None:
         self.label = source.label
@@ -96,6 +101,7 @@ class KafkaSource:
         config.setdefault("auto.offset.reset", "earliest")
         self._config = config
         self._consumer: Any = None
+        self._parsing: ThreadPoolExecutor | None = None
         self._seek: SeekProvider | None = None
         self._assigned: set[tuple[str, int]] = set()
         self._eof: set[tuple[str, int]] = set()
@@ -134,6 +140,15 @@ class KafkaSource:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+        if self._parsing is not None:
+            self._parsing.shutdown(wait=True)
+            self._parsing = None
+
+    def _parser(self) -> ThreadPoolExecutor:
+        """The thread JSON payloads are parsed on (started with the first batch)."""
+        if self._parsing is None:
+            self._parsing = ThreadPoolExecutor(1, thread_name_prefix=f"ematix-parse-{self.label}")
+        return self._parsing
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         self.before_rebalance()  # the targets' stored positions are current before a seek
@@ -283,8 +298,15 @@ class KafkaSource:
     def _decode(self, messages: list[Any], partitions: list[int]) -> Polled:
         drained = False  # messages came: the next poll tells whether more wait
         count = len(messages)
-        offsets = list(map(Message.offset, messages))
         values = list(map(Message.value, messages))
+        # Arrow parses the JSON outside the GIL: on a thread of its own, it overlaps with
+        # reading the messages' other fields below (which holds the GIL).
+        parsing = (
+            self._parser().submit(decode_json, values, self.expected)
+            if self.payload_format != "raw_bytes"
+            else None
+        )
+        offsets = list(map(Message.offset, messages))
         if self._one_topic is not None:
             topic_column = pa.repeat(pa.scalar(self._one_topic), count)
             last = dict(zip(partitions, offsets, strict=True))  # the last one wins
@@ -299,11 +321,11 @@ class KafkaSource:
         else:  # read from the payload instead
             timestamps = pa.nulls(count, pa.int64())
         bad: list[BadMessage] = []
-        if self.payload_format == "raw_bytes":
+        if parsing is None:
             table = pa.table({"value": pa.array(values, pa.binary())})
             good = None
         else:
-            decoded = decode_json(values, self.expected)
+            decoded = parsing.result()
             table, good = decoded.table, decoded.good
             bad += [self._bad(messages[i], reason) for i, reason in decoded.bad]
         index = pa.array(good, pa.int64()) if good is not None else None
