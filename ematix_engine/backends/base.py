@@ -73,10 +73,13 @@ class SqlBackend(ABC):
     #: (DuckDB over the Arrow stream) before they reach this backend, because doing it in the
     #: target costs more (PostgreSQL hashes ~6x slower than DuckDB).
     PREPARES_IN_PROCESS: ClassVar[bool] = False
-    #: Whether a stream may keep one session open between its writes: an open session holds no
-    #: lock outside a transaction (PostgreSQL; an open DuckDB or SQLite file is locked or
-    #: caches state, so those reconnect per write).
+    #: Whether a stream may keep one session open between its writes (PostgreSQL, DuckDB;
+    #: SQLite reconnects per write, which costs little).
     STAYS_OPEN_BETWEEN_WRITES: ClassVar[bool] = False
+    #: Whether an open session keeps other processes from opening the database (a DuckDB
+    #: file): a stream then closes its kept session whenever it goes idle, and after holding
+    #: it for a while when it never does.
+    LOCKS_FILE_WHILE_OPEN: ClassVar[bool] = False
     #: Whether the database joins by nested loops only (SQLite): a plan then copies a large
     #: subquery it joins into an indexed temp table instead of joining the subquery itself.
     JOINS_BY_NESTED_LOOPS: ClassVar[bool] = False

@@ -9,7 +9,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import duckdb
@@ -107,6 +107,10 @@ class DuckDBBackend(SqlBackend):
     DISPLAY_NAME = "DuckDB"
     dialect = "duckdb"
     CREATES_PRIMARY_KEY = False
+    #: Opening a file and closing it (which checkpoints it) cost more than a micro-batch's
+    #: write; a stream keeps it open while busy and lets go when idle.
+    STAYS_OPEN_BETWEEN_WRITES = True
+    LOCKS_FILE_WHILE_OPEN = True
     #: DuckDB's casts fail on bad text; TRY_CAST finds the row, so the error can name its key.
     INVALID_TEXT: ClassVar[Mapping[str, str]] = dict.fromkeys(
         ("int", "float", "decimal", "bool", "date", "timestamp", "timestamptz"),
@@ -226,6 +230,41 @@ class DuckDBBackend(SqlBackend):
             with contextlib.suppress(duckdb.Error):  # must not hide the error above
                 self.con.unregister(view)
         return int(self.query(f"SELECT COUNT(*) FROM {self.quote(table)}")[0][0])
+
+    @override
+    def copy_arrow(
+        self,
+        table_sql: str,
+        reader: pa.RecordBatchReader,
+        columns: Sequence[str] | None = None,
+        *,
+        freeze: bool = False,
+    ) -> int:
+        """Append ``reader``'s batches with one ``INSERT … SELECT`` over them (no staging)."""
+        view = f"_ematix_arrow_{uuid.uuid4().hex[:12]}"
+        names = list(columns or reader.schema.names)
+        failures: list[BaseException] = []
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            except BaseException as error:  # DuckDB reports it only as a generic failure
+                failures.append(error)
+                raise
+
+        self.con.register(view, pa.RecordBatchReader.from_batches(reader.schema, batches()))
+        try:
+            return self.execute(
+                f"INSERT INTO {table_sql} ({', '.join(self.quote(n) for n in names)}) "
+                f"SELECT * FROM {self.quote(view)}"
+            )
+        except Exception:
+            if failures:
+                raise failures[0] from None
+            raise
+        finally:
+            with contextlib.suppress(duckdb.Error):  # must not hide the error above
+                self.con.unregister(view)
 
     def register_arrow(self, name: str, data: Any) -> None:
         """Expose an Arrow table, dataset or reader as a view named ``name``."""

@@ -184,6 +184,21 @@ def _warm(targets: list[StreamTarget], pipeline: str) -> None:
             log.debug("%s: warming %s failed (%s)", pipeline, target.label, type(error).__name__)
 
 
+def _release(targets: list[StreamTarget], pipeline: str) -> None:
+    """Let each target close a kept session that locks its file (on the writer thread)."""
+    for target in targets:
+        release = getattr(target, "release", None)
+        if release is None:
+            continue
+        try:
+            release()
+        except Exception as error:  # the rows are committed; the next write reopens
+            from ematix_engine.write import redact_error
+
+            shown = redact_error(error, getattr(target, "connection", None))
+            log.warning("%s: closing %s failed: %s", pipeline, target.label, shown)
+
+
 @dataclass(slots=True)
 class _Parts:
     """What one run writes with: targets and the positions they hold, transform, DLQ, totals."""
@@ -354,6 +369,7 @@ class StreamRunner:
         if not any(p.messages or p.next for _, p in polls):
             metrics.idle_iterations.inc()
             self._finish_in_flight()
+            self._writer.submit(_release, targets, spec.name)  # idle: unlock DuckDB files
             return False
         batch = _Batch(polls)
         batch_id = f"{spec.name}-{uuid.uuid4().hex[:12]}"

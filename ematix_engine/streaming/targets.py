@@ -47,6 +47,10 @@ log = logging.getLogger("ematix.streaming")
 T = TypeVar("T")
 #: Attempts of one batch's write into one table (conflicts between group members).
 _WRITE_ATTEMPTS = 6
+#: How long a busy stream keeps a file that its open session locks (DuckDB) before letting
+#: other processes in: reopening costs about a quarter of a second (DuckDB checkpoints on
+#: closing), so a few percent of the write time at most.
+_HOLD_FILE_AT_MOST_S = 10.0
 #: Offsets by source label, then by partition key.
 SourceOffsets = dict[str, dict[str, int]]
 
@@ -151,6 +155,8 @@ class TableTarget:
         self._spec: TargetSpec | None = None
         self._write_plan: WritePlan | None = None
         self._store: Any = None  # a session kept open between writes, where that is safe
+        self._store_since = 0.0  # when it was opened (time.monotonic())
+        self._store_written = False  # a write went through it
 
     @property
     def scope(self) -> str:
@@ -317,6 +323,9 @@ class TableTarget:
                 raise
 
         counts = self._retrying(attempt).counts
+        self._store_written = self._store is not None
+        if time.monotonic() - self._store_since > _HOLD_FILE_AT_MOST_S:
+            self.release()
         return counts.inserted + counts.updated
 
     def warm(self) -> None:
@@ -340,10 +349,27 @@ class TableTarget:
             backend_class(self.connection), "STAYS_OPEN_BETWEEN_WRITES", False
         ):
             self._store = open_backend(self.connection)
+            self._store_since = time.monotonic()
+            self._store_written = False
         return self._store
+
+    def release(self) -> None:
+        """Let other processes open a file the kept session locks (DuckDB), once written to.
+
+        Called on the writer thread when the stream goes idle, and after a write once the
+        session has been held for ``_HOLD_FILE_AT_MOST_S``; the next write opens it again.
+        A session that holds no lock between writes (PostgreSQL) stays open.
+        """
+        from ematix_engine.backends import backend_class
+
+        if self._store_written and getattr(
+            backend_class(self.connection), "LOCKS_FILE_WHILE_OPEN", False
+        ):
+            self.close()
 
     def close(self) -> None:
         """Close the session kept between writes, if any."""
         store, self._store = self._store, None
+        self._store_written = False
         if store is not None:
             store.close()

@@ -481,14 +481,16 @@ def _append_directly(
 ) -> WriteResult | None:
     """Append Arrow batches that need no preparing straight into the target, else ``None``.
 
-    Only for targets prepared in-process (their ``COPY`` takes Arrow), an existing table, no
-    slice, rebuild or ``valid_at``, a checkpoint given by value, and batches whose types
+    Only for targets that append Arrow batches themselves (PostgreSQL's ``COPY``, DuckDB's
+    ``INSERT`` over the batches), an existing table, no slice, rebuild or ``valid_at``, a
+    checkpoint given by value, and batches whose types
     :func:`~ematix_engine.write.direct.direct_append` accepts. Nothing has been read or
     written when it returns ``None``.
     """
     backend, target = write.sql, job.target
     if (
-        plan.path is not WritePath.IN_PROCESS
+        plan.path not in (WritePath.IN_PROCESS, WritePath.STAGED)
+        or type(backend).copy_arrow is SqlBackend.copy_arrow
         or rows.schema is None
         or job.slice is not None
         or job.rebuild

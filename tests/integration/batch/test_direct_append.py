@@ -1,7 +1,8 @@
-"""Appends of Arrow batches that already have the target's types go straight into PostgreSQL.
+"""Appends of Arrow batches that already have the target's types go straight in.
 
-:mod:`ematix_engine.write.direct` skips the in-process DuckDB preparation only when it cannot
-change or refuse a value. These tests check that such a write stores exactly what the prepared
+Into PostgreSQL (``COPY``) and DuckDB (``INSERT`` over the batches):
+:mod:`ematix_engine.write.direct` skips the preparation (staging, casts, checks) only when it
+cannot change or refuse a value. These tests check that such a write stores exactly what the prepared
 path stores (data, ``_loaded_at``, ``_batch_id``, checkpoint), that it is really taken, and that
 every batch it must not take (a ``String[n]`` bound, a normalizer, other types, a first load)
 still goes through the prepared path with its checks.
@@ -10,14 +11,17 @@ still goes through the prepared path with its checks.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
+import psycopg
 import pyarrow as pa
 import pytest
 
 from ematix_engine.backends import open_backend
 from ematix_engine.backends.duckdb import DuckDBBackend
-from ematix_engine.connections import PostgresConnection
+from ematix_engine.connections import DuckDBConnection, PostgresConnection
 from ematix_engine.errors import BadValueError
 from ematix_engine.schema.normalize import lower
 from ematix_engine.specs import ColumnSpec, LoadMode, TableSpec, TargetSpec
@@ -50,23 +54,50 @@ def _batch(ids: range, **extra: pa.Array) -> pa.Table:
     )
 
 
-@pytest.fixture
-def pg(pg_schema: PgSchema) -> PostgresConnection:
+@pytest.fixture(params=["postgres", "duckdb"])
+def pg(
+    request: pytest.FixtureRequest, pg_schema: PgSchema, tmp_path: Path
+) -> PostgresConnection | DuckDBConnection:
+    """The target database (named ``pg`` for history: DuckDB appends directly too)."""
+    if request.param == "duckdb":
+        return DuckDBConnection(name="wh", path=str(tmp_path / "wh.duckdb"))
     return PostgresConnection(name="wh", url=pg_schema.dsn)
 
 
 @pytest.fixture
 def preparations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the in-process preparing sessions writes open (a spy; nothing is replaced)."""
-    opened: list[int] = []
-    real = DuckDBBackend.scratch
+    """Counts the prepared writes: each stages its batch once (a spy; nothing is replaced).
 
-    def counted() -> DuckDBBackend:
-        opened.append(1)
-        return real()
+    PostgreSQL's prepared path stages into an in-process DuckDB session, DuckDB's into a
+    temporary table of the target; both through ``DuckDBBackend.stage_arrow``.
+    """
+    staged: list[int] = []
+    real = DuckDBBackend.stage_arrow
 
-    monkeypatch.setattr(DuckDBBackend, "scratch", staticmethod(counted))
-    return opened
+    def counted(self: DuckDBBackend, *args, **kwargs) -> int:
+        staged.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DuckDBBackend, "stage_arrow", counted)
+    return staged
+
+
+@pytest.fixture
+def pg_schema(request: pytest.FixtureRequest) -> Iterator[PgSchema]:
+    """A PostgreSQL test schema, or for DuckDB a schema name in its file."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("pg") == "duckdb":
+        yield PgSchema(dsn="", name=f"direct_{uuid.uuid4().hex[:8]}")
+        return
+    dsn = request.getfixturevalue("pg_dsn")
+    schema = PgSchema(dsn=dsn, name=f"ematix_test_{uuid.uuid4().hex}")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema.name}"')
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema.name}" CASCADE')
 
 
 def _write(pg: PostgresConnection, target: TargetSpec, table: pa.Table, **options):
@@ -102,7 +133,7 @@ def test_matching_batches_go_straight_in_with_the_same_values(
 
     assert len(preparations) == 1, "the second write took the prepared path"
     assert result.counts.inserted == 3 and result.checkpoint == '{"p": 5}'
-    rows = _rows(pg, pg_schema, 'id, name, amount, at, "_batch_id", "_loaded_at"')
+    rows = _rows(pg, pg_schema, 'id, name, amount, "at", "_batch_id", "_loaded_at"')
     assert [r[:3] for r in rows] == [(i, f"n{i}", i * 0.1) for i in range(6)]
     assert {r[3] for r in rows} == {datetime(2026, 1, 1, tzinfo=UTC)}
     assert [r[4] for r in rows] == ["first"] * 3 + ["second"] * 3
