@@ -207,28 +207,10 @@ class DuckDBBackend(SqlBackend):
         column_types: Mapping[str, type[ColumnType]] | None = None,
     ) -> int:
         # Arrow types are kept: the plan casts to the target's types when it reads the table.
-        view = f"_ematix_arrow_{uuid.uuid4().hex[:12]}"
-        failures: list[BaseException] = []
-
-        def batches():
-            try:
-                yield from reader
-            except BaseException as error:  # DuckDB reports it only as a generic failure
-                failures.append(error)
-                raise
-
-        self.con.register(view, pa.RecordBatchReader.from_batches(reader.schema, batches()))
-        try:
+        with self._arrow_view(reader) as view:
             self.execute(
                 f"CREATE TEMP TABLE {self.quote(table)} AS SELECT * FROM {self.quote(view)}"
             )
-        except Exception:
-            if failures:
-                raise failures[0] from None
-            raise
-        finally:
-            with contextlib.suppress(duckdb.Error):  # must not hide the error above
-                self.con.unregister(view)
         return int(self.query(f"SELECT COUNT(*) FROM {self.quote(table)}")[0][0])
 
     @override
@@ -241,23 +223,32 @@ class DuckDBBackend(SqlBackend):
         freeze: bool = False,
     ) -> int:
         """Append ``reader``'s batches with one ``INSERT … SELECT`` over them (no staging)."""
+        names = ", ".join(self.quote(n) for n in columns or reader.schema.names)
+        with self._arrow_view(reader) as view:
+            return self.execute(
+                f"INSERT INTO {table_sql} ({names}) SELECT * FROM {self.quote(view)}"
+            )
+
+    @contextlib.contextmanager
+    def _arrow_view(self, reader: pa.RecordBatchReader) -> Iterator[str]:
+        """``reader`` as a view for the statement run in the block, then unregistered.
+
+        An error the reader raises while DuckDB pulls its batches is re-raised as itself
+        (DuckDB reports it only as a generic failure).
+        """
         view = f"_ematix_arrow_{uuid.uuid4().hex[:12]}"
-        names = list(columns or reader.schema.names)
         failures: list[BaseException] = []
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 yield from reader
-            except BaseException as error:  # DuckDB reports it only as a generic failure
+            except BaseException as error:
                 failures.append(error)
                 raise
 
         self.con.register(view, pa.RecordBatchReader.from_batches(reader.schema, batches()))
         try:
-            return self.execute(
-                f"INSERT INTO {table_sql} ({', '.join(self.quote(n) for n in names)}) "
-                f"SELECT * FROM {self.quote(view)}"
-            )
+            yield view
         except Exception:
             if failures:
                 raise failures[0] from None
