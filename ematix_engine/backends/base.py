@@ -123,8 +123,8 @@ class SqlBackend(ABC):
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
-        #: Schemas (and ``""`` for the checkpoint table) this session made sure exist: a
-        #: session kept between writes checks them once.
+        #: Target schemas this session made sure exist, with the checkpoint table: a session
+        #: kept between writes checks them once.
         self._ensured: set[str] = set()
 
     @classmethod
