@@ -48,9 +48,12 @@ T = TypeVar("T")
 #: Attempts of one batch's write into one table (conflicts between group members).
 _WRITE_ATTEMPTS = 6
 #: How long a busy stream keeps a file that its open session locks (DuckDB) before letting
-#: other processes in: reopening costs about a quarter of a second (DuckDB checkpoints on
-#: closing), so a few percent of the write time at most.
-_HOLD_FILE_AT_MOST_S = 10.0
+#: other processes in, and how long it then waits before opening it again: longer than a
+#: waiting write's longest pause between tries (0.5 s, ``backends/duckdb.py``), so a batch load
+#: of the same file gets its turn. Closing (a checkpoint) and the wait cost about 3% of a
+#: stream that never idles.
+_HOLD_FILE_AT_MOST_S = 30.0
+_HAND_OVER_S = 0.6
 #: Offsets by source label, then by partition key.
 SourceOffsets = dict[str, dict[str, int]]
 
@@ -157,6 +160,7 @@ class TableTarget:
         self._store: Any = None  # a session kept open between writes, where that is safe
         self._store_since = 0.0  # when it was opened (time.monotonic())
         self._store_written = False  # a write went through it
+        self._reopen_at = 0.0  # after letting a busy file go: not before (time.monotonic())
 
     @property
     def scope(self) -> str:
@@ -324,8 +328,9 @@ class TableTarget:
 
         counts = self._retrying(attempt).counts
         self._store_written = self._store is not None
-        if time.monotonic() - self._store_since > _HOLD_FILE_AT_MOST_S:
-            self.release()
+        held = time.monotonic() - self._store_since
+        if self._store_written and held > _HOLD_FILE_AT_MOST_S and self.release():
+            self._reopen_at = time.monotonic() + _HAND_OVER_S
         return counts.inserted + counts.updated
 
     def warm(self) -> None:
@@ -348,17 +353,21 @@ class TableTarget:
         if self._store is None and getattr(
             backend_class(self.connection), "STAYS_OPEN_BETWEEN_WRITES", False
         ):
+            time.sleep(max(0.0, self._reopen_at - time.monotonic()))  # another writer's turn
             self._store = open_backend(self.connection)
             self._store_since = time.monotonic()
             self._store_written = False
         return self._store
 
-    def release(self) -> None:
+    def release(self) -> bool:
         """Let other processes open a file the kept session locks (DuckDB), once written to.
 
         Called on the writer thread when the stream goes idle, and after a write once the
         session has been held for ``_HOLD_FILE_AT_MOST_S``; the next write opens it again.
         A session that holds no lock between writes (PostgreSQL) stays open.
+
+        Returns:
+            Whether a session was closed.
         """
         from ematix_engine.backends import backend_class
 
@@ -366,6 +375,8 @@ class TableTarget:
             backend_class(self.connection), "LOCKS_FILE_WHILE_OPEN", False
         ):
             self.close()
+            return True
+        return False
 
     def close(self) -> None:
         """Close the session kept between writes, if any."""

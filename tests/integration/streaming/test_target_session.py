@@ -7,6 +7,7 @@ open the file.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -143,3 +144,49 @@ def test_a_postgres_session_is_not_let_go_when_idle(pg_schema: PgSchema) -> None
         assert target._store is session
     finally:
         target.close()
+
+
+def test_a_batch_load_of_the_file_gets_its_turn_while_a_stream_keeps_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy stream lets the file go after a while and waits before taking it back."""
+    path = tmp_path / "wh.duckdb"
+    connection = DuckDBConnection(name="wh", path=str(path))
+    target = open_target(Target(connection=connection, table=("main", "t")), "busy")
+    monkeypatch.setattr(targets_module, "_HOLD_FILE_AT_MOST_S", 0.3)  # let go now and then
+    target.write(_rows(0, 1), batch_id="b0", positions=None)
+    stop = threading.Event()
+    written = [1]
+
+    def keep_writing() -> None:
+        while not stop.is_set():
+            target.write(_rows(written[0], written[0] + 1), batch_id="b", positions=None)
+            written[0] += 1
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        other = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys\n"
+                "from ematix_engine.backends.duckdb import _connect_for_writing\n"
+                "con = _connect_for_writing(sys.argv[1], {})\n"
+                "con.execute('CREATE TABLE other AS SELECT 1 AS x')\n"
+                "con.close()\n",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "EMATIX_LOCK_TIMEOUT_S": "60"},
+        )
+    finally:
+        stop.set()
+        writer.join(timeout=60)
+        target.close()
+    assert other.returncode == 0, other.stderr
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM main.t").fetchone()[0] == written[0]
+        assert con.execute("SELECT x FROM other").fetchone()[0] == 1
