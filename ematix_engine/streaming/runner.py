@@ -285,6 +285,8 @@ class StreamRunner:
             for source in sources:
                 if hasattr(source, "before_rebalance"):
                     source.before_rebalance = self._finish_in_flight
+                if hasattr(source, "bounded"):
+                    source.bounded = exit_when_idle
                 source.open(self._seeker(source, targets, written) if exactly_once else None)
             if spec.transform_sql is not None:
                 transform = _Transform(spec)
@@ -375,6 +377,7 @@ class StreamRunner:
         batch_id = f"{spec.name}-{uuid.uuid4().hex[:12]}"
         dlq_rows = self._dead_letters(batch.bad, dlq)
         self._finish_in_flight()
+        self._fix_table_types(targets, batch)
         written_rows = self._writer.submit(self._process, batch, batch_id)
         self._in_flight = _InFlight(batch, batch_id, dlq_rows, written_rows)
         if not self._hints_settled(targets):
@@ -383,6 +386,24 @@ class StreamRunner:
             self._finish_in_flight()
             self._hint_payloads(targets)
         return True
+
+    def _fix_table_types(self, targets: list[StreamTarget], batch: _Batch) -> None:
+        """Learn the column types a first write will create its table with, before it runs.
+
+        Without a transform the rows written are the batch's own, and a table target infers
+        a new table from them: the next poll can decode into those types while this batch is
+        still being written. When inferring fails, the write reports why.
+        """
+        if self._hints_settled(targets) or batch.table is None:
+            return
+        for target in targets:
+            if hasattr(target, "spec_for"):
+                try:
+                    target.spec_for(batch.table)
+                except Exception:  # the write raises it, named, in its place
+                    log.debug("%s: no table types yet", self.spec.name, exc_info=True)
+                    return
+        self._hint_payloads(targets)
 
     def _process(self, batch: _Batch, batch_id: str) -> tuple[int, list[Any]]:
         """On the writer thread: constraints, then every target; rows written, violations."""

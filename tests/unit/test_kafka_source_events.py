@@ -75,3 +75,23 @@ def test_a_fatal_error_fails_the_poll() -> None:
     fatal = Message(topic="t", partition=0, error=KafkaError(KafkaError._FATAL, fatal=True))
     with pytest.raises(SourceError, match="Kafka consumer"):
         source._take([_data(0, 0), fatal])
+
+
+def test_a_run_that_ends_once_drained_asks_the_broker_not_to_hold_empty_fetches() -> None:
+    # A partition's end is reported by a fetch that found nothing, which the broker holds up to
+    # fetch.wait.max.ms (500 ms by default): an exit_when_idle run would idle that long.
+    source = _source()
+    assert "fetch.wait.max.ms" not in source.consumer_config()
+    source.bounded = True
+    assert source.consumer_config()["fetch.wait.max.ms"] == 50
+    kafka = KafkaConnection(
+        name="k", bootstrap_servers="127.0.0.1:9", group_id="g", config={"fetch.wait.max.ms": 200}
+    )
+    spec = StreamingPipelineSpec(
+        name="events",
+        sources=(Source(connection=kafka, query="t"),),
+        targets=(Target(connection=kafka, table="unused"),),
+    )
+    own = KafkaSource(spec.sources[0], kafka, spec)
+    own.bounded = True
+    assert own.consumer_config()["fetch.wait.max.ms"] == 200  # the user's setting wins

@@ -52,6 +52,10 @@ _OWNED = {
     "enable.auto.offset.store": False,
     "enable.partition.eof": True,
 }
+#: How long the broker may hold an empty fetch in a run that ends once drained: a partition's
+#: end is only reported by a fetch that finds nothing, which otherwise waits librdkafka's
+#: default 500 ms (the ``exit_when_idle`` run then idles that long after its last message).
+_BOUNDED_FETCH_WAIT_MS = 50
 
 
 def _key(topic: str, partition: int) -> str:
@@ -120,6 +124,8 @@ class KafkaSource:
         #: Types the payload fields must have, and fields every message must carry.
         self.expected: pa.Schema | None = None
         self.required: tuple[str, ...] = ()
+        #: Set by the runner before ``open`` when the run ends once drained (``exit_when_idle``).
+        self.bounded = False
 
     # ------------------------------------------------------------------ lifecycle
     def open(self, seek: SeekProvider | None) -> None:
@@ -127,13 +133,20 @@ class KafkaSource:
         from confluent_kafka import Consumer
 
         self._seek = seek
-        self._consumer = Consumer(self._config, logger=log)
+        self._consumer = Consumer(self.consumer_config(), logger=log)
         self._consumer.subscribe(
             self.topics,
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+
+    def consumer_config(self) -> dict[str, Any]:
+        """The librdkafka settings of the consumer ``open`` creates (may hold secrets)."""
+        config = dict(self._config)
+        if self.bounded:  # the end is what such a run waits for: learn it soon
+            config.setdefault("fetch.wait.max.ms", _BOUNDED_FETCH_WAIT_MS)
+        return config
 
     def close(self) -> None:
         """Leave the group."""

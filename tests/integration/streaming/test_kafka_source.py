@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -101,6 +101,28 @@ def test_poison_messages_go_to_the_dlq_one_by_one(
     assert b"id" in dict(by_offset[20].headers())["ematix.error"]
 
 
+def test_a_created_tables_types_catch_bad_values_of_the_next_batch(
+    kafka_bootstrap: str, kafka_topic: str, store: Store, pipeline_name: str
+) -> None:
+    """The second batch is decoded into the types the first one fixed, while it is written."""
+    dlq = _new_topic(kafka_bootstrap)
+    values: list[Any] = [{"id": i, "name": f"n{i}"} for i in range(60)]
+    values[7] = {"id": "seven", "name": "bad type"}  # the created table's id is a BIGINT
+    values[33] = {"id": 33.5, "name": "not an integer"}
+    produce(kafka_bootstrap, kafka_topic, values)
+    target = Target(connection=store.connection, table=store.table("created"))
+    spec = _spec(
+        pipeline_name, kafka(kafka_bootstrap, pipeline_name), kafka_topic, target,
+        dead_letter_topic=dlq, batch_size=5,
+    )  # fmt: skip
+    result = run_stream(spec, exit_when_idle=True)
+
+    assert result.dlq_rows == 2
+    assert store.ids("created") == [i for i in range(60) if i not in (7, 33)]
+    letters = read_topic(kafka_bootstrap, dlq, 2)
+    assert sorted(int(dict(m.headers())["ematix.offset"]) for m in letters) == [7, 33]
+
+
 @ematix.table(schema="public", name="typed_events")
 class TypedEvents:
     id: Annotated[BigInt, pk()]
@@ -186,6 +208,10 @@ def test_stop_finishes_the_batch_and_commits(
     result = runner.run()
     assert result.stopped == "signal"
     assert result.offsets[f"src/{kafka_topic}"][f"{kafka_topic}:0"] == result.rows_in
+    assert not runner._sources[0].bounded  # a run without an end keeps the broker's fetch wait
+    bounded = StreamRunner(spec)
+    assert bounded.run(exit_when_idle=True).rows_in == 50 - result.rows_in
+    assert bounded._sources[0].bounded
 
 
 @pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
@@ -233,7 +259,14 @@ def test_rebalance_mid_stream_loses_nothing(
     while len(ids("merged")) < 300 and time.monotonic() < deadline:
         time.sleep(0.05)
     threads[1].start()  # joins the group: the partitions are split mid-stream
-    produce(kafka_bootstrap, topic, ({"id": i} for i in range(3000, 6000)))
+    produce(kafka_bootstrap, topic, ({"id": i} for i in range(3000, 4500)))
+
+    def owns_partitions(runner: StreamRunner) -> bool:
+        return bool(runner._sources and runner._sources[0]._assigned)
+
+    while not owns_partitions(runners[1]) and time.monotonic() < deadline + 60 and not errors:
+        time.sleep(0.05)
+    produce(kafka_bootstrap, topic, ({"id": i} for i in range(4500, 6000)))  # for both
     while len(ids("merged")) < 6000 and time.monotonic() < deadline + 60 and not errors:
         time.sleep(0.1)
     for runner in runners:
