@@ -68,6 +68,7 @@ from ematix_engine.write.context import BATCH, RAW, SOURCE, Counts, LoadContext
 from ematix_engine.write.direct import direct_append
 from ematix_engine.write.in_process import (
     CompareUnavailable,
+    add_batch_constant_columns,
     batch_constant_columns,
     compares_in_process,
     copy_into_empty_target,
@@ -482,10 +483,12 @@ def _append_directly(
     """Append Arrow batches that need no preparing straight into the target, else ``None``.
 
     Only for targets that append Arrow batches themselves (PostgreSQL's ``COPY``, DuckDB's
-    ``INSERT`` over the batches), an existing table, no slice, rebuild or ``valid_at``, a
-    checkpoint given by value, and batches whose types
-    :func:`~ematix_engine.write.direct.direct_append` accepts. Nothing has been read or
-    written when it returns ``None``.
+    ``INSERT`` over the batches), no slice, rebuild or ``valid_at``, a checkpoint given by
+    value, and batches whose types :func:`~ematix_engine.write.direct.direct_append` accepts.
+    A table that does not exist yet is created from the declaration, as the prepared path
+    would create it (PostgreSQL: rows copied frozen, ``_loaded_at`` and ``_batch_id`` added
+    after them with the batch's values kept in the catalog). Nothing has been read or written
+    when it returns ``None``.
     """
     backend, target = write.sql, job.target
     if (
@@ -498,12 +501,18 @@ def _append_directly(
         or (checkpoint is not None and checkpoint.column is not None)
     ):
         return None
-    schema_arg = target.table.schema if backend.SUPPORTS_SCHEMAS else None
-    if backend.table_columns(schema_arg, target.table.name) is None:
-        return None  # a first load creates the table on the prepared path
     direct = direct_append(job.writer, target, rows.schema)
     if direct is None:
         return None
+    schema_arg = target.table.schema if backend.SUPPORTS_SCHEMAS else None
+    created = backend.table_columns(schema_arg, target.table.name) is None
+    physical = (*direct.columns, *managed_columns(target))
+    mode = mode_of(target)
+    late = (
+        batch_constant_columns(target, physical)
+        if created and plan.path is WritePath.IN_PROCESS and mode.copies_straight_in(target)
+        else ()
+    )
     stored = _stored_checkpoint(write, checkpoint, rebuild=False)
     start = stored if stored is not None else (checkpoint.initial if checkpoint else None)
     table_sql = backend.table_sql(target.table.schema, target.table.name)
@@ -512,15 +521,35 @@ def _append_directly(
             backend,
             target.table.schema,
             target.table.name,
-            [*direct.columns, *managed_columns(target)],
+            [c for c in physical if c not in late],
+            primary_key=mode.primary_key(target),
+            update_heavy=mode.update_heavy,
         )
         job.progress.phase(WRITING)
         with rows.open(start) as reader:
             counted = job.progress.counting(reader) if job.progress.active else reader
             inserted = backend.copy_arrow(
                 table_sql,
-                direct.reader(counted, loaded_at=loaded_at, batch_id=job.batch_id),
-                columns=direct.names,
+                direct.reader(
+                    counted, loaded_at=loaded_at, batch_id=job.batch_id, constants=not late
+                ),
+                columns=direct.names(constants=not late),
+                freeze=bool(late),
+            )
+        if late:
+            add_batch_constant_columns(
+                LoadContext(
+                    backend=backend,
+                    pipeline=job.writer,
+                    target=target,
+                    columns=direct.columns,
+                    physical_columns=physical,
+                    batch_id=job.batch_id,
+                    batch_ts=loaded_at,
+                    loaded_at=loaded_at,
+                    target_empty=True,
+                ),
+                late,
             )
     except EmatixError:
         raise

@@ -44,23 +44,31 @@ class DirectAppend:
     columns: tuple[TableColumn, ...]
     sources: tuple[tuple[str, str], ...]
 
-    @property
-    def names(self) -> list[str]:
-        """The target columns of the ``COPY``: the data, then ``_loaded_at`` and ``_batch_id``."""
-        return [name for name, _ in self.sources] + list(_CONSTANTS)
+    def names(self, *, constants: bool = True) -> list[str]:
+        """The target columns of the ``COPY``: the data, then ``_loaded_at`` and ``_batch_id``.
+
+        Args:
+            constants: False when the table adds the two columns after the rows (a table
+                this write creates keeps their one value in its catalog).
+        """
+        return [name for name, _ in self.sources] + (list(_CONSTANTS) if constants else [])
 
     def reader(
-        self, reader: pa.RecordBatchReader, *, loaded_at: datetime, batch_id: str
+        self,
+        reader: pa.RecordBatchReader,
+        *,
+        loaded_at: datetime,
+        batch_id: str,
+        constants: bool = True,
     ) -> pa.RecordBatchReader:
         """``reader``'s batches as the ``COPY`` takes them: renamed, constants added."""
         fields = [pa.field(name, reader.schema.field(source).type) for name, source in self.sources]
-        schema = pa.schema(
-            [
-                *fields,
+        if constants:
+            fields += [
                 pa.field("_loaded_at", pa.timestamp("us", tz="UTC")),
                 pa.field("_batch_id", pa.string()),
             ]
-        )
+        schema = pa.schema(fields)
         micros = (loaded_at - _EPOCH) // timedelta(microseconds=1)
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -69,14 +77,17 @@ class DirectAppend:
                 if n == 0:
                     continue
                 arrays = [batch.column(source) for _, source in self.sources]
-                arrays.append(
-                    pa.array(np.full(n, micros, dtype=np.int64)).view(pa.timestamp("us", tz="UTC"))
-                )
-                arrays.append(
-                    pa.DictionaryArray.from_arrays(
-                        np.zeros(n, dtype=np.int32), pa.array([batch_id])
-                    ).dictionary_decode()
-                )
+                if constants:
+                    arrays.append(
+                        pa.array(np.full(n, micros, dtype=np.int64)).view(
+                            pa.timestamp("us", tz="UTC")
+                        )
+                    )
+                    arrays.append(
+                        pa.DictionaryArray.from_arrays(
+                            np.zeros(n, dtype=np.int32), pa.array([batch_id])
+                        ).dictionary_decode()
+                    )
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
         return pa.RecordBatchReader.from_batches(schema, batches())

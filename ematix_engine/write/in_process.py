@@ -39,6 +39,7 @@ from ematix_engine.write.plans.scd2 import (
 
 __all__ = [
     "CompareUnavailable",
+    "add_batch_constant_columns",
     "batch_constant_columns",
     "compares_in_process",
     "copy_into_empty_target",
@@ -104,7 +105,7 @@ def copy_into_empty_target(
         prep, ctx, f"{prep.q(SOURCE)} AS s", with_constants=not late, freeze=bool(late)
     )
     if late:
-        _add_batch_constant_columns(ctx, late)
+        add_batch_constant_columns(ctx, late)
     return copied
 
 
@@ -291,7 +292,12 @@ def _copy_versions(
     return ctx.backend.copy_arrow(ctx.table, reader, columns=names, freeze=freeze)
 
 
-def _add_batch_constant_columns(ctx: LoadContext, late: Sequence[TableColumn]) -> None:
+def add_batch_constant_columns(ctx: LoadContext, late: Sequence[TableColumn]) -> None:
+    """Add ``late`` columns to the table the load created, its rows holding the batch's values.
+
+    Each value is a default evaluated once (PostgreSQL keeps it in the catalog, not in the
+    rows), dropped again right after, so later inserts must name every column.
+    """
     backend, target = ctx.backend, ctx.target
     sentinel = target.current_valid_to
     backend.execute(

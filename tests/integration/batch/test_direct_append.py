@@ -3,9 +3,10 @@
 Into PostgreSQL (``COPY``) and DuckDB (``INSERT`` over the batches):
 :mod:`ematix_engine.write.direct` skips the preparation (staging, casts, checks) only when it
 cannot change or refuse a value. These tests check that such a write stores exactly what the prepared
-path stores (data, ``_loaded_at``, ``_batch_id``, checkpoint), that it is really taken, and that
-every batch it must not take (a ``String[n]`` bound, a normalizer, other types, a first load)
-still goes through the prepared path with its checks.
+path stores (data, ``_loaded_at``, ``_batch_id``, checkpoint), that it is really taken (a first
+load too, which creates the table the prepared path would create), and that every batch it must
+not take (a ``String[n]`` bound, a normalizer, other types) still goes through the prepared path
+with its checks.
 """
 
 from __future__ import annotations
@@ -125,13 +126,12 @@ def test_matching_batches_go_straight_in_with_the_same_values(
     pg: PostgresConnection, pg_schema: PgSchema, preparations: list[int]
 ) -> None:
     target = _target(pg_schema.name)
-    _write(pg, target, _batch(range(0, 3)), batch_id="first")  # creates the table: prepared
-    assert len(preparations) == 1
+    _write(pg, target, _batch(range(0, 3)), batch_id="first")  # creates the table
     before = datetime.now(UTC)
     checkpoint = Checkpoint(name="direct_test", scope="s.events", value='{"p": 5}')
     result = _write(pg, target, _batch(range(3, 6)), batch_id="second", checkpoint=checkpoint)
 
-    assert len(preparations) == 1, "the second write took the prepared path"
+    assert not preparations, "a write took the prepared path"
     assert result.counts.inserted == 3 and result.checkpoint == '{"p": 5}'
     rows = _rows(pg, pg_schema, 'id, name, amount, "at", "_batch_id", "_loaded_at"')
     assert [r[:3] for r in rows] == [(i, f"n{i}", i * 0.1) for i in range(6)]
@@ -162,7 +162,7 @@ def test_new_fields_renamed_and_missing_columns(
     assert direct_append("direct_test", target, later.schema) is not None
     _write(pg, target, later)
 
-    assert len(preparations) == 1
+    assert not preparations
     assert _rows(pg, pg_schema, 'id, name, amount, "extra"')[-1] == (7, "seven", None, "x")
 
 
@@ -205,3 +205,57 @@ def test_only_appends_go_direct(pg_schema: PgSchema) -> None:
         declared = _target(pg_schema.name).table
         spec = TargetSpec(table=declared, mode=mode, keys=("id",))
         assert direct_append("direct_test", spec, schema) is None
+
+
+def _table_definition(pg: PostgresConnection | DuckDBConnection, schema: str) -> list[tuple]:
+    """Each column's name, type and nullability, in order; PostgreSQL: and whether its value
+    lives in the catalog (a column added after the rows with the batch's value)."""
+    store = open_backend(pg)
+    try:
+        with store.query_session() as sql:
+            if isinstance(pg, DuckDBConnection):
+                return [
+                    tuple(r)
+                    for r in sql.query(
+                        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+                        f"WHERE table_schema = '{schema}' AND table_name = 'events' "
+                        "ORDER BY ordinal_position"
+                    )
+                ]
+            return [
+                tuple(r)
+                for r in sql.query(
+                    "SELECT attname, format_type(atttypid, atttypmod), attnotnull, atthasmissing "
+                    f"FROM pg_attribute WHERE attrelid = '\"{schema}\".events'::regclass "
+                    "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+                )
+            ]
+    finally:
+        store.close()
+
+
+def test_a_first_load_creates_the_table_the_prepared_path_would(
+    pg: PostgresConnection | DuckDBConnection,
+    pg_schema: PgSchema,
+    preparations: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same columns, types, NOT NULLs and (PostgreSQL) constants kept in the catalog."""
+    target = _target(pg_schema.name)
+    _write(pg, target, _batch(range(0, 3)), batch_id="first")
+    assert not preparations
+    direct = _table_definition(pg, pg_schema.name)
+    rows = _rows(pg, pg_schema, 'id, "_batch_id", "_loaded_at"')
+
+    store = open_backend(pg)
+    try:
+        with store.transaction():
+            store.execute(f"DROP TABLE {store.table_sql(pg_schema.name, 'events')}")
+    finally:
+        store.close()
+    monkeypatch.setattr("ematix_engine.write.apply.direct_append", lambda *_: None)
+    _write(pg, target, _batch(range(0, 3)), batch_id="first")
+    assert len(preparations) == 1
+    assert _table_definition(pg, pg_schema.name) == direct
+    assert [r[:2] for r in _rows(pg, pg_schema, 'id, "_batch_id"')] == [r[:2] for r in rows]
+    assert len({r[2] for r in rows}) == 1
