@@ -166,7 +166,15 @@ class DuplicateKeyError(EmatixError, TerminalError):
 class BadValueError(EmatixError, TerminalError):
     """A source value would be changed by the load (truncated, rounded, coerced): refused."""
 
-    def __init__(self, pipeline: str, target: str, column: str, key: dict, reason: str) -> None:
+    def __init__(
+        self,
+        pipeline: str,
+        target: str,
+        column: str,
+        key: dict,
+        reason: str,
+        remedy: str = "fix the source, or widen the declared type",
+    ) -> None:
         self.pipeline = pipeline
         self.target = target
         self.column = column
@@ -175,7 +183,7 @@ class BadValueError(EmatixError, TerminalError):
         where = ", ".join(f"{k}={v!r}" for k, v in key.items()) or "a row without key columns"
         super().__init__(
             f"pipeline {pipeline!r}: load into {target} refused the row with key ({where}): "
-            f"column {column!r} is {reason}; fix the source, or widen the declared type"
+            f"column {column!r} is {reason}; {remedy}"
         )
 
 

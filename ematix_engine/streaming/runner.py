@@ -511,6 +511,9 @@ class StreamRunner:
         if not bad:
             return 0
         if dlq is None:
+            # A failed write of the batch in flight is the error to report, not this one
+            # (its types may be what these messages do not fit).
+            self._finish_in_flight()
             first = bad[0]
             where = _where(first)
             raise SourceError(

@@ -142,25 +142,28 @@ class ArrowRows:
         schema: the batches' schema when known before they are read (rows already in hand);
             an append whose types already match the target's then goes straight in
             (:mod:`ematix_engine.write.direct`).
+        data: the rows, when in hand (:meth:`of`).
     """
 
     open: Callable[[str | None], AbstractContextManager[pa.RecordBatchReader]]
     connection: Any = None
     schema: pa.Schema | None = None
+    data: pa.Table | None = None
 
     @classmethod
     def of(cls, data: pa.Table | pa.RecordBatchReader | pa.RecordBatch) -> ArrowRows:
         """Rows from an Arrow table, batch or reader already in hand."""
         if isinstance(data, pa.RecordBatch):
             data = pa.Table.from_batches([data])
-        if isinstance(data, pa.Table):
-            data = pa.RecordBatchReader.from_batches(data.schema, data.to_batches())
+        table = data if isinstance(data, pa.Table) else None
+        if table is not None:
+            data = pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
 
         @contextlib.contextmanager
         def opened(_: str | None) -> Iterator[pa.RecordBatchReader]:
             yield data
 
-        return cls(opened, schema=data.schema)
+        return cls(opened, schema=data.schema, data=table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,8 +505,8 @@ def _append_directly(
     ):
         return None
     direct = direct_append(job.writer, target, rows.schema)
-    if direct is None:
-        return None
+    if direct is None or (direct.not_null and (rows.data is None or direct.refuses(rows.data))):
+        return None  # the prepared path names the row a NULL is refused in
     schema_arg = target.table.schema if backend.SUPPORTS_SCHEMAS else None
     created = backend.table_columns(schema_arg, target.table.name) is None
     physical = (*direct.columns, *managed_columns(target))

@@ -25,6 +25,7 @@ import pyarrow as pa
 from ematix_engine.schema.ddl import TableColumn
 from ematix_engine.specs import LoadMode, TargetSpec
 from ematix_engine.write.prepare import managed_columns, resolve_columns
+from ematix_engine.write.values import not_null_columns
 
 __all__ = ["DirectAppend", "direct_append"]
 
@@ -43,6 +44,13 @@ class DirectAppend:
 
     columns: tuple[TableColumn, ...]
     sources: tuple[tuple[str, str], ...]
+    #: The source fields of the columns a NULL must be refused in: a batch holding one takes
+    #: the prepared path, which refuses it naming the row, as it would any other batch.
+    not_null: tuple[str, ...] = ()
+
+    def refuses(self, rows: pa.Table) -> bool:
+        """Whether ``rows`` hold a NULL where a column must hold a value."""
+        return any(rows.column(source).null_count for source in self.not_null)
 
     def names(self, *, constants: bool = True) -> list[str]:
         """The target columns of the ``COPY``: the data, then ``_loaded_at`` and ``_batch_id``.
@@ -116,7 +124,11 @@ def direct_append(writer: str, target: TargetSpec, schema: pa.Schema) -> DirectA
         if not _unchanged(column, schema.field(source).type):
             return None
         sources.append((column.name, source))
-    return DirectAppend(columns, tuple(sources))
+    by_column = dict(sources)
+    checked = not_null_columns(target, [c for c in columns if c.name in by_column])
+    return DirectAppend(
+        columns, tuple(sources), not_null=tuple(by_column[name] for name in checked)
+    )
 
 
 def _unchanged(column: TableColumn, arrow: pa.DataType) -> bool:

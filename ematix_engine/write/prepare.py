@@ -22,7 +22,7 @@ from ematix_engine.schema.types import ColumnType, TimestampTZ, column_type_from
 from ematix_engine.specs import LoadMode, TargetSpec
 from ematix_engine.write.context import BATCH, RAW, SOURCE, LoadContext
 from ematix_engine.write.slices import SliceFilter
-from ematix_engine.write.values import reject_bad_values
+from ematix_engine.write.values import reject_bad_values, reject_nulls
 
 __all__ = [
     "create_batch_table",
@@ -204,6 +204,7 @@ def prepare_source(
         f"(SELECT {', '.join(selects)} FROM {q(RAW)} AS r) AS x"
     )
     _resolve_duplicates(ctx)
+    reject_nulls(ctx, list(values))
     _refuse_events_after_open_end(ctx)
     if target.keys and mode_of(target).dedupes and ctx.execute_writes:
         backend.index_for_joins(SOURCE, target.keys)

@@ -12,30 +12,48 @@ first row whose (normalized) value the cast would not keep exactly:
   predicates are data on the backend class (``INVALID_TEXT``);
 * text the cast would refuse without naming the row (PostgreSQL's date and time casts): the
   column is cast once in a probe, and only when that fails does a slower per-row predicate
-  (``LOCATE_INVALID_TEXT``) find the row, so good batches pay one cast, not a function per row.
+  (``LOCATE_INVALID_TEXT``) find the row, so good batches pay one cast, not a function per row
+
+and, once the rows are prepared and de-duplicated (:func:`reject_nulls`), a NULL in a column
+declared NOT NULL (the databases refuse it too, but each in its own words and none naming
+the row).
 
 A hit fails the load with a :class:`~ematix_engine.errors.BadValueError` naming the pipeline,
 the target, the column and the row's key, and what is wrong (the value itself is not copied
 into the message). The same rules apply on every backend, so a batch is refused identically
-wherever it goes. No scan runs when no column can lose anything (the usual case: typed sources
-into matching types).
+wherever it goes. No scan runs when no column can lose anything or must hold a value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from ematix_engine.errors import BadValueError
+from ematix_engine.modes import mode_of
 from ematix_engine.schema.types import BigInt
-from ematix_engine.write.context import RAW
+from ematix_engine.specs import LoadMode
+from ematix_engine.write.context import RAW, SOURCE
 
 if TYPE_CHECKING:
+    from ematix_engine.schema.ddl import TableColumn
+    from ematix_engine.specs import TargetSpec
     from ematix_engine.write.context import LoadContext
 
-__all__ = ["reject_bad_values"]
+__all__ = [
+    "NULL_IN_NOT_NULL",
+    "NULL_REMEDY",
+    "not_null_columns",
+    "reject_bad_values",
+    "reject_nulls",
+]
+
+#: The reason a NULL in a NOT NULL column is refused with (the same from every path).
+NULL_IN_NOT_NULL = "NULL, but the column is declared NOT NULL"
+#: What to do about it.
+NULL_REMEDY = "fix the source, or declare the column nullable (T | None)"
 
 _INT_RANGES = {"INT": (-(2**31), 2**31 - 1), "SMALLINT": (-(2**15), 2**15 - 1)}
 
@@ -73,6 +91,45 @@ def reject_bad_values(
         column, _, reason = checks[int(rows[0][-1])]
         key = dict(zip(keys, rows[0][: len(keys)], strict=True))
         raise BadValueError(ctx.pipeline, ctx.target.label, column, key, reason)
+
+
+def not_null_columns(target: TargetSpec, columns: Sequence[TableColumn]) -> list[str]:
+    """The columns of ``columns`` a NULL must be refused in (see :func:`reject_nulls`).
+
+    Declared NOT NULL, but neither the keys of a mode that matches on keys nor an SCD2 event
+    time: a NULL there is refused as a source error before (the row has no identity or no
+    place on the timeline).
+    """
+    skipped: set[str] = set(target.keys) if mode_of(target).dedupes else set()
+    if target.mode is LoadMode.SCD2 and target.event_timestamp_column:
+        skipped.add(target.event_timestamp_column)
+    return [c.name for c in columns if not c.nullable and c.name not in skipped]
+
+
+def reject_nulls(ctx: LoadContext, names: Sequence[str]) -> None:
+    """Fail the load on the first prepared row with a NULL in a NOT NULL column.
+
+    Runs over ``_ematix_src`` (rows de-duplication dropped are not refused) for the columns
+    of ``names`` that :func:`not_null_columns` picks. The databases would refuse such a row
+    too, but each in its own words and none naming it.
+
+    Raises:
+        BadValueError: naming the column and the row's key.
+    """
+    q, target = ctx.q, ctx.target
+    checked = not_null_columns(target, [c for c in ctx.columns if c.name in names])
+    if not checked:
+        return
+    keys = [k for k in target.keys if k in names]
+    which = " ".join(f"WHEN {q(c)} IS NULL THEN {i}" for i, c in enumerate(checked))
+    rows = ctx.rows(
+        f"SELECT {', '.join([*(f'CAST({q(k)} AS TEXT)' for k in keys), f'CASE {which} END'])} "
+        f"FROM {q(SOURCE)} WHERE {' OR '.join(f'{q(c)} IS NULL' for c in checked)} LIMIT 1"
+    )
+    if rows:
+        key = dict(zip(keys, rows[0][: len(keys)], strict=True))
+        column = checked[int(rows[0][-1])]
+        raise BadValueError(ctx.pipeline, target.label, column, key, NULL_IN_NOT_NULL, NULL_REMEDY)
 
 
 def _located(

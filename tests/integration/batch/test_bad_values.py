@@ -1,8 +1,8 @@
 """Values a load would change are refused, identically on every backend (issue 12, item 6).
 
 Too long for ``String[n]``, fractional for an integer column, out of an ``Integer``'s range,
-text that is no value of the column's type: the load fails naming the column and the row's
-key, and nothing is written.
+text that is no value of the column's type, NULL in a NOT NULL column: the load fails naming
+the column and the row's key, and nothing is written.
 """
 
 from __future__ import annotations
@@ -142,3 +142,59 @@ def test_text_column_is_never_checked(h: Harness) -> None:
         t: Text | None
 
     assert _load(h, f"SELECT id, t FROM {src}", Vals, mode="append").run().rows_inserted == 1
+
+
+@pytest.mark.parametrize("mode", ["merge", "scd2", "append"])
+def test_null_in_a_not_null_column_is_refused_naming_column_and_key(h: Harness, mode: str) -> None:
+    """Each database refuses it in its own words, none naming the row: ematix does, alike."""
+    src = h.create_source("src", {"id": "bigint", "name": "text"}, [(1, "a"), (6, None)])
+
+    @ematix.table(schema=h.schema, name="vals")
+    class Vals:
+        id: Annotated[BigInt, pk()]
+        name: Text
+
+    load = _load(h, f"SELECT id, name FROM {src}", Vals, mode=mode)
+    _refused(h, load, "name", "6", "NULL, but the column is declared NOT NULL")
+    with pytest.raises(BadValueError) as caught:
+        load.run()
+    assert "declare the column nullable" in str(caught.value)
+
+
+def test_a_null_in_a_row_that_de_duplication_drops_is_not_refused(h: Harness) -> None:
+    """Merge with an event time keeps the newest row per key; the older one is not loaded."""
+    src = h.create_source(
+        "src",
+        {"id": "bigint", "name": "text", "ts": "bigint"},
+        [(1, None, 1), (1, "newest", 2), (2, "b", 1)],
+    )
+
+    @ematix.table(schema=h.schema, name="vals")
+    class Vals:
+        id: Annotated[BigInt, pk()]
+        name: Text
+        ts: BigInt
+
+    @ematix.pipeline(
+        target=Vals, mode="merge", event_timestamp_column="ts", name="values_load",
+        **h.pipeline_options,
+    )  # fmt: skip
+    def values_load(conn):
+        return f"SELECT id, name, ts FROM {src}"
+
+    assert values_load.run().rows_inserted == 2
+    assert h.rows("vals", ["id", "name"]) == [(1, "newest"), (2, "b")]
+
+
+def test_a_null_key_in_an_append_is_refused_naming_the_column(h: Harness) -> None:
+    src = h.create_source("src", {"id": "bigint", "name": "text"}, [(1, "a"), (None, "b")])
+
+    @ematix.table(schema=h.schema, name="vals")
+    class Vals:
+        id: Annotated[BigInt, pk()]
+        name: Text | None
+
+    with pytest.raises(BadValueError) as caught:
+        _load(h, f"SELECT id, name FROM {src}", Vals, mode="append").run()
+    assert (caught.value.column, caught.value.key) == ("id", {"id": None})
+    assert not h.exists("vals") or h.count("vals") == 0

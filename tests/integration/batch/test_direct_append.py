@@ -259,3 +259,37 @@ def test_a_first_load_creates_the_table_the_prepared_path_would(
     assert _table_definition(pg, pg_schema.name) == direct
     assert [r[:2] for r in _rows(pg, pg_schema, 'id, "_batch_id"')] == [r[:2] for r in rows]
     assert len({r[2] for r in rows}) == 1
+
+
+def test_a_batch_with_a_null_in_a_not_null_column_is_refused_by_the_prepared_path(
+    pg: PostgresConnection | DuckDBConnection, pg_schema: PgSchema, preparations: list[int]
+) -> None:
+    declared = _target(
+        pg_schema.name, ColumnSpec(name="id", type=BigInt), ColumnSpec(name="name", type=Text)
+    )
+    target = TargetSpec(table=declared.table, keys=("id",))  # an append naming its key
+    good = pa.table({"id": pa.array([1], pa.int64()), "name": ["a"]})
+    bad = pa.table({"id": pa.array([2, 3], pa.int64()), "name": ["b", None]})
+    _write(pg, target, good)
+    assert not preparations
+    with pytest.raises(BadValueError) as refused:
+        _write(pg, target, bad)
+    assert len(preparations) == 1, "the batch with a NULL was not handed to the prepared path"
+    assert (refused.value.column, refused.value.key) == ("name", {"id": "3"})
+    assert "declare the column nullable (T | None)" in str(refused.value)
+    assert _rows(pg, pg_schema, "id, name") == [(1, "a")]
+    _write(pg, target, pa.table({"id": pa.array([4], pa.int64()), "name": ["d"]}))
+    assert len(preparations) == 1  # batches without NULLs go straight in again
+
+
+def test_a_null_key_of_an_append_is_refused_naming_the_column(
+    pg: PostgresConnection | DuckDBConnection, pg_schema: PgSchema
+) -> None:
+    """Append matches on nothing, so nothing refused a NULL key before the database did."""
+    declared = _target(
+        pg_schema.name, ColumnSpec(name="id", type=BigInt), ColumnSpec(name="name", type=Text)
+    )
+    target = TargetSpec(table=declared.table, keys=("id",))
+    with pytest.raises(BadValueError) as refused:
+        _write(pg, target, pa.table({"id": pa.array([1, None], pa.int64()), "name": ["a", "b"]}))
+    assert (refused.value.column, refused.value.key) == ("id", {"id": None})

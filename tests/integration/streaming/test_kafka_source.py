@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from ematix_engine import DuckDBConnection, SourceError, ematix, pk
+from ematix_engine import DuckDBConnection, EmatixError, SourceError, ematix, pk
 from ematix_engine.streaming import Source, StreamingPipelineSpec, Target, run_stream
 from ematix_engine.streaming.runner import StreamRunner
 from ematix_engine.types import BigInt, Text
@@ -141,6 +141,24 @@ def test_without_a_dlq_a_bad_message_fails_the_batch_and_no_offset_moves(
     # Nothing was committed: the next run sees the same three messages again.
     with pytest.raises(SourceError, match="offset 1"):
         run_stream(spec, exit_when_idle=True)
+
+
+def test_a_failed_first_write_is_reported_not_the_next_batchs_bad_messages(
+    kafka_bootstrap: str, kafka_topic: str, tmp_path, pipeline_name: str
+) -> None:
+    """The second batch is decoded while the first is written: its errors come second."""
+    produce(kafka_bootstrap, kafka_topic, [*({"id": i} for i in range(5)), {"id": "x"}])
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the database's folder should be")
+    duck = DuckDBConnection(name="d", path=str(blocker / "d.duckdb"))
+    spec = _spec(
+        pipeline_name, kafka(kafka_bootstrap, pipeline_name), kafka_topic,
+        Target(connection=duck, table=("main", "t")), batch_size=5,
+    )  # fmt: skip
+    with pytest.raises(EmatixError) as caught:
+        run_stream(spec, exit_when_idle=True)
+    assert not isinstance(caught.value, SourceError), caught.value
+    assert "not_a_folder" in str(caught.value)
 
 
 def test_two_consumers_in_one_group_split_the_partitions(
