@@ -59,7 +59,7 @@ _LOAD_COLUMNS = (
 # row_hash first: the other history columns hold one value per batch on a first load, and a
 # table created by that load receives them after its rows (see write/in_process.py).
 _HISTORY_COLUMNS = (
-    ManagedColumn("row_hash", String[64], per_batch=False),
+    ManagedColumn("row_hash", String[32], per_batch=False),  # MD5 hex (schema/hashing.py)
     ManagedColumn("valid_from", TimestampTZ),
     ManagedColumn("valid_to", TimestampTZ, nullable=True),
     ManagedColumn("is_current", Boolean),

@@ -132,11 +132,11 @@ class DuckDBBackend(SqlBackend):
         "timestamptz": "strftime(timezone('UTC', {c}), '%Y-%m-%d %H:%M:%S.%f')",
     }
     # strlen counts bytes; concat skips the NULL text after its 'N'. A VARCHAR may hold NUL,
-    # and sha256 hashes its UTF-8 bytes.
+    # and md5 hashes its UTF-8 bytes.
     HASH_PART: ClassVar[str] = "COALESCE(CAST(strlen({text}) AS VARCHAR) || ':', 'N'), {text}"
     HASH_JOIN: ClassVar[str] = ", "
     HASH_EMPTY: ClassVar[str] = "''"
-    HASH_DIGEST: ClassVar[str] = "sha256(concat({joined}))"
+    HASH_DIGEST: ClassVar[str] = "md5(concat({joined}))"
     TYPE_MAP: ClassVar[Mapping[str, str]] = {"VARBINARY": "BLOB", "JSON": "JSON"}
 
     @classmethod

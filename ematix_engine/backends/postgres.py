@@ -140,7 +140,7 @@ class PostgresBackend(SqlBackend):
     HASH_PART: ClassVar[str] = "COALESCE(octet_length({text}) || ':', 'N'), {text}"
     HASH_JOIN: ClassVar[str] = ", "
     HASH_EMPTY: ClassVar[str] = "''"
-    HASH_DIGEST: ClassVar[str] = "encode(sha256(convert_to(concat({joined}), 'UTF8')), 'hex')"
+    HASH_DIGEST: ClassVar[str] = "md5(convert_to(concat({joined}), 'UTF8'))"
     TYPE_MAP: ClassVar[Mapping[str, str]] = {
         "JSON": "JSONB",
         "VARBINARY": "BYTEA",

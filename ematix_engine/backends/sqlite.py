@@ -1,6 +1,6 @@
 """SQLite: an embedded target and source.
 
-SQLite has no schemas (tables live in ``main``), no SHA-256 and no ``regexp_replace``: this
+SQLite has no schemas (tables live in ``main``), no MD5 and no ``regexp_replace``: this
 backend registers deterministic ``ematix_row_hash`` and ``regexp_replace`` functions. Timestamps
 are stored as canonical text (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC), booleans as 0/1.
 """
@@ -64,7 +64,7 @@ class SQLiteBackend(SqlBackend):
         family: f"ematix_invalid('{family}', {{value}})"
         for family in ("int", "float", "decimal", "bool", "date", "timestamp", "timestamptz")
     }
-    #: No SHA-256 in SQLite: a registered, deterministic function length-prefixes and hashes
+    #: No MD5 in SQLite: a registered, deterministic function length-prefixes and hashes
     #: the canonical texts.
     HASH_DIGEST: ClassVar[str] = "ematix_row_hash({joined})"
     SUPPORTS_FULL_JOIN: ClassVar[bool] = sqlite3.sqlite_version_info >= (3, 39)

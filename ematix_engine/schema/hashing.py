@@ -1,12 +1,15 @@
-r"""``row_hash``: one SHA-256 per row, byte-identical on every backend.
+r"""``row_hash``: one MD5 per row, byte-identical on every backend.
 
 The hash input is the compare columns in declared order, each one *part*, concatenated with
 nothing between them. A part is the column's *canonical text* (UTF-8) prefixed by its length
 in bytes and a colon (``5:hello``); NULL is the single byte ``N``. A part starts with a digit
 or with ``N``, and its length says where it ends, so the input decodes in exactly one way:
 ``('a\0', 'b')`` and ``('a', '\0b')`` differ, NULL differs from every value (the empty string
-is ``0:``), and no text can imitate a column boundary. The digest is 64 lowercase hex
-characters.
+is ``0:``), and no text can imitate a column boundary. The digest is MD5's 128 bits as 32
+lowercase hex characters, as dbt's ``dbt_scd_id``: the hash names a version, it is never what
+decides a change, and it is not a security boundary, so a 128-bit digest is enough; it is
+cheaper to compute and, what counts more, to store (DuckDB compresses each distinct string it
+writes) than SHA-256's 64 characters.
 
 Canonical text per hash family (``ColumnType.hash_family``):
 
@@ -30,12 +33,14 @@ Doubles hash by their bits, so two distinct doubles never share a text (``0.3`` 
 databases' own equality, under which change detection compares values: ``-0.0 = 0.0`` and
 every NaN equals every NaN. SQLite stores NaN as NULL, so there a NaN hashes as NULL.
 
-Format history: before this format, parts were joined by a NUL byte, NULL was the byte
-``0xFF`` and doubles rendered as ``%.15g``. Tables written then keep their old hashes; that is
-harmless, because SCD2 detects changes by comparing the compare columns' values, never by the
-stored hash, and a version's hash is rewritten only when its values are.
+Format history: the digest was SHA-256 (64 hex characters, in a ``VARCHAR(64)`` column) over
+the same parts until 2026-12; before that, parts were joined by a NUL byte, NULL was the byte
+``0xFF`` and doubles rendered as ``%.15g``. Tables written then keep their old hashes (and
+their wider column); that is harmless, because SCD2 detects changes by comparing the compare
+columns' values, never by the stored hash, and a version's hash is rewritten only when its
+values are.
 
-SQLite has no SHA-256, so the SQLite backend registers a deterministic, variadic
+SQLite has no MD5, so the SQLite backend registers a deterministic, variadic
 ``ematix_row_hash`` function over the canonical texts (doubles are passed as ``REAL`` and
 encoded there); it is the one per-row Python call in the engine, and SQLite evaluates
 everything row by row anyway.
@@ -116,7 +121,7 @@ def float_canonical_text(value: float) -> str:
 
 def python_row_hash(values: Sequence[str | None]) -> str:
     """Reference implementation over canonical texts (tests compare backends against it)."""
-    digest = hashlib.sha256()
+    digest = hashlib.md5(usedforsecurity=False)
     for value in values:
         if value is None:
             digest.update(NULL_PART)

@@ -167,7 +167,7 @@ def prepare_source(
     Values a cast would change are refused first (:mod:`ematix_engine.write.values`).
     ``row_hash`` is computed here only where the plan compares hashes across many rows
     (event-time SCD2). Merge and snapshot SCD2 compare columns NULL-safely and hash just the
-    versions they insert, so an unchanged row costs no SHA-256.
+    versions they insert, so an unchanged row costs no hash.
     """
     backend, q, target = ctx.backend, ctx.q, ctx.target
     raw = raw if raw is not None else raw_schema(backend)

@@ -219,6 +219,52 @@ def _set_row_hash(h: Harness, table: str, hashes: dict[tuple[int, str], str]) ->
         )
 
 
+def _widen_row_hash(h: Harness, table: str) -> None:
+    """Give ``row_hash`` the ``VARCHAR(64)`` that ematix declared for SHA-256 hex until 2026-12."""
+    if h.target_kind in ("postgres", "duckdb"):  # SQLite and Delta keep no widths
+        h.execute_target(f"ALTER TABLE {h.table(table)} ALTER COLUMN row_hash TYPE VARCHAR(64)")
+
+
+@pytest.mark.parametrize("event_time", [False, True], ids=["snapshot", "event_time"])
+def test_sha256_hashes_of_the_previous_format_create_no_versions(
+    h: Harness, event_time: bool
+) -> None:
+    """A table written when row_hash was SHA-256 hex in a VARCHAR(64): it keeps loading."""
+    import hashlib
+
+    rows = [(1, "a", at(1)), (2, None, at(1))]
+    src = h.create_source("ssrc", {"id": "bigint", "t": "text", "ts": "timestamptz"}, rows)
+
+    @ematix.table(schema=h.schema, name="sha")
+    class Sha:
+        id: Annotated[BigInt, pk()]
+        t: Text | None
+        ts: TimestampTZ
+
+    options = {"event_timestamp_column": "ts"} if event_time else {}
+
+    @ematix.pipeline(target=Sha, mode="scd2", name="sha_hashes", **options, **h.pipeline_options)
+    def load(conn):
+        return f"SELECT id, t, ts FROM {src}"
+
+    load.run()
+    _widen_row_hash(h, "sha")
+    sha = {(1, ""): hashlib.sha256(b"1:a").hexdigest(), (2, ""): hashlib.sha256(b"N").hexdigest()}
+    _set_row_hash(h, "sha", sha)
+    assert load.run().rows_unchanged == 2
+    h.set_rows("ssrc", [(1, "b", at(2)), rows[1]])
+    result = load.run()
+    assert (result.rows_inserted, result.rows_unchanged) == (1, 1)
+    versions = history(h, "sha", ["id"])
+    compare = ["t"] if event_time else ["t", "ts"]
+    new_values = {"t": "b", "ts": at(2)}
+    assert versions[(1,)][1]["row_hash"] == python_row_hash(
+        [canonical(new_values[c]) for c in compare]
+    )
+    assert len(versions[(1,)][1]["row_hash"]) == 32  # MD5 hex beside the old SHA-256 ones
+    assert versions[(2,)][0]["row_hash"] == sha[(2, "")]
+
+
 @pytest.mark.parametrize("event_time", [False, True], ids=["snapshot", "event_time"])
 def test_old_format_hashes_create_no_versions(h: Harness, event_time: bool) -> None:
     """A table whose row_hash was written in the old format: unchanged rows stay one version."""
@@ -256,6 +302,7 @@ def test_old_format_hashes_create_no_versions(h: Harness, event_time: bool) -> N
         )
 
     old = {(r[0], ""): legacy(r) for r in rows}
+    _widen_row_hash(h, "old")
     _set_row_hash(h, "old", old)
     assert dict(h.query(f"SELECT id, row_hash FROM {h.table('old')}")) == {
         k: v for (k, _), v in old.items()
