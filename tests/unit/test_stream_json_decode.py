@@ -21,6 +21,12 @@ def test_tombstones_and_bad_payloads_are_named_the_rest_lands() -> None:
     assert decoded.table.column("id").to_pylist() == [1, 4]
 
 
+def test_objects_without_fields_keep_their_rows_beside_a_bad_payload() -> None:
+    decoded = decode_json([b"{}", None, b"{}"])
+    assert decoded.good == [0, 2]
+    assert decoded.table.num_rows == 2 and decoded.table.num_columns == 0
+
+
 def test_pretty_printed_objects_and_expected_types() -> None:
     expected = pa.schema([pa.field("id", pa.int32())])
     decoded = decode_json([b'{\n  "id": 1\n}', b'{"id": 2}'], expected)

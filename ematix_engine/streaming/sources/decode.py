@@ -104,6 +104,9 @@ def _decode_one_by_one(payloads: Sequence[bytes | None], expected: pa.Schema | N
     if not tables:
         return Decoded(pa.table({}), good, bad)
     table = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
+    if table.num_rows != len(tables):  # objects without fields ({}): the concat lost their rows
+        empty = pa.array([{}] * len(tables), pa.struct([]))
+        table = pa.Table.from_batches([pa.RecordBatch.from_struct_array(empty)])
     return Decoded(table, good, bad)
 
 

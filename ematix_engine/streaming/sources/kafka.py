@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Message
@@ -234,7 +235,7 @@ class KafkaSource:
         if not pending:
             self._settle(pending)
             return Polled(drained=self._caught_up())
-        partitions = list(map(Message.partition, pending))
+        partitions = np.fromiter(map(Message.partition, pending), np.int32, len(pending))
         self._settle(pending, partitions)
         return self._decode(pending, partitions)
 
@@ -287,7 +288,7 @@ class KafkaSource:
         self._settle(self._pending)
         return self._assigned <= self._eof
 
-    def _settle(self, pending: list[Any], partitions: list[int] | None = None) -> None:
+    def _settle(self, pending: list[Any], partitions: np.ndarray | None = None) -> None:
         """Replay the ends and message ranges logged since the last settle onto ``_eof``.
 
         A partition is at its end after its end event unless a message of it follows. Which
@@ -300,7 +301,8 @@ class KafkaSource:
             elif self._eof:
                 if partitions is not None and self._one_topic is not None:
                     found = {
-                        (self._one_topic, p) for p in set(partitions[entry.start : entry.stop])
+                        (self._one_topic, p)
+                        for p in np.unique(partitions[entry.start : entry.stop]).tolist()
                     }
                 else:
                     found = {(m.topic(), m.partition()) for m in pending[entry.start : entry.stop]}
@@ -308,29 +310,34 @@ class KafkaSource:
         self._log.clear()
         self._ended.clear()
 
-    def _decode(self, messages: list[Any], partitions: list[int]) -> Polled:
+    def _decode(self, messages: list[Any], partitions: np.ndarray) -> Polled:
         drained = False  # messages came: the next poll tells whether more wait
         count = len(messages)
         values = list(map(Message.value, messages))
         # Arrow parses the JSON outside the GIL: on a thread of its own, it overlaps with
-        # reading the messages' other fields below (which holds the GIL).
+        # reading the messages' other fields below (which holds the GIL). Those are read
+        # straight into NumPy arrays (no list of Python ints, no per-row conversion).
         parsing = (
             self._parser().submit(decode_json, values, self.expected)
             if self.payload_format != "raw_bytes"
             else None
         )
-        offsets = list(map(Message.offset, messages))
+        offsets = np.fromiter(map(Message.offset, messages), np.int64, count)
         if self._one_topic is not None:
-            topic_column = pa.repeat(pa.scalar(self._one_topic), count)
-            last = dict(zip(partitions, offsets, strict=True))  # the last one wins
-            positions = {_key(self._one_topic, p): o + 1 for p, o in last.items()}
+            topics = None  # one topic: a column of it is made only when asked for
+            positions = {
+                _key(self._one_topic, p): o + 1 for p, o in _last_offsets(partitions, offsets)
+            }
         else:
-            topics = [m.topic() for m in messages]
-            topic_column = pa.array(topics, pa.string())
-            pairs = dict(zip(zip(topics, partitions, strict=True), offsets, strict=True))
+            names = [m.topic() for m in messages]
+            topics = pa.array(names, pa.string())
+            pairs = dict(
+                zip(zip(names, partitions.tolist(), strict=True), offsets.tolist(), strict=True)
+            )
             positions = {_key(t, p): o + 1 for (t, p), o in pairs.items()}
         if self.event_time_column is None:
-            timestamps = pa.array(list(map(_second, map(Message.timestamp, messages))), pa.int64())
+            stamps = map(_second, map(Message.timestamp, messages))
+            timestamps = pa.array(np.fromiter(stamps, np.int64, count))
         else:  # read from the payload instead
             timestamps = pa.nulls(count, pa.int64())
         bad: list[BadMessage] = []
@@ -344,10 +351,11 @@ class KafkaSource:
         index = pa.array(good, pa.int64()) if good is not None else None
         meta = {
             EVENT_TS: timestamps,
-            "_topic": topic_column,
-            "_partition": pa.array(partitions, pa.int32()),
-            "_offset": pa.array(offsets, pa.int64()),
+            "_partition": pa.array(partitions),
+            "_offset": pa.array(offsets),
         }
+        if topics is not None:
+            meta["_topic"] = topics
         if good is not None:
             meta = {name: column.take(index) for name, column in meta.items()}
         table = self._with_metadata(table, meta, messages, index)
@@ -364,7 +372,7 @@ class KafkaSource:
                 table, meta = table.filter(keep), {k: v.filter(keep) for k, v in meta.items()}
         return Polled(
             table=table,
-            keys=_partition_keys(meta["_topic"], meta["_partition"]),
+            keys=_partition_keys(self._one_topic, meta.get("_topic"), meta["_partition"]),
             offsets=meta["_offset"],
             next=positions,
             bad=bad,
@@ -397,6 +405,8 @@ class KafkaSource:
             if name == "_key":
                 keys = pa.array([m.key() for m in messages], pa.binary())
                 columns[name] = keys.take(index) if index is not None else keys
+            elif name == "_topic" and name not in meta:  # one topic
+                columns[name] = pa.repeat(pa.scalar(self._one_topic, pa.string()), table.num_rows)
             else:
                 columns[name] = meta[name]
         for name, column in columns.items():
@@ -460,13 +470,26 @@ class KafkaSource:
         return lag
 
 
-def _partition_keys(topics: pa.Array, partitions: pa.Array) -> pa.Array:
-    """``topic:partition`` per row, as a dictionary array (one string per partition)."""
-    if len(topics) and topics.null_count == 0 and pc.all(pc.equal(topics, topics[0])).as_py():
-        highest = pc.max(partitions).as_py()
-        names = pa.array([f"{topics[0].as_py()}:{p}" for p in range(highest + 1)], pa.string())
+def _partition_keys(topic: str | None, topics: pa.Array | None, partitions: pa.Array) -> pa.Array:
+    """``topic:partition`` per row, as a dictionary array (one string per partition).
+
+    ``topic``: the one topic every row is of (``topics`` is then None).
+    """
+    one = topic is None and len(topics) and topics.null_count == 0
+    if one and pc.all(pc.equal(topics, topics[0])).as_py():
+        topic = topics[0].as_py()
+    if topic is not None:
+        highest = pc.max(partitions).as_py() if len(partitions) else -1
+        names = pa.array([f"{topic}:{p}" for p in range(highest + 1)], pa.string())
         return pa.DictionaryArray.from_arrays(partitions, names)
     return pc.binary_join_element_wise(topics, partitions.cast(pa.string()), ":")
+
+
+def _last_offsets(partitions: np.ndarray, offsets: np.ndarray) -> Iterator[tuple[int, int]]:
+    """``(partition, offset)`` of each partition's last message in ``partitions``' order."""
+    found, first_from_end = np.unique(partitions[::-1], return_index=True)
+    last = offsets[len(offsets) - 1 - first_from_end]
+    return zip(found.tolist(), last.tolist(), strict=True)
 
 
 @contextlib.contextmanager

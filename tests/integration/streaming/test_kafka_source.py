@@ -6,6 +6,7 @@ import threading
 import uuid
 from typing import Annotated, Any
 
+import duckdb
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -49,7 +50,7 @@ def test_kafka_into_every_store(
         source,
         kafka_topic,
         target,
-        metadata_columns=("_partition", "_offset", "_key"),
+        metadata_columns=("_topic", "_partition", "_offset", "_key"),
     )
     result = run_stream(spec, exit_when_idle=True)
 
@@ -58,10 +59,37 @@ def test_kafka_into_every_store(
     table = store.read("events")
     assert sorted(table.column("id").to_pylist()) == list(range(500))
     assert sorted(table.column("_offset").to_pylist()) == list(range(500))
+    assert set(table.column("_topic").to_pylist()) == {kafka_topic}
     assert {"_event_ts", "_partition", "_key"} <= set(table.column_names)
     # The group's offsets were committed: a second run reads nothing.
     again = run_stream(spec, exit_when_idle=True)
     assert again.rows_in == 0
+
+
+def test_one_source_reads_two_topics_and_commits_each_partition(
+    kafka_bootstrap: str, tmp_path, pipeline_name: str
+) -> None:
+    first, second = _new_topic(kafka_bootstrap, partitions=2), _new_topic(kafka_bootstrap)
+    produce(kafka_bootstrap, first, ({"id": i} for i in range(300)))
+    produce(kafka_bootstrap, second, ({"id": 1000 + i} for i in range(200)))
+    duck = DuckDBConnection(name="d", path=str(tmp_path / "d.duckdb"))
+    target = Target(connection=duck, table=("main", "events"))
+    source = kafka(kafka_bootstrap, pipeline_name)
+    spec = _spec(
+        pipeline_name, source, f"{first},{second}", target, metadata_columns=("_topic", "_offset")
+    )
+    result = run_stream(spec, exit_when_idle=True)
+
+    offsets = result.offsets[f"src/{first},{second}"]
+    assert offsets[f"{second}:0"] == 200
+    assert offsets[f"{first}:0"] + offsets[f"{first}:1"] == 300
+    with duckdb.connect(str(tmp_path / "d.duckdb"), read_only=True) as con:
+        counts = dict(con.execute("SELECT _topic, count(*) FROM events GROUP BY 1").fetchall())
+        last = con.execute("SELECT max(_offset) FROM events WHERE _topic = ?", [second]).fetchone()
+    assert counts == {first: 300, second: 200}
+    assert last == (199,)
+    # Every partition of both topics was committed: a second run reads nothing.
+    assert run_stream(spec, exit_when_idle=True).rows_in == 0
 
 
 def test_poison_messages_go_to_the_dlq_one_by_one(
