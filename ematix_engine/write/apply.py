@@ -531,14 +531,10 @@ def _append_directly(
         job.progress.phase(WRITING)
         with rows.open(start) as reader:
             counted = job.progress.counting(reader) if job.progress.active else reader
-            inserted = backend.copy_arrow(
-                table_sql,
-                direct.reader(
-                    counted, loaded_at=loaded_at, batch_id=job.batch_id, constants=not late
-                ),
-                columns=direct.names(constants=not late),
-                freeze=bool(late),
+            names, batches = direct.copy_input(
+                counted, loaded_at=loaded_at, batch_id=job.batch_id, constants=not late
             )
+            inserted = backend.copy_arrow(table_sql, batches, columns=names, freeze=bool(late))
         if late:
             add_batch_constant_columns(
                 LoadContext(

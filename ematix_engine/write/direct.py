@@ -52,26 +52,30 @@ class DirectAppend:
         """Whether ``rows`` hold a NULL where a column must hold a value."""
         return any(rows.column(source).null_count for source in self.not_null)
 
-    def names(self, *, constants: bool = True) -> list[str]:
-        """The target columns of the ``COPY``: the data, then ``_loaded_at`` and ``_batch_id``.
-
-        Args:
-            constants: False when the table adds the two columns after the rows (a table
-                this write creates keeps their one value in its catalog).
-        """
-        return [name for name, _ in self.sources] + (list(_CONSTANTS) if constants else [])
-
-    def reader(
+    def copy_input(
         self,
         reader: pa.RecordBatchReader,
         *,
         loaded_at: datetime,
         batch_id: str,
         constants: bool = True,
-    ) -> pa.RecordBatchReader:
-        """``reader``'s batches as the ``COPY`` takes them: renamed, constants added."""
+    ) -> tuple[list[str], pa.RecordBatchReader]:
+        """The target columns the ``COPY`` names, and ``reader``'s batches as it takes them.
+
+        The batches are renamed to their columns, then ``_loaded_at`` and ``_batch_id`` follow
+        as constant columns.
+
+        Args:
+            reader: the source batches.
+            loaded_at: the batch's ``_loaded_at``.
+            batch_id: the batch's ``_batch_id``.
+            constants: False when the table adds the two columns after the rows (a table
+                this write creates keeps their one value in its catalog).
+        """
+        names = [name for name, _ in self.sources]
         fields = [pa.field(name, reader.schema.field(source).type) for name, source in self.sources]
         if constants:
+            names += list(_CONSTANTS)
             fields += [
                 pa.field("_loaded_at", pa.timestamp("us", tz="UTC")),
                 pa.field("_batch_id", pa.string()),
@@ -98,7 +102,7 @@ class DirectAppend:
                     )
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
-        return pa.RecordBatchReader.from_batches(schema, batches())
+        return names, pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def direct_append(writer: str, target: TargetSpec, schema: pa.Schema) -> DirectAppend | None:
