@@ -408,7 +408,10 @@ def _quiet_server(dsn: str, schema: str) -> None:
 
     with psycopg.connect(dsn, autocommit=True) as con:
         con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        con.execute("CHECKPOINT")
+        try:
+            con.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:  # needs superuser or pg_checkpoint
+            print("note: this role may not run CHECKPOINT; variants share written-back pages")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             busy = con.execute(
